@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# test.sh -- what CI runs (.ci/run): dependencies, -Werror build + all tests, the same tests again
+# under ASan+UBSan, and the clang-format check. Exits non-zero on the first failure.
+#   PG_SKIP_ASAN=1         skip the sanitizer build (quick local runs; CI keeps it on)
+#   CTEST_PARALLEL_LEVEL=N ctest parallelism (default 2)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+JOBS=$(nproc 2>/dev/null || echo 2)
+CTEST_J=${CTEST_PARALLEL_LEVEL:-2}
+SUMMARY=()
+
+step()
+{
+    printf '\n==> %s\n' "$*"
+}
+
+fail()
+{
+    printf '\ntest.sh: FAILED: %s\n' "$*" >&2
+    if [ ${#SUMMARY[@]} -gt 0 ]; then
+        printf '  passed before that: %s\n' "${SUMMARY[@]}" >&2
+    fi
+    exit 1
+}
+
+step "dependencies"
+"$ROOT/deploy/deps.sh" || fail "installing dependencies"
+
+step "build (build/, -DPG_WERROR=ON)"
+cmake -S . -B build -DPG_WERROR=ON || fail "configure build/"
+cmake --build build -j"$JOBS" || fail "build build/"
+SUMMARY+=("build")
+
+step "tests (build/)"
+ctest --test-dir build --output-on-failure --no-tests=error -j"$CTEST_J" || fail "ctest in build/"
+SUMMARY+=("tests")
+
+if [ "${PG_SKIP_ASAN:-0}" = 1 ]; then
+    step "ASan+UBSan: skipped (PG_SKIP_ASAN=1)"
+    SUMMARY+=("asan: SKIPPED")
+else
+    step "build (build-asan/, -DPG_SANITIZE=ON)"
+    cmake -S . -B build-asan -DPG_WERROR=ON -DPG_SANITIZE=ON || fail "configure build-asan/"
+    cmake --build build-asan -j"$JOBS" || fail "build build-asan/"
+    step "tests under ASan+UBSan (build-asan/)"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$CTEST_J" ||
+        fail "ctest under ASan+UBSan in build-asan/"
+    SUMMARY+=("asan+ubsan tests")
+fi
+
+step "clang-format"
+if command -v clang-format >/dev/null 2>&1; then
+    mapfile -t CFILES < <(find gateway plugins tests -type f -name '*.[ch]' 2>/dev/null | sort)
+    if [ ${#CFILES[@]} -eq 0 ]; then
+        echo "no C files to check"
+    else
+        clang-format --dry-run --Werror "${CFILES[@]}" ||
+            fail "clang-format (fix with: clang-format -i <files>)"
+        echo "${#CFILES[@]} files formatted correctly ($(clang-format --version))"
+    fi
+    SUMMARY+=("clang-format")
+else
+    echo "clang-format not installed: style check SKIPPED (CI must have it)"
+    SUMMARY+=("clang-format: SKIPPED")
+fi
+
+printf '\ntest.sh: OK\n'
+printf '  %s\n' "${SUMMARY[@]}"

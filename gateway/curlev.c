@@ -1,0 +1,144 @@
+/* curlev.c -- wiring of curl's multi_socket API to libevent: sockets, one timer, completions. */
+#include "curlev.h"
+
+#include <stdlib.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "util.h"
+
+struct pg_curlev {
+    struct event_base *base;
+    CURLM *multi;
+    struct event timer;
+    pg_curl_done_fn *done;
+};
+
+/* One per socket curl watches; re-armed in place when curl's interest changes, so a keep-alive
+ * connection costs no allocation per request. */
+struct sock {
+    struct event ev;
+    struct pg_curlev *c;
+    int what;
+};
+
+static void reap_done(struct pg_curlev *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        CURLcode res = m->data.result;
+        void *priv = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&priv);
+        c->done(e, res, priv);
+    }
+}
+
+static void on_fd(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_curlev *c = arg;
+    int running;
+    int ev = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(c->multi, fd, ev, &running);
+    reap_done(c);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_curlev *c = arg;
+    int running;
+    (void)fd;
+    (void)what;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    reap_done(c);
+}
+
+static int want_fd(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
+{
+    struct pg_curlev *c = arg;
+    struct sock *sk = sockp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (sk) {
+            event_del(&sk->ev);
+            free(sk);
+        }
+        return curl_multi_assign(c->multi, s, NULL) == CURLM_OK ? 0 : -1;
+    }
+    if (sk && sk->what == what)
+        return 0;
+    if (!sk) {
+        sk = calloc(1, sizeof *sk);
+        if (!sk)
+            return -1;
+        sk->c = c;
+        if (curl_multi_assign(c->multi, s, sk) != CURLM_OK) {
+            free(sk);
+            return -1;
+        }
+    } else {
+        event_del(&sk->ev);
+    }
+    sk->what = what;
+    short f = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+              ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (event_assign(&sk->ev, c->base, s, f, on_fd, c) || event_add(&sk->ev, NULL))
+        return -1;
+    return 0;
+}
+
+static int want_timer(CURLM *m, long ms, void *arg)
+{
+    struct pg_curlev *c = arg;
+    (void)m;
+    if (ms < 0)
+        return evtimer_del(&c->timer);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return evtimer_add(&c->timer, &tv);
+}
+
+struct pg_curlev *pg_curlev_new(struct event_base *base, pg_curl_done_fn *done)
+{
+    struct pg_curlev *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = base;
+    c->done = done;
+    c->multi = curl_multi_init();
+    if (!c->multi || evtimer_assign(&c->timer, base, on_timeout, c)) {
+        pg_curlev_free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, want_fd);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, want_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    /* the keep-alive pool: idle upstream connections kept for reuse */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return c;
+}
+
+void pg_curlev_free(struct pg_curlev *c)
+{
+    if (!c)
+        return;
+    if (c->multi)
+        curl_multi_cleanup(c->multi); /* closes pooled connections via want_fd(REMOVE) */
+    if (c->base)
+        evtimer_del(&c->timer);
+    free(c);
+}
+
+int pg_curlev_add(struct pg_curlev *c, CURL *e)
+{
+    return curl_multi_add_handle(c->multi, e) == CURLM_OK ? 0 : -1;
+}
+
+void pg_curlev_remove(struct pg_curlev *c, CURL *e)
+{
+    curl_multi_remove_handle(c->multi, e);
+}

@@ -1,0 +1,23 @@
+/* curlev.h -- libcurl's multi_socket API driven by the worker's libevent loop. One per worker.
+ * Owns the CURLM (and with it the upstream keep-alive connection pool). */
+#ifndef PG_CURLEV_H
+#define PG_CURLEV_H
+
+#include <curl/curl.h>
+
+struct event_base;
+struct pg_curlev;
+
+/* Called once per finished transfer, outside any curl callback, with CURLOPT_PRIVATE. The callee
+ * must pg_curlev_remove() the handle. */
+typedef void pg_curl_done_fn(CURL *e, CURLcode res, void *priv);
+
+struct pg_curlev *pg_curlev_new(struct event_base *base, pg_curl_done_fn *done);
+void pg_curlev_free(struct pg_curlev *c);   /* accepts NULL; handles must be removed first */
+
+/* Start a transfer; e must have CURLOPT_PRIVATE set. 0 ok, -1 error. */
+int pg_curlev_add(struct pg_curlev *c, CURL *e);
+/* Stop a transfer (finished or not). Never call from inside a curl callback. */
+void pg_curlev_remove(struct pg_curlev *c, CURL *e);
+
+#endif

@@ -1,0 +1,553 @@
+/* fwd.c -- one request to its upstream and the answer back, streamed with back-pressure.
+ * Memory per request: one pooled struct pg_fwd (easy handle, header and URL buffers); the answer's
+ * body never accumulates beyond PG_FWD_HIGH bytes queued to the caller. */
+#include "fwd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "curlev.h"
+#include "hdr.h"
+#include "util.h"
+
+/* Pause the upstream when this many bytes wait for the caller; resume below the server's low
+ * mark (PG_FWD_HIGH / 2). Bounds memory per streaming request. */
+#define PG_FWD_HIGH (256 * 1024)
+#define PG_FWD_POOL_MAX 256
+/* header lines the gateway adds besides the caller's: forwarding, id, plugin, curl suppressions */
+#define PG_FWD_EXTRA_HDRS (8 + PG_OUT_MAX_HEADERS)
+
+struct pg_fwd {
+    struct pg_fwd *next_free;
+    struct pg_fwd_pool *pool;
+    struct pg_req *req;
+    const struct pg_upstream *up;
+    CURL *easy;
+    struct curl_slist nodes[PG_MAX_HDRS + PG_FWD_EXTRA_HDRS];
+    char *hb;                  /* upstream request header lines, NUL-separated */
+    size_t hcap, hused;
+    char *url;
+    size_t ucap;
+    struct evbuffer *head;     /* answer header lines for the caller, until the head is complete */
+    int status;
+    int64_t clen;              /* upstream Content-Length, -1 unknown */
+    bool chunked_up;
+    bool head_done, paused, running;
+    uint64_t last_ms;          /* last byte from upstream, for the idle timeout */
+    struct event idle;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct pg_fwd_pool {
+    struct pg_fwd *free;
+    size_t nfree;
+};
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg);
+static size_t on_body(char *p, size_t size, size_t n, void *arg);
+static void on_idle(evutil_socket_t fd, short what, void *arg);
+
+struct pg_fwd_pool *pg_fwd_pool_new(void)
+{
+    return calloc(1, sizeof(struct pg_fwd_pool));
+}
+
+static void fwd_destroy(struct pg_fwd *f)
+{
+    if (!f)
+        return;
+    if (f->easy)
+        curl_easy_cleanup(f->easy);
+    if (f->head)
+        evbuffer_free(f->head);
+    free(f->hb);
+    free(f->url);
+    free(f);
+}
+
+void pg_fwd_pool_free(struct pg_fwd_pool *p)
+{
+    if (!p)
+        return;
+    while (p->free) {
+        struct pg_fwd *f = p->free;
+        p->free = f->next_free;
+        fwd_destroy(f);
+    }
+    free(p);
+}
+
+/* Options that never change between requests are set once per easy handle. */
+static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
+{
+    struct pg_fwd *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->pool = pool;
+    f->easy = curl_easy_init();
+    f->head = evbuffer_new();
+    if (!f->easy || !f->head) {
+        fwd_destroy(f);
+        return NULL;
+    }
+    CURL *e = f->easy;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+    /* the path is normalised already; curl must not squash dot segments again */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    return f;
+}
+
+static struct pg_fwd *fwd_get(struct pg_fwd_pool *pool)
+{
+    struct pg_fwd *f = pool->free;
+    if (!f)
+        return fwd_create(pool);
+    pool->free = f->next_free;
+    pool->nfree--;
+    return f;
+}
+
+/* Detach f from its request and curl, and return it to the pool. */
+static void fwd_put(struct pg_fwd *f)
+{
+    struct pg_req *r = f->req;
+    if (f->running) {
+        pg_curlev_remove(r->w->curl, f->easy);
+        f->running = false;
+    }
+    event_del(&f->idle);
+    r->fwd = NULL;
+    r->on_abort = NULL;
+    r->on_writable = NULL;
+    f->req = NULL;
+    f->up = NULL;
+    evbuffer_drain(f->head, evbuffer_get_length(f->head));
+    struct pg_fwd_pool *pool = f->pool;
+    if (pool->nfree >= PG_FWD_POOL_MAX) {
+        fwd_destroy(f);
+        return;
+    }
+    f->next_free = pool->free;
+    pool->free = f;
+    pool->nfree++;
+}
+
+/* ---- upstream request ---- */
+
+/* Append one header line "name: value" (NUL-terminated) to f->hb and link it into the list.
+ * An empty value is written "name;" which is curl's syntax for sending it empty. */
+static int add_hdr(struct pg_fwd *f, size_t *nn, const char *name, size_t nl, const char *value,
+                   size_t vl)
+{
+    if (*nn >= sizeof f->nodes / sizeof f->nodes[0])
+        return -1;
+    size_t need = nl + vl + 3;
+    if (f->hused + need > f->hcap)
+        return -1;
+    char *s = f->hb + f->hused;
+    memcpy(s, name, nl);
+    if (vl == 0 && value) {
+        s[nl] = ';';
+        s[nl + 1] = '\0';
+    } else {
+        s[nl] = ':';
+        s[nl + 1] = ' ';
+        memcpy(s + nl + 2, value, vl);
+        s[nl + 2 + vl] = '\0';
+        if (!value) /* "name:" with nothing after: tells curl not to send its default */
+            s[nl + 1] = '\0';
+    }
+    f->hused += strlen(s) + 1;
+    f->nodes[*nn].data = s;
+    f->nodes[*nn].next = NULL;
+    if (*nn)
+        f->nodes[*nn - 1].next = &f->nodes[*nn];
+    (*nn)++;
+    return 0;
+}
+
+static int ensure_cap(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = need < 4096 ? 4096 : need + need / 2;
+    char *nb = realloc(*buf, c);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = c;
+    return 0;
+}
+
+static bool plugin_sets(const struct pg_out_req *o, const char *name, size_t nl)
+{
+    for (size_t i = 0; i < o->nhdr; i++)
+        if (pg_ieq(name, nl, o->hdr[i].name))
+            return true;
+    return false;
+}
+
+static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
+{
+    struct pg_req *r = f->req;
+    size_t need = r->hlen + 4 * r->nhdrs + 1024 + 2 * PG_RID_MAX;
+    for (size_t i = 0; i < o->nhdr; i++)
+        need += strlen(o->hdr[i].name) + strlen(o->hdr[i].value) + 4;
+    if (ensure_cap(&f->hb, &f->hcap, need))
+        return -1;
+    f->hused = 0;
+    size_t nn = 0;
+    size_t cvn = 0, xffn = 0;
+    const char *conn = pg_req_header(r, "connection", &cvn);
+    const char *xff = pg_req_header(r, "x-forwarded-for", &xffn);
+    bool accept = false, ctype = false;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        const char *nm = pg_req_hname(r, i);
+        size_t nl = r->hdrs[i].name_len;
+        if (pg_hdr_req_drop(nm, nl) || (conn && pg_hdr_conn_lists(conn, cvn, nm, nl)) ||
+            plugin_sets(o, nm, nl))
+            continue;
+        accept = accept || pg_ieq(nm, nl, "accept");
+        ctype = ctype || pg_ieq(nm, nl, "content-type");
+        if (add_hdr(f, &nn, nm, nl, pg_req_hvalue(r, i), r->hdrs[i].value_len))
+            return -1;
+    }
+    char xv[512];
+    int k = xff ? snprintf(xv, sizeof xv, "%.*s, %s", (int)xffn, xff, r->peer)
+                : snprintf(xv, sizeof xv, "%s", r->peer);
+    if (k < 0 || (size_t)k >= sizeof xv)
+        k = snprintf(xv, sizeof xv, "%s", r->peer); /* an absurd caller chain is replaced */
+    if (k < 0 || (size_t)k >= sizeof xv)
+        return -1;
+    const char *proto = r->w->tls ? "https" : "http";
+    if (add_hdr(f, &nn, "X-Forwarded-For", 15, xv, (size_t)k) ||
+        add_hdr(f, &nn, "X-Forwarded-Proto", 17, proto, strlen(proto)) ||
+        add_hdr(f, &nn, "X-Request-Id", 12, r->rid, strlen(r->rid)))
+        return -1;
+    for (size_t i = 0; i < o->nhdr; i++)
+        if (add_hdr(f, &nn, o->hdr[i].name, strlen(o->hdr[i].name), o->hdr[i].value,
+                    strlen(o->hdr[i].value)))
+            return -1;
+    /* curl adds these unless told not to; the upstream should see only what the caller sent */
+    if (add_hdr(f, &nn, "Expect", 6, NULL, 0) || (!accept && add_hdr(f, &nn, "Accept", 6, NULL, 0)) ||
+        (!ctype && add_hdr(f, &nn, "Content-Type", 12, NULL, 0)))
+        return -1;
+    return 0;
+}
+
+static bool url_safe(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static int build_url(struct pg_fwd *f, const char *rest, size_t rn, const char *q, size_t qn,
+                     const struct pg_out_req *o)
+{
+    size_t an = o->add_query_name ? strlen(o->add_query_name) : 0;
+    size_t av = o->add_query_value ? strlen(o->add_query_value) : 0;
+    size_t need = f->up->url_len + rn + qn + an + 3 * av + 8;
+    if (ensure_cap(&f->url, &f->ucap, need))
+        return -1;
+    char *u = f->url;
+    size_t n = 0;
+    memcpy(u, f->up->url, f->up->url_len);
+    n += f->up->url_len;
+    if (rn == 0) {
+        u[n++] = '/';
+    } else {
+        memcpy(u + n, rest, rn);
+        n += rn;
+    }
+    if (qn || an)
+        u[n++] = '?';
+    if (qn) {
+        memcpy(u + n, q, qn);
+        n += qn;
+    }
+    if (an) {
+        static const char hexd[] = "0123456789ABCDEF";
+        if (qn)
+            u[n++] = '&';
+        memcpy(u + n, o->add_query_name, an);
+        n += an;
+        u[n++] = '=';
+        for (size_t i = 0; i < av; i++) {
+            unsigned char c = (unsigned char)o->add_query_value[i];
+            if (url_safe(c)) {
+                u[n++] = (char)c;
+            } else {
+                u[n++] = '%';
+                u[n++] = hexd[c >> 4];
+                u[n++] = hexd[c & 15];
+            }
+        }
+    }
+    u[n] = '\0';
+    return 0;
+}
+
+static void set_method(CURL *e, struct pg_req *r, const char *body, size_t bn)
+{
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    if (r->head) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    bool post = strcmp(r->method, "POST") == 0;
+    if (bn || post) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bn);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, bn ? body : "");
+    }
+    if (!post && strcmp(r->method, "GET") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+}
+
+static void on_abort(struct pg_req *r)
+{
+    fwd_put(r->fwd);
+}
+
+static void on_writable(struct pg_req *r)
+{
+    struct pg_fwd *f = r->fwd;
+    if (f && f->paused) {
+        f->paused = false;
+        /* may call on_body before it returns; on_body is re-entrant */
+        curl_easy_pause(f->easy, CURLPAUSE_CONT);
+    }
+}
+
+static void arm_idle(struct pg_fwd *f, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&f->idle, &tv);
+}
+
+void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const char *query,
+                  size_t query_len)
+{
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    struct pg_fwd *f = fwd_get(r->w->fwds);
+    if (!f) {
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    f->req = r;
+    f->up = up;
+    f->status = 0;
+    f->clen = -1;
+    f->chunked_up = false;
+    f->head_done = f->paused = f->running = false;
+    f->errbuf[0] = '\0';
+    r->fwd = f;
+    r->on_abort = on_abort;
+    r->on_writable = on_writable;
+
+    size_t bn = evbuffer_get_length(r->body);
+    const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
+    struct pg_out_req o = {.method = r->method, .path = rest, .path_len = rest_len,
+                           .query = query, .query_len = query_len, .body = body, .body_len = bn};
+    if (up->auth && up->auth->sign(up->auth_state, &o, (uint64_t)time(NULL))) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, "The gateway could not sign the upstream request.");
+        return;
+    }
+    if ((bn && !body) || build_headers(f, &o) ||
+        build_url(f, rest, rest_len, query, query_len, &o)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    CURL *e = f->easy;
+    curl_easy_setopt(e, CURLOPT_URL, f->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
+    set_method(e, r, body, bn);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
+    if (event_assign(&f->idle, r->w->base, -1, 0, on_idle, f) || pg_curlev_add(r->w->curl, e)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    f->running = true;
+    f->last_ms = pg_now_ms();
+    arm_idle(f, up->timeout_ms);
+}
+
+/* ---- upstream answer ---- */
+
+static int parse_status(const char *p, size_t n)
+{
+    /* "HTTP/1.1 200 OK" or "HTTP/2 200" */
+    const char *sp = memchr(p, ' ', n);
+    if (!sp || (size_t)(p + n - sp) < 4)
+        return -1;
+    int s = 0;
+    for (int i = 1; i <= 3; i++) {
+        char c = sp[i];
+        if (c < '0' || c > '9')
+            return -1;
+        s = s * 10 + (c - '0');
+    }
+    return s;
+}
+
+static int64_t parse_clen(const char *v, size_t n)
+{
+    int64_t x = 0;
+    if (n == 0 || n > 18)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x;
+}
+
+static int send_head(struct pg_fwd *f)
+{
+    struct pg_req *r = f->req;
+    size_t n = evbuffer_get_length(f->head);
+    const char *extra = n ? (const char *)evbuffer_pullup(f->head, -1) : NULL;
+    if (n && !extra)
+        return -1;
+    int64_t clen = f->chunked_up ? -1 : f->clen;
+    int rc = pg_resp_head(r, f->status, extra, n, clen);
+    evbuffer_drain(f->head, n);
+    f->head_done = true;
+    return rc;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct pg_fwd *f = arg;
+    size_t len = size * n;
+    f->last_ms = pg_now_ms();
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        f->status = parse_status(p, len);
+        f->clen = -1;
+        f->chunked_up = false;
+        evbuffer_drain(f->head, evbuffer_get_length(f->head));
+        return f->status < 100 ? 0 : len;
+    }
+    size_t ln = len;
+    while (ln && (p[ln - 1] == '\r' || p[ln - 1] == '\n'))
+        ln--;
+    if (ln == 0) {
+        if (f->status < 200) /* the end of a 1xx block: the real answer follows */
+            return len;
+        return send_head(f) ? 0 : len;
+    }
+    const char *colon = memchr(p, ':', ln);
+    if (!colon || p[0] == ' ' || p[0] == '\t')
+        return len; /* obs-fold or garbage: dropped rather than passed on */
+    size_t nl = (size_t)(colon - p);
+    const char *v = colon + 1;
+    size_t vn = ln - nl - 1;
+    pg_trim(&v, &vn);
+    if (pg_ieq(p, nl, "content-length"))
+        f->clen = parse_clen(v, vn);
+    else if (pg_ieq(p, nl, "transfer-encoding"))
+        f->chunked_up = true;
+    if (pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
+        return len;
+    if (evbuffer_add(f->head, p, nl) || evbuffer_add(f->head, ": ", 2) ||
+        evbuffer_add(f->head, v, vn) || evbuffer_add(f->head, "\r\n", 2))
+        return 0;
+    return len;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct pg_fwd *f = arg;
+    size_t len = size * n;
+    f->last_ms = pg_now_ms();
+    if (!f->head_done)
+        return 0;
+    if (pg_resp_pending(f->req) >= PG_FWD_HIGH) {
+        f->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return pg_resp_body(f->req, p, len) ? 0 : len;
+}
+
+static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLcode res)
+{
+    char msg[160];
+    enum pg_err_code code = PG_E_UPSTREAM_UNAVAILABLE;
+    const char *what = "could not be reached";
+    if (res == CURLE_OPERATION_TIMEDOUT) {
+        code = PG_E_UPSTREAM_TIMEOUT;
+        what = "did not answer in time";
+    } else if (res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR ||
+               res == CURLE_PARTIAL_FILE) {
+        what = "closed the connection";
+    } else if (res == CURLE_SSL_CONNECT_ERROR || res == CURLE_PEER_FAILED_VERIFICATION ||
+               res == CURLE_SSL_CACERT_BADFILE) {
+        what = "failed the TLS handshake";
+    } else if (res == CURLE_COULDNT_RESOLVE_HOST) {
+        what = "could not be resolved";
+    } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_WRITE_ERROR) {
+        code = PG_E_UPSTREAM_ERROR;
+        what = "sent a malformed answer";
+    }
+    int k = snprintf(msg, sizeof msg, "Upstream %s %s.", up->name, what);
+    pg_resp_fail(r, code, k > 0 && (size_t)k < sizeof msg ? msg : NULL);
+}
+
+void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
+{
+    struct pg_fwd *f = priv;
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    bool head_done = f->head_done;
+    (void)e;
+    if (res != CURLE_OK && res != CURLE_WRITE_ERROR)
+        pg_log(PG_LOG_WARN, "request %s: upstream %s: %s", r->rid, up->name,
+               f->errbuf[0] ? f->errbuf : curl_easy_strerror(res));
+    fwd_put(f);
+    if (res == CURLE_OK && head_done)
+        pg_resp_end(r);
+    else if (head_done)
+        pg_resp_abort(r);
+    else
+        fail_transport(r, up, res == CURLE_OK ? CURLE_WEIRD_SERVER_REPLY : res);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_fwd *f = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = pg_now_ms(), to = f->up->timeout_ms;
+    /* a transfer paused for a slow caller is not idle on the upstream's side */
+    if (f->paused)
+        f->last_ms = now;
+    if (now - f->last_ms < to) {
+        arm_idle(f, to - (now - f->last_ms));
+        return;
+    }
+    pg_fwd_curl_done(f->easy, CURLE_OPERATION_TIMEDOUT, f);
+}

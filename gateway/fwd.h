@@ -1,0 +1,25 @@
+/* fwd.h -- forwarding one caller request to its upstream over libcurl and streaming the answer
+ * back with back-pressure. Owns per-request upstream state (pooled per worker). */
+#ifndef PG_FWD_H
+#define PG_FWD_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "req.h"
+
+/* Per-worker pool of forwarding states (each keeps its curl easy handle and buffers). */
+struct pg_fwd_pool *pg_fwd_pool_new(void);
+void pg_fwd_pool_free(struct pg_fwd_pool *p);   /* accepts NULL; no request may be running */
+
+/* The completion callback to give pg_curlev_new. */
+void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv);
+
+/* Forward r to upstream r->upstream; `rest` is the normalised path after /{upstream} (borrowed
+ * for the call), `query` the raw query string without '?' (NULL if none). The answer goes to the
+ * caller through pg_resp_*; on any failure an envelope is sent. */
+void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const char *query,
+                  size_t query_len);
+
+#endif

@@ -1,0 +1,156 @@
+/* req.c -- the response writer: status line, framing (Content-Length, chunked or close), body. */
+#include "req.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "util.h"
+
+const char *pg_req_header(const struct pg_req *r, const char *name, size_t *vn)
+{
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        if (pg_ieq(pg_req_hname(r, i), r->hdrs[i].name_len, name)) {
+            *vn = r->hdrs[i].value_len;
+            return pg_req_hvalue(r, i);
+        }
+    }
+    return NULL;
+}
+
+static bool status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_len,
+                 int64_t content_length)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    bool body = status_has_body(status);
+    r->status = status;
+    r->head_sent = true;
+    r->chunked = false;
+    r->close_delimited = false;
+    if (body && content_length < 0 && !r->head) {
+        if (r->http_minor >= 1)
+            r->chunked = true;
+        else
+            r->close_delimited = true;
+    }
+    if (r->close_delimited)
+        r->keep_alive = false;
+    if (evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pg_http_reason(status)) < 0)
+        return -1;
+    if (extra_len && evbuffer_add(out, extra, extra_len))
+        return -1;
+    if (evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->rid) < 0)
+        return -1;
+    if (body && content_length >= 0 &&
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length) < 0)
+        return -1;
+    if (r->chunked && evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28))
+        return -1;
+    if (!r->keep_alive && evbuffer_add(out, "Connection: close\r\n", 19))
+        return -1;
+    if (r->keep_alive && r->http_minor == 0 && evbuffer_add(out, "Connection: keep-alive\r\n", 24))
+        return -1;
+    return evbuffer_add(out, "\r\n", 2);
+}
+
+int pg_resp_body(struct pg_req *r, const void *p, size_t n)
+{
+    struct evbuffer *out = bufferevent_get_output(r->bev);
+    if (n == 0 || r->head || !status_has_body(r->status))
+        return 0;
+    r->resp_bytes += n;
+    if (!r->chunked)
+        return evbuffer_add(out, p, n);
+    if (evbuffer_add_printf(out, "%zx\r\n", n) < 0 || evbuffer_add(out, p, n) ||
+        evbuffer_add(out, "\r\n", 2))
+        return -1;
+    return 0;
+}
+
+size_t pg_resp_pending(const struct pg_req *r)
+{
+    return evbuffer_get_length(bufferevent_get_output(r->bev));
+}
+
+void pg_resp_end(struct pg_req *r)
+{
+    bool ok = true;
+    if (r->chunked && evbuffer_add(bufferevent_get_output(r->bev), "0\r\n\r\n", 5))
+        ok = false;
+    r->ended = true;
+    r->done(r, ok);
+}
+
+void pg_resp_abort(struct pg_req *r)
+{
+    r->keep_alive = false;
+    r->ended = true;
+    r->done(r, false);
+}
+
+void pg_resp_error(struct pg_req *r, const struct pg_envelope *e)
+{
+    struct evbuffer *body = evbuffer_new();
+    char extra[160];
+    size_t xn = 0;
+    if (!body)
+        goto fail;
+    if (pg_envelope_body(body, e, r->rid))
+        goto fail;
+    int n = snprintf(extra, sizeof extra, "Content-Type: application/json\r\n%s",
+                     e->code == PG_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof extra)
+        goto fail;
+    xn = (size_t)n;
+    if (e->has_retry_after) {
+        int m = snprintf(extra + xn, sizeof extra - xn, "Retry-After: %llu\r\n",
+                         (unsigned long long)e->retry_after_s);
+        if (m < 0 || (size_t)m >= sizeof extra - xn)
+            goto fail;
+        xn += (size_t)m;
+    }
+    size_t len = evbuffer_get_length(body);
+    if (pg_resp_head(r, pg_err_status(e->code), extra, xn, (int64_t)len))
+        goto fail;
+    if (!r->head) {
+        r->resp_bytes += len;
+        if (evbuffer_add_buffer(bufferevent_get_output(r->bev), body))
+            goto fail;
+    }
+    evbuffer_free(body);
+    pg_resp_end(r);
+    return;
+fail:
+    if (body)
+        evbuffer_free(body);
+    pg_resp_abort(r);
+}
+
+void pg_resp_fail(struct pg_req *r, enum pg_err_code code, const char *message)
+{
+    struct pg_envelope e = {.code = code, .message = message};
+    if (code == PG_E_OVERLOADED || code == PG_E_DRAINING) {
+        e.has_retry_after = true;
+        e.retry_after_s = 1;
+    }
+    pg_resp_error(r, &e);
+}
+
+void pg_resp_simple(struct pg_req *r, int status, const char *ctype, const char *body, size_t n)
+{
+    char extra[128];
+    int k = snprintf(extra, sizeof extra, "Content-Type: %s\r\n", ctype);
+    if (k < 0 || (size_t)k >= sizeof extra || pg_resp_head(r, status, extra, (size_t)k, (int64_t)n) ||
+        pg_resp_body(r, body, n)) {
+        pg_resp_abort(r);
+        return;
+    }
+    pg_resp_end(r);
+}

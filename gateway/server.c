@@ -1,0 +1,804 @@
+/* server.c -- HTTP/1.1 front end on bufferevents + http_parser: one request at a time per
+ * connection (pipelined requests wait in the input buffer and are answered in order), strict
+ * framing, limits answered with the envelope, dispatch, access log, drain. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+#include <openssl/rand.h>
+
+#include "curlev.h"
+#include "fwd.h"
+#include "hdr.h"
+#include "keys.h"
+#include "req.h"
+#include "route.h"
+#include "util.h"
+
+/* Input kept while a request is being answered (pipelined bytes); reading pauses above it. */
+#define PG_IN_HIGH (256 * 1024)
+/* The forwarder resumes a paused upstream when the caller's output falls below this. */
+#define PG_OUT_LOW (128 * 1024)
+#define PG_URL_MAX 8192
+#define PG_LINGER_MS 2000
+
+enum cstate {
+    CS_READ,    /* reading a request (or idle between keep-alive requests) */
+    CS_BUSY,    /* a request is being answered */
+    CS_CLOSING, /* flushing the last answer */
+    CS_LINGER,  /* answer flushed, write side shut; discarding input until EOF or timeout */
+};
+
+struct pg_conn {
+    struct pg_conn *prev, *next;
+    struct pg_server *srv;
+    struct bufferevent *bev;
+    http_parser parser;
+    enum cstate state;
+    bool got_bytes;   /* some byte of the current request has arrived */
+    bool in_value;    /* the last header callback was a value */
+    bool complete;    /* on_message_complete ran */
+    bool has_perr;
+    enum pg_err_code perr;
+    struct event timer;
+    size_t hcap;
+    char *norm;       /* normalised path scratch, PG_URL_MAX + 1 */
+    char peer[INET6_ADDRSTRLEN];
+    struct pg_req req;
+};
+
+struct pg_server {
+    struct pg_worker w;
+    struct evconnlistener *lis;
+    struct pg_conn *conns;
+    struct event drain_timer;
+    bool drain_timer_set;
+};
+
+static void conn_free(struct pg_conn *c);
+static void conn_process(struct pg_conn *c);
+static void req_done(struct pg_req *r, bool ok);
+
+/* ---- request ids: 26 Crockford base32 characters, 48 bits of ms time then 80 counting bits ---- */
+
+static void make_rid(struct pg_worker *w, char *out)
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 9; i >= 0; i--) /* increment the random tail: unique within the worker */
+        if (++w->rid_rand[i])
+            break;
+    uint8_t b[16];
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    memcpy(b + 6, w->rid_rand, 10);
+    /* 128 bits -> 26 groups of 5 bits, the first group holding the top 3 bits */
+    for (int i = 0; i < 26; i++) {
+        int bit = i == 0 ? 0 : 3 + 5 * (i - 1);
+        int width = i == 0 ? 3 : 5;
+        unsigned v = 0;
+        for (int k = 0; k < width; k++) {
+            int pos = bit + k;
+            v = (v << 1) | ((b[pos / 8] >> (7 - pos % 8)) & 1u);
+        }
+        out[i] = b32[v];
+    }
+    out[26] = '\0';
+}
+
+/* ---- parser callbacks ---- */
+
+static struct pg_conn *pconn(http_parser *p)
+{
+    return p->data;
+}
+
+static int refuse(struct pg_conn *c, enum pg_err_code code)
+{
+    c->has_perr = true;
+    c->perr = code;
+    return -1; /* any non-zero is an error, but 1 and 2 from on_headers_complete are not */
+}
+
+static int append(struct pg_conn *c, const char *at, size_t len)
+{
+    struct pg_req *r = &c->req;
+    if (r->hlen + len > c->hcap)
+        return refuse(c, PG_E_HEADERS_TOO_LARGE);
+    memcpy(r->hbuf + r->hlen, at, len);
+    r->hlen += len;
+    return 0;
+}
+
+static int on_begin(http_parser *p)
+{
+    pconn(p)->got_bytes = true;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct pg_conn *c = pconn(p);
+    if (c->req.url_len + len > PG_URL_MAX)
+        return refuse(c, PG_E_URI_TOO_LONG);
+    if (c->req.url_len == 0)
+        c->req.url = (uint32_t)c->req.hlen;
+    c->req.url_len += (uint32_t)len;
+    return append(c, at, len);
+}
+
+static int on_hfield(http_parser *p, const char *at, size_t len)
+{
+    struct pg_conn *c = pconn(p);
+    struct pg_req *r = &c->req;
+    if (c->in_value || r->nhdrs == 0) {
+        if (r->nhdrs == PG_MAX_HDRS)
+            return refuse(c, PG_E_HEADERS_TOO_LARGE);
+        r->hdrs[r->nhdrs].name = (uint32_t)r->hlen;
+        r->hdrs[r->nhdrs].name_len = 0;
+        r->hdrs[r->nhdrs].value = (uint32_t)r->hlen;
+        r->hdrs[r->nhdrs].value_len = 0;
+        r->nhdrs++;
+        c->in_value = false;
+    }
+    r->hdrs[r->nhdrs - 1].name_len += (uint32_t)len;
+    return append(c, at, len);
+}
+
+static int on_hvalue(http_parser *p, const char *at, size_t len)
+{
+    struct pg_conn *c = pconn(p);
+    struct pg_req *r = &c->req;
+    if (!c->in_value) {
+        r->hdrs[r->nhdrs - 1].value = (uint32_t)r->hlen;
+        c->in_value = true;
+    }
+    r->hdrs[r->nhdrs - 1].value_len += (uint32_t)len;
+    return append(c, at, len);
+}
+
+static bool is_tchar(int ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Checks http_parser leaves to us: token header names (no space before the colon), values
+ * without CR/LF/NUL, one Transfer-Encoding that is exactly "chunked". */
+static int check_headers(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    int te = 0;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        const char *n = pg_req_hname(r, i), *v = pg_req_hvalue(r, i);
+        size_t nl = r->hdrs[i].name_len, vl = r->hdrs[i].value_len;
+        if (nl == 0)
+            return refuse(c, PG_E_BAD_REQUEST);
+        for (size_t k = 0; k < nl; k++)
+            if (!is_tchar((unsigned char)n[k]))
+                return refuse(c, PG_E_BAD_REQUEST);
+        if (!pg_hdr_value_ok(v, vl))
+            return refuse(c, PG_E_BAD_REQUEST);
+        if (pg_ieq(n, nl, "transfer-encoding")) {
+            pg_trim(&v, &vl);
+            if (++te > 1 || !pg_ieq(v, vl, "chunked"))
+                return refuse(c, te > 1 ? PG_E_BAD_REQUEST : PG_E_NOT_IMPLEMENTED);
+        }
+    }
+    return 0;
+}
+
+static const struct {
+    enum http_method m;
+    unsigned bit;
+} methods[] = {
+    {HTTP_GET, PG_M_GET},       {HTTP_HEAD, PG_M_HEAD},     {HTTP_POST, PG_M_POST},
+    {HTTP_PUT, PG_M_PUT},       {HTTP_PATCH, PG_M_PATCH},   {HTTP_DELETE, PG_M_DELETE},
+    {HTTP_OPTIONS, PG_M_OPTIONS},
+};
+
+static int on_headers_done(http_parser *p)
+{
+    struct pg_conn *c = pconn(p);
+    struct pg_req *r = &c->req;
+    if (check_headers(c))
+        return -1;
+    r->method = http_method_str((enum http_method)p->method);
+    r->method_bit = 0;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (methods[i].m == p->method)
+            r->method_bit = methods[i].bit;
+    r->head = p->method == HTTP_HEAD;
+    r->http_minor = p->http_major == 1 ? p->http_minor : 0;
+    if (p->http_major != 1)
+        return refuse(c, PG_E_BAD_REQUEST);
+    uint64_t maxb = r->w->conf->max_body_bytes;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > maxb)
+        return refuse(c, PG_E_PAYLOAD_TOO_LARGE);
+    size_t en;
+    const char *ex = pg_req_header(r, "expect", &en);
+    if (ex && r->http_minor >= 1 && pg_ieq(ex, en, "100-continue") &&
+        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0)))
+        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct pg_conn *c = pconn(p);
+    struct pg_req *r = &c->req;
+    if (evbuffer_get_length(r->body) + len > r->w->conf->max_body_bytes)
+        return refuse(c, PG_E_PAYLOAD_TOO_LARGE);
+    if (evbuffer_add(r->body, at, len))
+        return refuse(c, PG_E_INTERNAL);
+    return 0;
+}
+
+static int on_complete(http_parser *p)
+{
+    struct pg_conn *c = pconn(p);
+    c->complete = true;
+    c->req.keep_alive = http_should_keep_alive(p) != 0;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings psettings = {
+    .on_message_begin = on_begin,
+    .on_url = on_url,
+    .on_header_field = on_hfield,
+    .on_header_value = on_hvalue,
+    .on_headers_complete = on_headers_done,
+    .on_body = on_body,
+    .on_message_complete = on_complete,
+};
+
+/* ---- access log ---- */
+
+static void log_flush(struct pg_worker *w)
+{
+    while (w->log && evbuffer_get_length(w->log) > 0)
+        if (evbuffer_write(w->log, w->log_fd) <= 0)
+            break;
+}
+
+static void access_log(struct pg_conn *c, int status)
+{
+    struct pg_worker *w = &c->srv->w;
+    struct pg_req *r = &c->req;
+    if (!w->log)
+        return;
+    /* the path only: query strings may carry panel credentials */
+    const char *u = r->url_len ? r->hbuf + r->url : "-";
+    size_t un = r->url_len ? r->url_len : 1;
+    const char *q = memchr(u, '?', un);
+    if (q)
+        un = (size_t)(q - u);
+    if (un > 256)
+        un = 256;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    evbuffer_add_printf(w->log,
+                        "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, c->peer, r->rid[0] ? r->rid : "-",
+                        r->consumer ? r->consumer->name : "-", r->method ? r->method : "-",
+                        (int)un, u, status, (unsigned long long)r->resp_bytes,
+                        (unsigned long long)(pg_now_ms() - r->start_ms),
+                        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
+    if (evbuffer_get_length(w->log) >= 16384)
+        log_flush(w);
+}
+
+/* ---- request lifecycle ---- */
+
+static void arm_timer(struct pg_conn *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(&c->timer, &tv);
+}
+
+static void req_reset(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    r->method = NULL;
+    r->method_bit = 0;
+    r->head = false;
+    r->http_minor = 1;
+    r->keep_alive = false;
+    r->hlen = 0;
+    r->url = r->url_len = 0;
+    r->nhdrs = 0;
+    evbuffer_drain(r->body, evbuffer_get_length(r->body));
+    r->rid[0] = '\0';
+    r->start_ms = 0;
+    r->consumer = NULL;
+    r->upstream = -1;
+    r->status = 0;
+    r->head_sent = r->chunked = r->close_delimited = r->ended = false;
+    r->resp_bytes = 0;
+    r->fwd = NULL;
+    r->on_abort = r->on_writable = NULL;
+    c->got_bytes = c->in_value = c->complete = c->has_perr = false;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+}
+
+static void start_close(struct pg_conn *c)
+{
+    c->state = CS_CLOSING;
+    event_del(&c->timer);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    /* the write callback runs once the output is empty (at once if it already is) */
+    bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void req_done(struct pg_req *r, bool ok)
+{
+    struct pg_conn *c = (struct pg_conn *)((char *)r - offsetof(struct pg_conn, req));
+    access_log(c, r->status);
+    if (r->conf) {
+        pg_conf_unref(r->conf);
+        r->conf = NULL;
+    }
+    if (!ok || !r->keep_alive || c->srv->w.draining) {
+        start_close(c);
+        return;
+    }
+    req_reset(c);
+    c->state = CS_READ;
+    arm_timer(c, c->srv->w.conf->client_timeout_ms);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Answer a request the server refuses before dispatch; the connection closes after it. */
+static void conn_fail(struct pg_conn *c, enum pg_err_code code)
+{
+    struct pg_req *r = &c->req;
+    event_del(&c->timer);
+    c->state = CS_BUSY;
+    r->keep_alive = false;
+    if (!r->start_ms)
+        r->start_ms = pg_now_ms();
+    if (!r->rid[0])
+        make_rid(&c->srv->w, r->rid);
+    pg_resp_fail(r, code, NULL);
+}
+
+static void set_rid(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    size_t n;
+    const char *v = pg_req_header(r, "x-request-id", &n);
+    if (v && pg_hdr_request_id_ok(v, n)) {
+        memcpy(r->rid, v, n);
+        r->rid[n] = '\0';
+    } else {
+        make_rid(&c->srv->w, r->rid);
+    }
+}
+
+static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
+{
+    struct pg_req *r = &c->req;
+    if (pg_ieq(path, n, "/_gateway/health")) {
+        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD) {
+            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
+        } else if (c->srv->w.draining) {
+            pg_resp_fail(r, PG_E_DRAINING, NULL);
+        } else {
+            static const char ok[] = "{\"status\":\"ok\"}";
+            pg_resp_simple(r, 200, "application/json", ok, sizeof ok - 1);
+        }
+        return;
+    }
+    pg_resp_fail(r, PG_E_NOT_FOUND, "No such gateway endpoint.");
+}
+
+static void dispatch(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    event_del(&c->timer);
+    c->state = CS_BUSY;
+    r->start_ms = pg_now_ms();
+    set_rid(c);
+    r->conf = c->srv->w.conf;
+    pg_conf_ref(r->conf);
+    if (!r->method_bit) {
+        pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, "This method is not proxied.");
+        return;
+    }
+    const char *u = r->hbuf + r->url;
+    size_t un = r->url_len;
+    const char *hash = memchr(u, '#', un);
+    if (hash)
+        un = (size_t)(hash - u);
+    const char *q = memchr(u, '?', un);
+    size_t pn = q ? (size_t)(q - u) : un;
+    const char *query = q ? q + 1 : NULL;
+    size_t qn = q ? un - pn - 1 : 0;
+    long nn = pg_path_normalize(u, pn, c->norm, PG_URL_MAX + 1);
+    if (nn < 0) {
+        pg_resp_fail(r, PG_E_BAD_REQUEST, "The request path is not acceptable.");
+        return;
+    }
+    if (pg_iprefix(c->norm, (size_t)nn, "/_gateway/") || pg_ieq(c->norm, (size_t)nn, "/_gateway")) {
+        serve_gateway(c, c->norm, (size_t)nn);
+        return;
+    }
+    size_t an;
+    const char *az = pg_req_header(r, "authorization", &an);
+    r->consumer = az ? pg_keys_lookup(r->conf, az, an) : NULL;
+    if (!r->consumer) {
+        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
+        return;
+    }
+    const char *rest;
+    size_t rn;
+    r->upstream = pg_route_match(r->conf, c->norm, (size_t)nn, &rest, &rn);
+    if (r->upstream < 0) {
+        pg_resp_fail(r, PG_E_NOT_FOUND, "No upstream of that name.");
+        return;
+    }
+    if (!pg_keys_allowed(r->consumer, r->upstream, r->method_bit)) {
+        pg_resp_fail(r, PG_E_FORBIDDEN, "This key may not call that upstream with this method.");
+        return;
+    }
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    if (up->auth && up->auth->reserved &&
+        up->auth->reserved(up->auth_state, r->method, rest, rn)) {
+        pg_resp_fail(r, PG_E_FORBIDDEN, "That path is reserved for the gateway.");
+        return;
+    }
+    pg_fwd_start(r, rest, rn, query, qn);
+}
+
+static enum pg_err_code parse_error_code(struct pg_conn *c, enum http_errno e)
+{
+    if (c->has_perr)
+        return c->perr;
+    switch (e) {
+    case HPE_HEADER_OVERFLOW:
+        return PG_E_HEADERS_TOO_LARGE;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return PG_E_NOT_IMPLEMENTED;
+    default:
+        return PG_E_BAD_REQUEST;
+    }
+}
+
+/* Parse what input holds; dispatch a complete request. Runs only in CS_READ. */
+static void conn_process(struct pg_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->state == CS_READ && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t n = http_parser_execute(&c->parser, &psettings, v.iov_base, v.iov_len);
+        evbuffer_drain(in, n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED && c->complete) {
+            dispatch(c);
+            return;
+        }
+        if (e != HPE_OK) {
+            conn_fail(c, parse_error_code(c, e));
+            return;
+        }
+        if (n < v.iov_len) { /* the parser stopped without an error: e.g. an upgrade */
+            conn_fail(c, PG_E_BAD_REQUEST);
+            return;
+        }
+    }
+}
+
+/* ---- connection events ---- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct pg_conn *c = arg;
+    if (c->state == CS_LINGER) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->state == CS_READ)
+        conn_process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct pg_conn *c = arg;
+    if (c->state == CS_BUSY && c->req.on_writable) {
+        c->req.on_writable(&c->req);
+        return;
+    }
+    if (c->state == CS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        /* half-close and read until the peer closes: a reset could destroy the answer */
+        c->state = CS_LINGER;
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        bufferevent_setwatermark(bev, EV_READ, 0, 0);
+        bufferevent_enable(bev, EV_READ);
+        arm_timer(c, PG_LINGER_MS);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    (void)bev;
+    (void)what;
+    /* EOF, error or write timeout: the caller is gone or stuck; nothing more can be sent */
+    conn_free(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == CS_READ && c->got_bytes) {
+        conn_fail(c, PG_E_REQUEST_TIMEOUT);
+        return;
+    }
+    conn_free(c); /* idle keep-alive, or the linger period is over */
+}
+
+static void conn_free(struct pg_conn *c)
+{
+    struct pg_server *s = c->srv;
+    struct pg_req *r = &c->req;
+    if (c->state == CS_BUSY) {
+        if (r->on_abort)
+            r->on_abort(r);
+        access_log(c, 499); /* nginx's code for "the caller closed first" */
+    }
+    if (r->conf)
+        pg_conf_unref(r->conf);
+    event_del(&c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (r->body)
+        evbuffer_free(r->body);
+    free(r->hbuf);
+    free(c->norm);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->w.nconns--;
+    free(c);
+    if (s->w.draining && s->w.nconns == 0)
+        event_base_loopbreak(s->w.base);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    struct pg_server *s = arg;
+    const struct pg_conf *conf = s->w.conf;
+    (void)l;
+    (void)salen;
+    struct pg_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    c->hcap = conf->max_header_bytes;
+    c->req.hbuf = malloc(c->hcap);
+    c->norm = malloc(PG_URL_MAX + 1);
+    c->req.body = evbuffer_new();
+    c->bev = bufferevent_socket_new(s->w.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->w.nconns++;
+    if (!c->req.hbuf || !c->norm || !c->req.body || !c->bev) {
+        if (!c->bev)
+            evutil_closesocket(fd);
+        conn_free(c);
+        return;
+    }
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
+    else
+        memcpy(c->peer, "unknown", 8);
+    c->req.w = &s->w;
+    c->req.bev = c->bev;
+    c->req.peer = c->peer;
+    c->req.done = req_done;
+    req_reset(c);
+    event_assign(&c->timer, s->w.base, -1, 0, on_timer, c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PG_IN_HIGH);
+    bufferevent_setwatermark(c->bev, EV_WRITE, PG_OUT_LOW, 0);
+    struct timeval wt = {(time_t)(conf->client_timeout_ms / 1000),
+                         (suseconds_t)((conf->client_timeout_ms % 1000) * 1000)};
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = CS_READ;
+    if (s->w.nconns > conf->max_connections) {
+        conn_fail(c, PG_E_OVERLOADED);
+        return;
+    }
+    arm_timer(c, conf->client_timeout_ms);
+}
+
+/* ---- server ---- */
+
+static void on_log_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    log_flush(arg);
+}
+
+static int open_log(struct pg_server *s, char *err, size_t cap)
+{
+    const char *al = s->w.conf->access_log;
+    s->w.log_fd = -1;
+    if (!al)
+        return 0;
+    if (strcmp(al, "stdout") == 0) {
+        s->w.log_fd = STDOUT_FILENO;
+    } else {
+        s->w.log_fd = open(al, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (s->w.log_fd < 0) {
+            snprintf(err, cap, "access_log %s: %s", al, strerror(errno));
+            return -1;
+        }
+    }
+    s->w.log = evbuffer_new();
+    if (!s->w.log)
+        return -1;
+    struct event *t = event_new(s->w.base, -1, EV_PERSIST, on_log_timer, &s->w);
+    struct timeval one = {1, 0};
+    if (!t || event_add(t, &one)) {
+        if (t)
+            event_free(t);
+        return -1;
+    }
+    s->w.log_timer = t;
+    return 0;
+}
+
+struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
+                                size_t cap)
+{
+    struct pg_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    s->w.base = base;
+    s->w.conf = conf;
+    pg_conf_ref(conf);
+    s->w.tls = conf->tls_cert != NULL;
+    if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
+        goto fail_msg;
+    s->w.curl = pg_curlev_new(base, pg_fwd_curl_done);
+    s->w.fwds = pg_fwd_pool_new();
+    if (!s->w.curl || !s->w.fwds)
+        goto fail_msg;
+    if (open_log(s, err, cap))
+        goto fail;
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    char hostport[128];
+    int k = snprintf(hostport, sizeof hostport,
+                     strchr(conf->listen_address, ':') ? "[%s]:%u" : "%s:%u",
+                     conf->listen_address, (unsigned)conf->listen_port);
+    if (k < 0 || (size_t)k >= sizeof hostport ||
+        evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sl)) {
+        snprintf(err, cap, "listen: bad address %s", conf->listen_address);
+        goto fail;
+    }
+    s->lis = evconnlistener_new_bind(base, on_accept, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                         LEV_OPT_CLOSE_ON_EXEC,
+                                     4096, (struct sockaddr *)&ss, sl);
+    if (!s->lis) {
+        snprintf(err, cap, "listen %s: %s", hostport, strerror(errno));
+        goto fail;
+    }
+    return s;
+fail_msg:
+    snprintf(err, cap, "out of memory");
+fail:
+    pg_server_free(s);
+    return NULL;
+}
+
+void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
+{
+    pg_conf_ref(conf);
+    pg_conf_unref(s->w.conf);
+    s->w.conf = conf;
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_server *s = arg;
+    (void)fd;
+    (void)what;
+    pg_log(PG_LOG_WARN, "drain timeout: %llu connections still open",
+           (unsigned long long)s->w.nconns);
+    event_base_loopbreak(s->w.base);
+}
+
+void pg_server_drain(struct pg_server *s)
+{
+    if (s->w.draining)
+        return;
+    s->w.draining = true;
+    if (s->lis)
+        evconnlistener_disable(s->lis);
+    struct pg_conn *c = s->conns;
+    while (c) {
+        struct pg_conn *next = c->next;
+        if (c->state == CS_READ && !c->got_bytes)
+            conn_free(c); /* idle keep-alive: nothing in flight */
+        c = next;
+    }
+    if (s->w.nconns == 0) {
+        event_base_loopbreak(s->w.base);
+        return;
+    }
+    uint64_t ms = s->w.conf->drain_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_assign(&s->drain_timer, s->w.base, -1, 0, on_drain_timeout, s);
+    event_add(&s->drain_timer, &tv);
+    s->drain_timer_set = true;
+}
+
+void pg_server_free(struct pg_server *s)
+{
+    if (!s)
+        return;
+    while (s->conns)
+        conn_free(s->conns);
+    if (s->drain_timer_set)
+        event_del(&s->drain_timer);
+    if (s->lis)
+        evconnlistener_free(s->lis);
+    if (s->w.log_timer)
+        event_free(s->w.log_timer);
+    if (s->w.log) {
+        log_flush(&s->w);
+        evbuffer_free(s->w.log);
+    }
+    if (s->w.log_fd > STDERR_FILENO)
+        close(s->w.log_fd);
+    pg_fwd_pool_free(s->w.fwds);
+    pg_curlev_free(s->w.curl);
+    pg_conf_unref(s->w.conf);
+    free(s);
+}

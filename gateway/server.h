@@ -1,0 +1,28 @@
+/* server.h -- the HTTP/1.1 front end of one worker: listener, connections, request parsing
+ * (http_parser), limits, dispatch to the gateway's endpoints and the forwarder, drain. */
+#ifndef PG_SERVER_H
+#define PG_SERVER_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+struct event_base;
+struct pg_server;
+
+/* Bind conf's listen address and serve on base. Takes a reference to conf. NULL with a message
+ * in err on failure. */
+struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
+                                size_t cap);
+
+/* Serve new requests with conf (takes a reference); in-flight requests keep their snapshot. */
+void pg_server_reload(struct pg_server *s, struct pg_conf *conf);
+
+/* Stop accepting, close idle connections, let in-flight requests finish; the loop is broken when
+ * none is left or after drain_timeout. */
+void pg_server_drain(struct pg_server *s);
+
+/* Close everything; accepts NULL. */
+void pg_server_free(struct pg_server *s);
+
+#endif

@@ -1,0 +1,83 @@
+/* util.c -- small shared helpers (see util.h). */
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t pg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void pg_log(enum pg_log_level lvl, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info"};
+    char line[1024];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl]);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + ((size_t)m < sizeof line - (size_t)n - 1 ? (size_t)m
+                                                                     : sizeof line - (size_t)n - 2);
+    line[len++] = '\n';
+    /* one write per line so lines from several threads do not interleave */
+    fwrite(line, 1, len, stderr);
+}
+
+bool pg_ieq(const char *p, size_t n, const char *s)
+{
+    size_t sn = strlen(s);
+    return n == sn && strncasecmp(p, s, n) == 0;
+}
+
+bool pg_iprefix(const char *p, size_t n, const char *prefix)
+{
+    size_t pn = strlen(prefix);
+    return n >= pn && strncasecmp(p, prefix, pn) == 0;
+}
+
+void pg_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int pg_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void pg_trim(const char **p, size_t *n)
+{
+    while (*n && ((*p)[0] == ' ' || (*p)[0] == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+        (*n)--;
+}

@@ -1,0 +1,33 @@
+/* util.h -- small shared helpers: monotonic clock, logging, byte-string compares, hex. */
+#ifndef PG_UTIL_H
+#define PG_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic milliseconds; never jumps with the wall clock. */
+uint64_t pg_now_ms(void);
+
+enum pg_log_level { PG_LOG_ERR, PG_LOG_WARN, PG_LOG_INFO };
+
+/* One line to stderr with a UTC timestamp and level. Callers never pass secrets. */
+void pg_log(enum pg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Case-insensitive compare of the byte string (p, n) with the NUL-terminated s. */
+bool pg_ieq(const char *p, size_t n, const char *s);
+
+/* Does (p, n) start with the NUL-terminated prefix, case-insensitively? */
+bool pg_iprefix(const char *p, size_t n, const char *prefix);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
+void pg_hex(const uint8_t *in, size_t n, char *out);
+
+/* Value of a hex digit, -1 if c is not one. */
+int pg_hexval(int c);
+
+/* Trim spaces and tabs at both ends of (*p, *n). */
+void pg_trim(const char **p, size_t *n);
+
+#endif

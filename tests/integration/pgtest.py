@@ -1,0 +1,295 @@
+"""pgtest -- harness for integration tests: starts tests/fakepanels and the real panelgate binary
+on 127.0.0.1 with a generated config, and talks raw HTTP/1.1 to them. Everything started is
+stopped at exit, also when a test fails. Standard library only."""
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+PANELGATE = os.environ.get("PANELGATE", "build/panelgate")
+FAKEPANELS = os.environ.get("FAKEPANELS", "build/tests/fakepanels")
+
+# obviously fake test keys; the config holds only their sha256
+KEY_ALICE = "pgk_test_alice_0000000000000000000000000000"
+KEY_BOB = "pgk_test_bob_00000000000000000000000000000000"
+KEY_CAROL = "pgk_test_carol_0000000000000000000000000000"
+
+
+def sha(key):
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_line(proc, want, timeout=10.0):
+    """Read proc's stdout until a line equal to want, bounded by timeout."""
+    end = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < end:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if want.encode() + b"\n" in buf:
+                return
+        if proc.poll() is not None:
+            break
+    raise RuntimeError("%s did not print %r (got %r)" % (proc.args, want, buf[-400:]))
+
+
+def wait_port(port, proc, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("process exited with %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d not open" % port)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) in order
+        self.body = body
+
+    def header(self, name):
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<Response %d %r %r>" % (self.status, self.headers, self.body[:300])
+
+
+class Conn:
+    """One raw HTTP/1.1 connection: send bytes, read framed responses."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+    def read_response(self, head=False):
+        line = self._line()
+        parts = line.decode("latin-1").split(" ", 2)
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        while True:
+            line = self._line()
+            if not line:
+                break
+            n, v = line.decode("latin-1").split(":", 1)
+            headers.append((n, v.strip()))
+        resp = Response(status, reason, headers, b"")
+        if status == 100:
+            return self.read_response(head)
+        if head or status in (204, 304):
+            return resp
+        te = resp.header("transfer-encoding")
+        cl = resp.header("content-length")
+        if te and "chunked" in te.lower():
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    self._line()
+                    break
+                body += self._exact(size)
+                self._line()
+            resp.body = body
+        elif cl is not None:
+            resp.body = self._exact(int(cl))
+        else:
+            try:
+                while True:
+                    self._fill()
+            except EOFError:
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def request(self, method, path, headers=None, body=None, head=False):
+        self.send(build(method, path, headers, body))
+        return self.read_response(head=head or method == "HEAD")
+
+    def closed_by_peer(self, timeout=3.0):
+        """True if the peer closes (EOF or reset) within timeout, discarding any bytes."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                d = self.sock.recv(65536)
+                if not d:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+
+def build(method, path, headers=None, body=None):
+    h = {"Host": "127.0.0.1"}
+    h.update(headers or {})
+    if body is not None and not any(k.lower() in ("content-length", "transfer-encoding") for k in h):
+        h["Content-Length"] = str(len(body))
+    out = "%s %s HTTP/1.1\r\n" % (method, path)
+    for k, v in h.items():
+        out += "%s: %s\r\n" % (k, v)
+    out += "\r\n"
+    data = out.encode("latin-1")
+    if body is not None:
+        data += body if isinstance(body, bytes) else body.encode()
+    return data
+
+
+def auth(key):
+    return {"Authorization": "Bearer " + key}
+
+
+class Env:
+    """Fake panels + panelgate. Use as a context manager or via setUpClass/tearDownClass."""
+
+    def __init__(self, config_fn, fake_args=None):
+        self.tmp = tempfile.mkdtemp(prefix="pgtest-")
+        self.procs = []
+        self.echo_port = free_port()
+        self.refuse_port = free_port()
+        self.port = free_port()
+        self.config_fn = config_fn
+        self.fake_args = fake_args or []
+
+    def start(self):
+        try:
+            fake = subprocess.Popen(
+                [FAKEPANELS, "--echo", str(self.echo_port), "--refuse", str(self.refuse_port)]
+                + self.fake_args,
+                stdout=subprocess.PIPE, stderr=open(os.path.join(self.tmp, "fake.err"), "wb"))
+            self.procs.append(fake)
+            wait_line(fake, "ready")
+            self.config = os.path.join(self.tmp, "pg.yaml")
+            with open(self.config, "w") as f:
+                f.write(self.config_fn(self))
+            self.gw_out = open(os.path.join(self.tmp, "gw.out"), "wb")
+            self.gw_err = open(os.path.join(self.tmp, "gw.err"), "wb")
+            self.gw = subprocess.Popen([PANELGATE, "-c", self.config],
+                                       stdout=self.gw_out, stderr=self.gw_err)
+            self.procs.append(self.gw)
+            wait_port(self.port, self.gw)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+        for f in ("gw_out", "gw_err"):
+            if hasattr(self, f):
+                getattr(self, f).close()
+        keep = os.environ.get("PG_KEEP_TMP")
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def conn(self, timeout=10.0):
+        return Conn(self.port, timeout)
+
+    def get(self, path, headers=None, key=KEY_ALICE, method="GET", body=None):
+        c = self.conn()
+        try:
+            h = dict(auth(key)) if key else {}
+            h.update(headers or {})
+            h["Connection"] = "close"
+            return c.request(method, path, h, body)
+        finally:
+            c.close()
+
+    def fake_stats(self):
+        c = Conn(self.echo_port)
+        try:
+            return c.request("GET", "/_fake/stats", {"Connection": "close"}).json()
+        finally:
+            c.close()
+
+    def fake_reset(self):
+        c = Conn(self.echo_port)
+        try:
+            c.request("POST", "/_fake/reset", {"Connection": "close"}, b"")
+        finally:
+            c.close()
+
+    def rss_kib(self, pid=None):
+        with open("/proc/%d/status" % (pid or self.gw.pid)) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return -1
+
+    def gateway_output(self):
+        self.gw_out.flush()
+        self.gw_err.flush()
+        with open(os.path.join(self.tmp, "gw.out"), "rb") as f:
+            out = f.read()
+        with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
+            return out + f.read()
+
+
+def main():
+    unittest.main(verbosity=2)

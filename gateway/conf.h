@@ -12,16 +12,16 @@
 enum pg_rl_mode { PG_RL_REJECT = 0, PG_RL_QUEUE = 1 };
 
 struct pg_rate_limit {
-    bool set;                 /* false: no bucket */
-    uint64_t rate_n;          /* tokens added per rate_period_ms */
-    uint64_t rate_period_ms;  /* 1000 (s), 60000 (min), 3600000 (hour) */
-    uint64_t burst;           /* bucket size; default max(1, one second's worth) */
+    bool set;                /* false: no bucket */
+    uint64_t rate_n;         /* tokens added per rate_period_ms */
+    uint64_t rate_period_ms; /* 1000 (s), 60000 (min), 3600000 (hour) */
+    uint64_t burst;          /* bucket size; default max(1, one second's worth) */
     enum pg_rl_mode mode;
-    uint64_t max_wait_ms;     /* queue mode; default 0 = reject at once when empty */
+    uint64_t max_wait_ms; /* queue mode; default 0 = reject at once when empty */
 };
 
 struct pg_route_conf {
-    char *path;               /* matched against the part after /{upstream} */
+    char *path; /* matched against the part after /{upstream} */
     size_t path_len;
     struct pg_rate_limit rl;
 };
@@ -42,8 +42,8 @@ enum {
 unsigned pg_method_bit(const char *m, size_t n);
 
 struct pg_allow {
-    int upstream;             /* index into pg_conf.upstreams, -1 = "*" */
-    unsigned methods;         /* PG_M_* mask; PG_M_ALL when not narrowed */
+    int upstream;     /* index into pg_conf.upstreams, -1 = "*" */
+    unsigned methods; /* PG_M_* mask; PG_M_ALL when not narrowed */
 };
 
 struct pg_consumer {
@@ -58,13 +58,13 @@ struct pg_consumer {
 struct pg_upstream {
     char *name;
     size_t name_len;
-    char *url;                /* no trailing '/' */
+    char *url; /* no trailing '/' */
     size_t url_len;
-    uint64_t timeout_ms;      /* connect + idle timeout; default 10s */
-    bool tls_verify;          /* default true */
-    char *tls_ca_file;        /* NULL: system store */
-    const struct pg_auth_ops *auth;   /* NULL: no auth block (plain pass-through) */
-    void *auth_state;         /* auth->state_size bytes, keys stored in it, owned */
+    uint64_t timeout_ms;            /* connect + idle timeout; default 10s */
+    bool tls_verify;                /* default true */
+    char *tls_ca_file;              /* NULL: system store */
+    const struct pg_auth_ops *auth; /* NULL: no auth block (plain pass-through) */
+    void *auth_state;               /* auth->state_size bytes, keys stored in it, owned */
     struct pg_rate_limit rl;
     struct pg_route_conf *routes;
     size_t nroutes;
@@ -74,7 +74,7 @@ enum pg_store_type { PG_STORE_LOCAL = 0, PG_STORE_REDIS = 1 };
 
 struct pg_conf {
     int refs;
-    char *file;               /* path it was loaded from */
+    char *file; /* path it was loaded from */
 
     char *listen_address;     /* default 127.0.0.1 */
     uint16_t listen_port;     /* default 8080 */
@@ -82,18 +82,18 @@ struct pg_conf {
     char *public_url;         /* default http://{address}:{port} */
     unsigned workers;         /* 0 = auto (cores); default 1 */
 
-    uint64_t max_header_bytes;    /* default 16384 */
-    uint64_t max_body_bytes;      /* default 10 MiB */
-    uint64_t client_timeout_ms;   /* default 30 s */
-    uint64_t max_connections;     /* default 10000 */
+    uint64_t max_header_bytes;  /* default 16384 */
+    uint64_t max_body_bytes;    /* default 10 MiB */
+    uint64_t client_timeout_ms; /* default 30 s */
+    uint64_t max_connections;   /* default 10000 */
 
-    char *access_log;         /* "stdout", a path, or NULL for off; default stdout */
+    char *access_log; /* "stdout", a path, or NULL for off; default stdout */
     bool metrics_public;
-    uint64_t drain_timeout_ms;    /* default 10 s */
+    uint64_t drain_timeout_ms; /* default 10 s */
 
     enum pg_store_type store;
     char *redis_url;
-    bool redis_on_error_allow;    /* on_error: allow (default) | deny */
+    bool redis_on_error_allow; /* on_error: allow (default) | deny */
 
     struct pg_consumer *consumers;
     size_t nconsumers;
@@ -110,7 +110,7 @@ struct pg_conf *pg_conf_load_string(const char *name, const char *yaml, size_t l
                                     size_t errcap);
 
 void pg_conf_ref(struct pg_conf *c);
-void pg_conf_unref(struct pg_conf *c);   /* frees at zero; accepts NULL */
+void pg_conf_unref(struct pg_conf *c); /* frees at zero; accepts NULL */
 
 /* Index of the upstream with this name, -1 if none. */
 int pg_conf_upstream(const struct pg_conf *c, const char *name, size_t n);

@@ -97,7 +97,7 @@ static int want_timer(CURLM *m, long ms, void *arg)
     (void)m;
     if (ms < 0)
         return evtimer_del(&c->timer);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     return evtimer_add(&c->timer, &tv);
 }
 

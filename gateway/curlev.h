@@ -13,7 +13,7 @@ struct pg_curlev;
 typedef void pg_curl_done_fn(CURL *e, CURLcode res, void *priv);
 
 struct pg_curlev *pg_curlev_new(struct event_base *base, pg_curl_done_fn *done);
-void pg_curlev_free(struct pg_curlev *c);   /* accepts NULL; handles must be removed first */
+void pg_curlev_free(struct pg_curlev *c); /* accepts NULL; handles must be removed first */
 
 /* Start a transfer; e must have CURLOPT_PRIVATE set. 0 ok, -1 error. */
 int pg_curlev_add(struct pg_curlev *c, CURL *e);

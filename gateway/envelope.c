@@ -8,29 +8,30 @@
 static const struct {
     int status;
     const char *code;
-    const char *message;  /* default sentence when the caller gives none */
+    const char *message; /* default sentence when the caller gives none */
 } err_table[PG_E__COUNT] = {
-    [PG_E_BAD_REQUEST] = {400, "bad_request", "The request is malformed."},
-    [PG_E_UNAUTHORIZED] = {401, "unauthorized", "A valid panelgate API key is required."},
-    [PG_E_FORBIDDEN] = {403, "forbidden", "This key may not do that."},
-    [PG_E_NOT_FOUND] = {404, "not_found", "No such upstream or path."},
-    [PG_E_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "Method not allowed."},
-    [PG_E_CONFLICT] = {409, "conflict", "Conflict."},
-    [PG_E_PAYLOAD_TOO_LARGE] = {413, "payload_too_large", "The request body is too large."},
-    [PG_E_UNPROCESSABLE] = {422, "unprocessable", "The request cannot be processed."},
-    [PG_E_RATE_LIMITED] = {429, "rate_limited", "Rate limit exceeded."},
-    [PG_E_UPSTREAM_AUTH_FAILED] = {502, "upstream_auth_failed",
-                                   "The upstream rejected the gateway's credentials."},
-    [PG_E_UPSTREAM_ERROR] = {502, "upstream_error", "The upstream answered with an error."},
-    [PG_E_UPSTREAM_UNAVAILABLE] = {502, "upstream_unavailable", "The upstream is unreachable."},
-    [PG_E_UPSTREAM_TIMEOUT] = {504, "upstream_timeout", "The upstream did not answer in time."},
-    [PG_E_INTERNAL] = {500, "internal_error", "Internal error."},
-    [PG_E_REQUEST_TIMEOUT] = {408, "bad_request", "The request was not received in time."},
-    [PG_E_URI_TOO_LONG] = {414, "bad_request", "The request line is too long."},
-    [PG_E_HEADERS_TOO_LARGE] = {431, "bad_request", "The request headers are too large."},
-    [PG_E_NOT_IMPLEMENTED] = {501, "bad_request", "Only the chunked transfer coding is supported."},
-    [PG_E_OVERLOADED] = {503, "rate_limited", "Too many connections; retry later."},
-    [PG_E_DRAINING] = {503, "rate_limited", "The gateway is shutting down."},
+    [PG_E_BAD_REQUEST] = { 400, "bad_request", "The request is malformed." },
+    [PG_E_UNAUTHORIZED] = { 401, "unauthorized", "A valid panelgate API key is required." },
+    [PG_E_FORBIDDEN] = { 403, "forbidden", "This key may not do that." },
+    [PG_E_NOT_FOUND] = { 404, "not_found", "No such upstream or path." },
+    [PG_E_METHOD_NOT_ALLOWED] = { 405, "method_not_allowed", "Method not allowed." },
+    [PG_E_CONFLICT] = { 409, "conflict", "Conflict." },
+    [PG_E_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "The request body is too large." },
+    [PG_E_UNPROCESSABLE] = { 422, "unprocessable", "The request cannot be processed." },
+    [PG_E_RATE_LIMITED] = { 429, "rate_limited", "Rate limit exceeded." },
+    [PG_E_UPSTREAM_AUTH_FAILED] = { 502, "upstream_auth_failed",
+                                    "The upstream rejected the gateway's credentials." },
+    [PG_E_UPSTREAM_ERROR] = { 502, "upstream_error", "The upstream answered with an error." },
+    [PG_E_UPSTREAM_UNAVAILABLE] = { 502, "upstream_unavailable", "The upstream is unreachable." },
+    [PG_E_UPSTREAM_TIMEOUT] = { 504, "upstream_timeout", "The upstream did not answer in time." },
+    [PG_E_INTERNAL] = { 500, "internal_error", "Internal error." },
+    [PG_E_REQUEST_TIMEOUT] = { 408, "bad_request", "The request was not received in time." },
+    [PG_E_URI_TOO_LONG] = { 414, "bad_request", "The request line is too long." },
+    [PG_E_HEADERS_TOO_LARGE] = { 431, "bad_request", "The request headers are too large." },
+    [PG_E_NOT_IMPLEMENTED] = { 501, "bad_request",
+                               "Only the chunked transfer coding is supported." },
+    [PG_E_OVERLOADED] = { 503, "rate_limited", "Too many connections; retry later." },
+    [PG_E_DRAINING] = { 503, "rate_limited", "The gateway is shutting down." },
 };
 
 int pg_err_status(enum pg_err_code c)
@@ -46,38 +47,70 @@ const char *pg_err_name(enum pg_err_code c)
 const char *pg_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 

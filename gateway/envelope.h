@@ -26,12 +26,12 @@ enum pg_err_code {
     PG_E_UPSTREAM_UNAVAILABLE,
     PG_E_UPSTREAM_TIMEOUT,
     PG_E_INTERNAL,
-    PG_E_REQUEST_TIMEOUT,     /* 408 bad_request: request not read within client_timeout */
-    PG_E_URI_TOO_LONG,        /* 414 bad_request */
-    PG_E_HEADERS_TOO_LARGE,   /* 431 bad_request */
-    PG_E_NOT_IMPLEMENTED,     /* 501 bad_request: a Transfer-Encoding other than chunked */
-    PG_E_OVERLOADED,          /* 503 rate_limited: max_connections reached */
-    PG_E_DRAINING,            /* 503 rate_limited: shutting down */
+    PG_E_REQUEST_TIMEOUT,   /* 408 bad_request: request not read within client_timeout */
+    PG_E_URI_TOO_LONG,      /* 414 bad_request */
+    PG_E_HEADERS_TOO_LARGE, /* 431 bad_request */
+    PG_E_NOT_IMPLEMENTED,   /* 501 bad_request: a Transfer-Encoding other than chunked */
+    PG_E_OVERLOADED,        /* 503 rate_limited: max_connections reached */
+    PG_E_DRAINING,          /* 503 rate_limited: shutting down */
     PG_E__COUNT
 };
 
@@ -40,12 +40,12 @@ enum pg_err_code {
 struct pg_envelope {
     enum pg_err_code code;
     const char *message;
-    const char *upstream;            /* NULL for the gateway's own errors */
+    const char *upstream; /* NULL for the gateway's own errors */
     int upstream_status;
-    const char *upstream_code;       /* NULL: absent */
-    const char *upstream_message;    /* not NUL-terminated; at most 512 bytes are used */
+    const char *upstream_code;    /* NULL: absent */
+    const char *upstream_message; /* not NUL-terminated; at most 512 bytes are used */
     size_t upstream_message_len;
-    const char *details_json;        /* raw JSON value or NULL for null */
+    const char *details_json; /* raw JSON value or NULL for null */
     bool has_retry_after;
     uint64_t retry_after_s;
 };

@@ -30,16 +30,16 @@ struct pg_fwd {
     const struct pg_upstream *up;
     CURL *easy;
     struct curl_slist nodes[PG_MAX_HDRS + PG_FWD_EXTRA_HDRS];
-    char *hb;                  /* upstream request header lines, NUL-separated */
+    char *hb; /* upstream request header lines, NUL-separated */
     size_t hcap, hused;
     char *url;
     size_t ucap;
-    struct evbuffer *head;     /* answer header lines for the caller, until the head is complete */
+    struct evbuffer *head; /* answer header lines for the caller, until the head is complete */
     int status;
-    int64_t clen;              /* upstream Content-Length, -1 unknown */
+    int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
     bool head_done, paused, running;
-    uint64_t last_ms;          /* last byte from upstream, for the idle timeout */
+    uint64_t last_ms; /* last byte from upstream, for the idle timeout */
     struct event idle;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -245,7 +245,8 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
                     strlen(o->hdr[i].value)))
             return -1;
     /* curl adds these unless told not to; the upstream should see only what the caller sent */
-    if (add_hdr(f, &nn, "Expect", 6, NULL, 0) || (!accept && add_hdr(f, &nn, "Accept", 6, NULL, 0)) ||
+    if (add_hdr(f, &nn, "Expect", 6, NULL, 0) ||
+        (!accept && add_hdr(f, &nn, "Accept", 6, NULL, 0)) ||
         (!ctype && add_hdr(f, &nn, "Content-Type", 12, NULL, 0)))
         return -1;
     return 0;
@@ -253,8 +254,8 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
 
 static bool url_safe(int c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static int build_url(struct pg_fwd *f, const char *rest, size_t rn, const char *q, size_t qn,
@@ -338,7 +339,7 @@ static void on_writable(struct pg_req *r)
 
 static void arm_idle(struct pg_fwd *f, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     event_add(&f->idle, &tv);
 }
 
@@ -364,8 +365,13 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
 
     size_t bn = evbuffer_get_length(r->body);
     const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
-    struct pg_out_req o = {.method = r->method, .path = rest, .path_len = rest_len,
-                           .query = query, .query_len = query_len, .body = body, .body_len = bn};
+    struct pg_out_req o = { .method = r->method,
+                            .path = rest,
+                            .path_len = rest_len,
+                            .query = query,
+                            .query_len = query_len,
+                            .body = body,
+                            .body_len = bn };
     if (up->auth && up->auth->sign(up->auth_state, &o, (uint64_t)time(NULL))) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, "The gateway could not sign the upstream request.");

@@ -11,7 +11,7 @@
 
 /* Per-worker pool of forwarding states (each keeps its curl easy handle and buffers). */
 struct pg_fwd_pool *pg_fwd_pool_new(void);
-void pg_fwd_pool_free(struct pg_fwd_pool *p);   /* accepts NULL; no request may be running */
+void pg_fwd_pool_free(struct pg_fwd_pool *p); /* accepts NULL; no request may be running */
 
 /* The completion callback to give pg_curlev_new. */
 void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv);

@@ -15,10 +15,16 @@ static bool in_list(const char *p, size_t n, const char *const *names)
 
 bool pg_hdr_is_hop(const char *p, size_t n)
 {
-    static const char *const hop[] = {"connection",         "keep-alive", "proxy-connection",
-                                      "te",                 "trailer",    "transfer-encoding",
-                                      "upgrade",            "proxy-authorization",
-                                      "proxy-authenticate", NULL};
+    static const char *const hop[] = { "connection",
+                                       "keep-alive",
+                                       "proxy-connection",
+                                       "te",
+                                       "trailer",
+                                       "transfer-encoding",
+                                       "upgrade",
+                                       "proxy-authorization",
+                                       "proxy-authenticate",
+                                       NULL };
     return in_list(p, n, hop);
 }
 
@@ -41,10 +47,17 @@ bool pg_hdr_conn_lists(const char *v, size_t vn, const char *p, size_t n)
 
 bool pg_hdr_req_drop(const char *p, size_t n)
 {
-    static const char *const drop[] = {
-        "host",        "content-length",  "expect",       "authorization",
-        "x-forwarded-for", "x-forwarded-proto", "x-request-id", "x-api-key",
-        "x-signature", "x-timestamp",     NULL};
+    static const char *const drop[] = { "host",
+                                        "content-length",
+                                        "expect",
+                                        "authorization",
+                                        "x-forwarded-for",
+                                        "x-forwarded-proto",
+                                        "x-request-id",
+                                        "x-api-key",
+                                        "x-signature",
+                                        "x-timestamp",
+                                        NULL };
     return pg_hdr_is_hop(p, n) || in_list(p, n, drop);
 }
 

@@ -87,7 +87,7 @@ static int run(const char *file)
 {
     char err[512];
     int rc = 1;
-    struct app a = {.file = file};
+    struct app a = { .file = file };
     struct event *sterm = NULL, *sint = NULL, *shup = NULL;
     struct pg_conf *conf = pg_conf_load(file, err, sizeof err);
     if (!conf) {

@@ -135,7 +135,7 @@ fail:
 
 void pg_resp_fail(struct pg_req *r, enum pg_err_code code, const char *message)
 {
-    struct pg_envelope e = {.code = code, .message = message};
+    struct pg_envelope e = { .code = code, .message = message };
     if (code == PG_E_OVERLOADED || code == PG_E_DRAINING) {
         e.has_retry_after = true;
         e.retry_after_s = 1;
@@ -147,8 +147,8 @@ void pg_resp_simple(struct pg_req *r, int status, const char *ctype, const char 
 {
     char extra[128];
     int k = snprintf(extra, sizeof extra, "Content-Type: %s\r\n", ctype);
-    if (k < 0 || (size_t)k >= sizeof extra || pg_resp_head(r, status, extra, (size_t)k, (int64_t)n) ||
-        pg_resp_body(r, body, n)) {
+    if (k < 0 || (size_t)k >= sizeof extra ||
+        pg_resp_head(r, status, extra, (size_t)k, (int64_t)n) || pg_resp_body(r, body, n)) {
         pg_resp_abort(r);
         return;
     }

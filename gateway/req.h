@@ -24,15 +24,15 @@ struct pg_fwd_pool;
 /* The worker's context: one event loop and everything that belongs to it. */
 struct pg_worker {
     struct event_base *base;
-    struct pg_conf *conf;          /* current snapshot; requests take their own reference */
+    struct pg_conf *conf; /* current snapshot; requests take their own reference */
     struct pg_curlev *curl;
     struct pg_fwd_pool *fwds;
-    bool tls;                      /* listener speaks TLS (X-Forwarded-Proto) */
+    bool tls; /* listener speaks TLS (X-Forwarded-Proto) */
     bool draining;
     uint64_t nconns;
-    uint8_t rid_rand[10];          /* request ids: timestamp + this, incremented per id */
-    struct evbuffer *log;          /* access log lines waiting to be written; NULL: off */
-    struct event *log_timer;       /* flushes log once a second */
+    uint8_t rid_rand[10];    /* request ids: timestamp + this, incremented per id */
+    struct evbuffer *log;    /* access log lines waiting to be written; NULL: off */
+    struct event *log_timer; /* flushes log once a second */
     int log_fd;
 };
 
@@ -50,37 +50,37 @@ typedef void pg_req_hook_fn(struct pg_req *r);
 
 struct pg_req {
     struct pg_worker *w;
-    struct pg_conf *conf;          /* reference held while the request runs */
-    struct bufferevent *bev;       /* the caller's connection, borrowed */
-    const char *peer;              /* caller IP, borrowed */
+    struct pg_conf *conf;    /* reference held while the request runs */
+    struct bufferevent *bev; /* the caller's connection, borrowed */
+    const char *peer;        /* caller IP, borrowed */
 
-    const char *method;            /* "GET"..., static string */
-    unsigned method_bit;           /* PG_M_*, 0 if not proxyable */
-    bool head;                     /* HEAD: the answer has no body */
-    unsigned http_minor;           /* HTTP/1.x */
+    const char *method;  /* "GET"..., static string */
+    unsigned method_bit; /* PG_M_*, 0 if not proxyable */
+    bool head;           /* HEAD: the answer has no body */
+    unsigned http_minor; /* HTTP/1.x */
     bool keep_alive;
 
-    char *hbuf;                    /* url and header bytes, owned by the connection */
+    char *hbuf; /* url and header bytes, owned by the connection */
     size_t hlen;
     uint32_t url, url_len;
     struct pg_hdr hdrs[PG_MAX_HDRS];
     size_t nhdrs;
-    struct evbuffer *body;         /* request body (chunked already decoded) */
+    struct evbuffer *body; /* request body (chunked already decoded) */
 
-    char rid[PG_RID_MAX + 1];      /* X-Request-Id, NUL-terminated */
+    char rid[PG_RID_MAX + 1]; /* X-Request-Id, NUL-terminated */
     uint64_t start_ms;
     const struct pg_consumer *consumer;
-    int upstream;                  /* -1 until routed */
+    int upstream; /* -1 until routed */
 
     /* response state */
     int status;
     bool head_sent, chunked, close_delimited, ended;
     uint64_t resp_bytes;
 
-    void *fwd;                     /* forwarding state, owned by fwd.c */
+    void *fwd; /* forwarding state, owned by fwd.c */
     pg_req_hook_fn *on_abort;
     pg_req_hook_fn *on_writable;
-    pg_req_done_fn *done;          /* set by the server */
+    pg_req_done_fn *done; /* set by the server */
 };
 
 /* Find header (name) in the request; returns its value or NULL, *vn its length. */

@@ -49,14 +49,14 @@ struct pg_conn {
     struct bufferevent *bev;
     http_parser parser;
     enum cstate state;
-    bool got_bytes;   /* some byte of the current request has arrived */
-    bool in_value;    /* the last header callback was a value */
-    bool complete;    /* on_message_complete ran */
+    bool got_bytes; /* some byte of the current request has arrived */
+    bool in_value;  /* the last header callback was a value */
+    bool complete;  /* on_message_complete ran */
     bool has_perr;
     enum pg_err_code perr;
     struct event timer;
     size_t hcap;
-    char *norm;       /* normalised path scratch, PG_URL_MAX + 1 */
+    char *norm; /* normalised path scratch, PG_URL_MAX + 1 */
     char peer[INET6_ADDRSTRLEN];
     struct pg_req req;
 };
@@ -73,7 +73,8 @@ static void conn_free(struct pg_conn *c);
 static void conn_process(struct pg_conn *c);
 static void req_done(struct pg_req *r, bool ok);
 
-/* ---- request ids: 26 Crockford base32 characters, 48 bits of ms time then 80 counting bits ---- */
+/* ---- request ids: 26 Crockford base32 characters, 48 bits of ms time then 80 counting bits ----
+ */
 
 static void make_rid(struct pg_worker *w, char *out)
 {
@@ -208,9 +209,9 @@ static const struct {
     enum http_method m;
     unsigned bit;
 } methods[] = {
-    {HTTP_GET, PG_M_GET},       {HTTP_HEAD, PG_M_HEAD},     {HTTP_POST, PG_M_POST},
-    {HTTP_PUT, PG_M_PUT},       {HTTP_PATCH, PG_M_PATCH},   {HTTP_DELETE, PG_M_DELETE},
-    {HTTP_OPTIONS, PG_M_OPTIONS},
+    { HTTP_GET, PG_M_GET },         { HTTP_HEAD, PG_M_HEAD },   { HTTP_POST, PG_M_POST },
+    { HTTP_PUT, PG_M_PUT },         { HTTP_PATCH, PG_M_PATCH }, { HTTP_DELETE, PG_M_DELETE },
+    { HTTP_OPTIONS, PG_M_OPTIONS },
 };
 
 static int on_headers_done(http_parser *p)
@@ -296,14 +297,13 @@ static void access_log(struct pg_conn *c, int status)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    evbuffer_add_printf(w->log,
-                        "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
-                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, c->peer, r->rid[0] ? r->rid : "-",
-                        r->consumer ? r->consumer->name : "-", r->method ? r->method : "-",
-                        (int)un, u, status, (unsigned long long)r->resp_bytes,
-                        (unsigned long long)(pg_now_ms() - r->start_ms),
-                        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
+    evbuffer_add_printf(
+        w->log, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, c->peer,
+        r->rid[0] ? r->rid : "-", r->consumer ? r->consumer->name : "-",
+        r->method ? r->method : "-", (int)un, u, status, (unsigned long long)r->resp_bytes,
+        (unsigned long long)(pg_now_ms() - r->start_ms),
+        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
     if (evbuffer_get_length(w->log) >= 16384)
         log_flush(w);
 }
@@ -312,7 +312,7 @@ static void access_log(struct pg_conn *c, int status)
 
 static void arm_timer(struct pg_conn *c, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     event_add(&c->timer, &tv);
 }
 
@@ -464,8 +464,7 @@ static void dispatch(struct pg_conn *c)
         return;
     }
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
-    if (up->auth && up->auth->reserved &&
-        up->auth->reserved(up->auth_state, r->method, rest, rn)) {
+    if (up->auth && up->auth->reserved && up->auth->reserved(up->auth_state, r->method, rest, rn)) {
         pg_resp_fail(r, PG_E_FORBIDDEN, "That path is reserved for the gateway.");
         return;
     }
@@ -640,8 +639,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, PG_IN_HIGH);
     bufferevent_setwatermark(c->bev, EV_WRITE, PG_OUT_LOW, 0);
-    struct timeval wt = {(time_t)(conf->client_timeout_ms / 1000),
-                         (suseconds_t)((conf->client_timeout_ms % 1000) * 1000)};
+    struct timeval wt = { (time_t)(conf->client_timeout_ms / 1000),
+                          (suseconds_t)((conf->client_timeout_ms % 1000) * 1000) };
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = CS_READ;
@@ -680,7 +679,7 @@ static int open_log(struct pg_server *s, char *err, size_t cap)
     if (!s->w.log)
         return -1;
     struct event *t = event_new(s->w.base, -1, EV_PERSIST, on_log_timer, &s->w);
-    struct timeval one = {1, 0};
+    struct timeval one = { 1, 0 };
     if (!t || event_add(t, &one)) {
         if (t)
             event_free(t);
@@ -713,18 +712,17 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     char hostport[128];
-    int k = snprintf(hostport, sizeof hostport,
-                     strchr(conf->listen_address, ':') ? "[%s]:%u" : "%s:%u",
-                     conf->listen_address, (unsigned)conf->listen_port);
+    int k =
+        snprintf(hostport, sizeof hostport, strchr(conf->listen_address, ':') ? "[%s]:%u" : "%s:%u",
+                 conf->listen_address, (unsigned)conf->listen_port);
     if (k < 0 || (size_t)k >= sizeof hostport ||
         evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sl)) {
         snprintf(err, cap, "listen: bad address %s", conf->listen_address);
         goto fail;
     }
-    s->lis = evconnlistener_new_bind(base, on_accept, s,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                         LEV_OPT_CLOSE_ON_EXEC,
-                                     4096, (struct sockaddr *)&ss, sl);
+    s->lis = evconnlistener_new_bind(
+        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+        (struct sockaddr *)&ss, sl);
     if (!s->lis) {
         snprintf(err, cap, "listen %s: %s", hostport, strerror(errno));
         goto fail;
@@ -773,7 +771,7 @@ void pg_server_drain(struct pg_server *s)
         return;
     }
     uint64_t ms = s->w.conf->drain_timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     event_assign(&s->drain_timer, s->w.base, -1, 0, on_drain_timeout, s);
     event_add(&s->drain_timer, &tv);
     s->drain_timer_set = true;

@@ -15,15 +15,15 @@ uint64_t pg_now_ms(void)
 
 void pg_log(enum pg_log_level lvl, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warn", "info"};
+    static const char *const names[] = { "error", "warn", "info" };
     char line[1024];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, names[lvl]);
     if (n < 0 || (size_t)n >= sizeof line)
         return;
     va_list ap;
@@ -32,8 +32,9 @@ void pg_log(enum pg_log_level lvl, const char *fmt, ...)
     va_end(ap);
     if (m < 0)
         return;
-    size_t len = (size_t)n + ((size_t)m < sizeof line - (size_t)n - 1 ? (size_t)m
-                                                                     : sizeof line - (size_t)n - 2);
+    size_t len =
+        (size_t)n +
+        ((size_t)m < sizeof line - (size_t)n - 1 ? (size_t)m : sizeof line - (size_t)n - 2);
     line[len++] = '\n';
     /* one write per line so lines from several threads do not interleave */
     fwrite(line, 1, len, stderr);

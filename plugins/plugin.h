@@ -45,13 +45,13 @@ struct pg_conf_key {
     enum pg_conf_type type;
     unsigned flags;
     size_t offset;
-    const char *enum_vals;          /* PG_CONF_ENUM only */
-    const struct pg_conf_key *sub;  /* PG_CONF_OBJECT only; a {0}-terminated table */
+    const char *enum_vals;         /* PG_CONF_ENUM only */
+    const struct pg_conf_key *sub; /* PG_CONF_OBJECT only; a {0}-terminated table */
 };
 
 /* Error detail filled by plugins (and the core): a short message, never a credential. */
 struct pg_err {
-    int code;            /* enum pg_err_code from gateway/envelope.h */
+    int code; /* enum pg_err_code from gateway/envelope.h */
     char msg[160];
 };
 
@@ -59,12 +59,12 @@ struct pg_err {
 #define PG_OUT_MAX_HEADERS 8
 
 struct pg_out_req {
-    const char *method;          /* upper case */
-    const char *path;            /* upstream path, without the query, borrowed */
+    const char *method; /* upper case */
+    const char *path;   /* upstream path, without the query, borrowed */
     size_t path_len;
-    const char *query;           /* without '?', may be NULL; borrowed */
+    const char *query; /* without '?', may be NULL; borrowed */
     size_t query_len;
-    const char *body;            /* exact bytes sent; borrowed */
+    const char *body; /* exact bytes sent; borrowed */
     size_t body_len;
     /* headers the plugin adds; names/values point into the plugin's state or into `scratch` */
     struct {
@@ -75,7 +75,7 @@ struct pg_out_req {
     /* a query parameter the plugin appends (name=value), e.g. Navixy's hash; NULL if none */
     const char *add_query_name;
     const char *add_query_value;
-    char scratch[512];           /* plugin-owned bytes for computed values (signatures) */
+    char scratch[512]; /* plugin-owned bytes for computed values (signatures) */
     size_t scratch_used;
 };
 
@@ -84,15 +84,15 @@ struct pg_in_resp {
     int status;
     const char *body;
     size_t body_len;
-    const char *content_type;    /* NULL if absent */
+    const char *content_type; /* NULL if absent */
 };
 
 enum pg_verdict { PG_VERDICT_OK, PG_VERDICT_RELOGIN, PG_VERDICT_FAIL };
 
 struct pg_auth_ops {
-    const char *type;                  /* YAML auth.type */
-    size_t state_size;                 /* core allocates it, zeroed; config keys land in it */
-    const struct pg_conf_key *keys;    /* {0}-terminated */
+    const char *type;               /* YAML auth.type */
+    size_t state_size;              /* core allocates it, zeroed; config keys land in it */
+    const struct pg_conf_key *keys; /* {0}-terminated */
     /* after config keys were stored: defaults, cross-key validation. 0 ok, -1 with err->msg */
     int (*init)(void *st, struct pg_err *err);
     bool (*needs_login)(const void *st, uint64_t now_ms);
@@ -103,7 +103,7 @@ struct pg_auth_ops {
     enum pg_verdict (*classify)(const void *st, const struct pg_in_resp *resp, struct pg_err *err);
     /* is this normalised upstream path reserved (login/logout)? may be NULL */
     bool (*reserved)(const void *st, const char *method, const char *path, size_t path_len);
-    void (*deinit)(void *st);          /* frees what init or conf stored; not the state itself */
+    void (*deinit)(void *st); /* frees what init or conf stored; not the state itself */
 };
 
 /* Helpers plugins may call; implemented in the core (gateway/conf.c). */

@@ -18,6 +18,9 @@ PANELGATE = os.environ.get("PANELGATE", "build/panelgate")
 FAKEPANELS = os.environ.get("FAKEPANELS", "build/tests/fakepanels")
 
 # obviously fake test keys; the config holds only their sha256
+# under ASan/UBSan memory figures mean nothing: tests skip RSS bounds there
+SANITIZED = os.environ.get("PG_SANITIZED", "OFF") in ("ON", "1", "TRUE")
+
 KEY_ALICE = "pgk_test_alice_0000000000000000000000000000"
 KEY_BOB = "pgk_test_bob_00000000000000000000000000000000"
 KEY_CAROL = "pgk_test_carol_0000000000000000000000000000"
@@ -232,6 +235,8 @@ class Env:
         return self
 
     def stop(self):
+        """Stop everything; raise if panelgate did not exit 0 (a sanitizer report, a crash)."""
+        bad = None
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -240,11 +245,21 @@ class Env:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            if p.stdout:
+                p.stdout.close()
+            if p.returncode != 0:
+                bad = "%s exited with %d" % (p.args[0], p.returncode)
         self.procs = []
         for f in ("gw_out", "gw_err"):
             if hasattr(self, f):
                 getattr(self, f).close()
         keep = os.environ.get("PG_KEEP_TMP")
+        if bad:
+            with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
+                err = f.read()[-4000:].decode("latin-1")
+            if not keep:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            raise AssertionError(bad + "\n" + err)
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -161,19 +161,20 @@ static int add_hdr(struct pg_fwd *f, size_t *nn, const char *name, size_t nl, co
     if (f->hused + need > f->hcap)
         return -1;
     char *s = f->hb + f->hused;
+    size_t len = nl + 1;
     memcpy(s, name, nl);
-    if (vl == 0 && value) {
-        s[nl] = ';';
-        s[nl + 1] = '\0';
+    if (!value) {
+        s[nl] = ':'; /* "name:" with nothing after: curl must not send its default */
+    } else if (vl == 0) {
+        s[nl] = ';'; /* curl's syntax for a header sent with an empty value */
     } else {
         s[nl] = ':';
         s[nl + 1] = ' ';
         memcpy(s + nl + 2, value, vl);
-        s[nl + 2 + vl] = '\0';
-        if (!value) /* "name:" with nothing after: tells curl not to send its default */
-            s[nl + 1] = '\0';
+        len = nl + 2 + vl;
     }
-    f->hused += strlen(s) + 1;
+    s[len] = '\0';
+    f->hused += len + 1;
     f->nodes[*nn].data = s;
     f->nodes[*nn].next = NULL;
     if (*nn)

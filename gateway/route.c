@@ -90,6 +90,8 @@ int pg_route_match(const struct pg_conf *c, const char *path, size_t n, const ch
     const char *name = path + 1;
     const char *slash = memchr(name, '/', n - 1);
     size_t name_len = slash ? (size_t)(slash - name) : n - 1;
+    if (name_len == 8 && memcmp(name, "_gateway", 8) == 0)
+        return -1;
     int idx = pg_conf_upstream(c, name, name_len);
     if (idx < 0)
         return -1;

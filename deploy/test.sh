@@ -11,46 +11,58 @@ ROOT=$(pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 CTEST_J=${CTEST_PARALLEL_LEVEL:-2}
 SUMMARY=()
+T0=$SECONDS
+T_STEP=$SECONDS
 
 step()
 {
+    T_STEP=$SECONDS
     printf '\n==> %s\n' "$*"
+}
+
+# Record a finished step with its duration.
+done_step()
+{
+    SUMMARY+=("$1 ($((SECONDS - T_STEP))s)")
 }
 
 fail()
 {
     printf '\ntest.sh: FAILED: %s\n' "$*" >&2
     if [ ${#SUMMARY[@]} -gt 0 ]; then
-        printf '  passed before that: %s\n' "${SUMMARY[@]}" >&2
+        echo "  passed before that:" >&2
+        printf '    %s\n' "${SUMMARY[@]}" >&2
     fi
     exit 1
 }
 
 step "dependencies"
 "$ROOT/deploy/deps.sh" || fail "installing dependencies"
+done_step dependencies
 
 step "build (build/, -DPG_WERROR=ON)"
 cmake -S . -B build -DPG_WERROR=ON || fail "configure build/"
 cmake --build build -j"$JOBS" || fail "build build/"
-SUMMARY+=("build")
+done_step build
 
 step "tests (build/)"
 ctest --test-dir build --output-on-failure --no-tests=error -j"$CTEST_J" || fail "ctest in build/"
-SUMMARY+=("tests")
+done_step tests
 
 if [ "${PG_SKIP_ASAN:-0}" = 1 ]; then
     step "ASan+UBSan: skipped (PG_SKIP_ASAN=1)"
-    SUMMARY+=("asan: SKIPPED")
+    SUMMARY+=("ASan+UBSan: SKIPPED (PG_SKIP_ASAN=1)")
 else
     step "build (build-asan/, -DPG_SANITIZE=ON)"
     cmake -S . -B build-asan -DPG_WERROR=ON -DPG_SANITIZE=ON || fail "configure build-asan/"
     cmake --build build-asan -j"$JOBS" || fail "build build-asan/"
+    done_step "ASan+UBSan build"
     step "tests under ASan+UBSan (build-asan/)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$CTEST_J" ||
         fail "ctest under ASan+UBSan in build-asan/"
-    SUMMARY+=("asan+ubsan tests")
+    done_step "ASan+UBSan tests"
 fi
 
 step "clang-format"
@@ -63,11 +75,11 @@ if command -v clang-format >/dev/null 2>&1; then
             fail "clang-format (fix with: clang-format -i <files>)"
         echo "${#CFILES[@]} files formatted correctly ($(clang-format --version))"
     fi
-    SUMMARY+=("clang-format")
+    done_step clang-format
 else
     echo "clang-format not installed: style check SKIPPED (CI must have it)"
-    SUMMARY+=("clang-format: SKIPPED")
+    SUMMARY+=("clang-format: SKIPPED (not installed)")
 fi
 
-printf '\ntest.sh: OK\n'
+printf '\ntest.sh: OK in %ss\n' "$((SECONDS - T0))"
 printf '  %s\n' "${SUMMARY[@]}"

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "util.h"
 
@@ -28,7 +27,7 @@ static bool status_has_body(int status)
 int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_len,
                  int64_t content_length)
 {
-    struct evbuffer *out = bufferevent_get_output(r->bev);
+    struct evbuffer *out = r->out;
     bool body = status_has_body(status);
     r->status = status;
     r->head_sent = true;
@@ -62,10 +61,11 @@ int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_l
 
 int pg_resp_body(struct pg_req *r, const void *p, size_t n)
 {
-    struct evbuffer *out = bufferevent_get_output(r->bev);
+    struct evbuffer *out = r->out;
     if (n == 0 || r->head || !status_has_body(r->status))
         return 0;
     r->resp_bytes += n;
+    r->kick(r);
     if (!r->chunked)
         return evbuffer_add(out, p, n);
     if (evbuffer_add_printf(out, "%zx\r\n", n) < 0 || evbuffer_add(out, p, n) ||
@@ -76,15 +76,16 @@ int pg_resp_body(struct pg_req *r, const void *p, size_t n)
 
 size_t pg_resp_pending(const struct pg_req *r)
 {
-    return evbuffer_get_length(bufferevent_get_output(r->bev));
+    return evbuffer_get_length(r->out);
 }
 
 void pg_resp_end(struct pg_req *r)
 {
     bool ok = true;
-    if (r->chunked && evbuffer_add(bufferevent_get_output(r->bev), "0\r\n\r\n", 5))
+    if (r->chunked && evbuffer_add(r->out, "0\r\n\r\n", 5))
         ok = false;
     r->ended = true;
+    r->kick(r);
     r->done(r, ok);
 }
 
@@ -121,7 +122,7 @@ void pg_resp_error(struct pg_req *r, const struct pg_envelope *e)
         goto fail;
     if (!r->head) {
         r->resp_bytes += len;
-        if (evbuffer_add_buffer(bufferevent_get_output(r->bev), body))
+        if (evbuffer_add_buffer(r->out, body))
             goto fail;
     }
     evbuffer_free(body);

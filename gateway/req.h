@@ -11,7 +11,6 @@
 #include "conf.h"
 #include "envelope.h"
 
-struct bufferevent;
 struct event;
 struct event_base;
 struct evbuffer;
@@ -51,7 +50,7 @@ typedef void pg_req_hook_fn(struct pg_req *r);
 struct pg_req {
     struct pg_worker *w;
     struct pg_conf *conf;    /* reference held while the request runs */
-    struct bufferevent *bev; /* the caller's connection, borrowed */
+    struct evbuffer *out;    /* bytes for the caller, owned by the connection */
     const char *peer;        /* caller IP, borrowed */
 
     const char *method;  /* "GET"..., static string */
@@ -81,6 +80,7 @@ struct pg_req {
     pg_req_hook_fn *on_abort;
     pg_req_hook_fn *on_writable;
     pg_req_done_fn *done; /* set by the server */
+    pg_req_hook_fn *kick; /* set by the server: out has new bytes to write */
 };
 
 /* Find header (name) in the request; returns its value or NULL, *vn its length. */

@@ -1,4 +1,4 @@
-/* server.c -- HTTP/1.1 front end on bufferevents + http_parser: one request at a time per
+/* server.c -- HTTP/1.1 front end on raw sockets + http_parser: one request at a time per
  * connection (pipelined requests wait in the input buffer and are answered in order), strict
  * framing, limits answered with the envelope, dispatch, access log, drain. */
 #include "server.h"
@@ -7,14 +7,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/listener.h>
@@ -46,7 +47,14 @@ enum cstate {
 struct pg_conn {
     struct pg_conn *prev, *next;
     struct pg_server *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct evbuffer *in, *out;
+    struct event rev; /* readable; persistent while reading is wanted */
+    struct event wev; /* writable (armed only while the kernel buffer is full) or kicked */
+    bool kicked;      /* wev is active: a write runs before the loop sleeps */
+    bool reading;     /* rev is added */
+    bool reprocess;   /* rev was activated to parse buffered bytes, not to read */
+    bool events;      /* rev, wev and timer are assigned */
     http_parser parser;
     enum cstate state;
     bool got_bytes; /* some byte of the current request has arrived */
@@ -235,8 +243,10 @@ static int on_headers_done(http_parser *p)
     size_t en;
     const char *ex = pg_req_header(r, "expect", &en);
     if (ex && r->http_minor >= 1 && pg_ieq(ex, en, "100-continue") &&
-        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0)))
-        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0))) {
+        evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        r->kick(r);
+    }
     return 0;
 }
 
@@ -342,18 +352,47 @@ static void req_reset(struct pg_conn *c)
     c->parser.data = c;
 }
 
+static struct pg_conn *conn_of(struct pg_req *r)
+{
+    return (struct pg_conn *)((char *)r - offsetof(struct pg_conn, req));
+}
+
+/* New bytes in c->out: write them before the loop sleeps, once however many were added. */
+static void kick(struct pg_req *r)
+{
+    struct pg_conn *c = conn_of(r);
+    if (!c->kicked) {
+        c->kicked = true;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+}
+
+static void want_read(struct pg_conn *c, bool on)
+{
+    if (on && !c->reading)
+        event_add(&c->rev, NULL);
+    else if (!on && c->reading)
+        event_del(&c->rev);
+    c->reading = on;
+}
+
+/* Parse what is already buffered, on the next loop turn (pipelined requests). */
+static void reprocess(struct pg_conn *c)
+{
+    c->reprocess = true;
+    event_active(&c->rev, EV_READ, 1);
+}
+
 static void start_close(struct pg_conn *c)
 {
     c->state = CS_CLOSING;
     event_del(&c->timer);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    /* the write callback runs once the output is empty (at once if it already is) */
-    bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    kick(&c->req); /* the write callback moves on to lingering once out is empty */
 }
 
 static void req_done(struct pg_req *r, bool ok)
 {
-    struct pg_conn *c = (struct pg_conn *)((char *)r - offsetof(struct pg_conn, req));
+    struct pg_conn *c = conn_of(r);
     access_log(c, r->status);
     if (r->conf) {
         pg_conf_unref(r->conf);
@@ -366,8 +405,9 @@ static void req_done(struct pg_req *r, bool ok)
     req_reset(c);
     c->state = CS_READ;
     arm_timer(c, c->srv->w.conf->client_timeout_ms);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    want_read(c, true);
+    if (evbuffer_get_length(c->in))
+        reprocess(c);
 }
 
 /* Answer a request the server refuses before dispatch; the connection closes after it. */
@@ -488,7 +528,7 @@ static enum pg_err_code parse_error_code(struct pg_conn *c, enum http_errno e)
 /* Parse what input holds; dispatch a complete request. Runs only in CS_READ. */
 static void conn_process(struct pg_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     while (c->state == CS_READ && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -511,46 +551,95 @@ static void conn_process(struct pg_conn *c)
     }
 }
 
-/* ---- connection events ---- */
+/* ---- connection I/O: plain non-blocking reads and writes; a write is tried at once and only
+ * a full kernel buffer arms EPOLLOUT, so a typical answer costs one writev and no epoll_ctl ---- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* One read into c->in: >0 bytes read, 0 would block, -1 EOF or error. */
+static int read_some(struct pg_conn *c)
 {
-    struct pg_conn *c = arg;
-    if (c->state == CS_LINGER) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return;
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    int nv = evbuffer_reserve_space(c->in, 16384, v, 2);
+    if (nv <= 0)
+        return -1;
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
     }
-    if (c->state == CS_READ)
-        conn_process(c);
+    ssize_t n = readv(c->fd, iov, nv);
+    if (n < 0)
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    if (n == 0)
+        return -1;
+    size_t left = (size_t)n;
+    for (int i = 0; i < nv; i++) {
+        v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+        left -= v[i].iov_len;
+    }
+    evbuffer_commit_space(c->in, v, nv);
+    return 1;
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_rev(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_conn *c = arg;
-    if (c->state == CS_BUSY && c->req.on_writable) {
-        c->req.on_writable(&c->req);
-        return;
-    }
-    if (c->state == CS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        /* half-close and read until the peer closes: a reset could destroy the answer */
-        c->state = CS_LINGER;
-        shutdown(bufferevent_getfd(bev), SHUT_WR);
-        struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        bufferevent_setwatermark(bev, EV_READ, 0, 0);
-        bufferevent_enable(bev, EV_READ);
-        arm_timer(c, PG_LINGER_MS);
-    }
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct pg_conn *c = arg;
-    (void)bev;
+    (void)fd;
     (void)what;
-    /* EOF, error or write timeout: the caller is gone or stuck; nothing more can be sent */
-    conn_free(c);
+    if (!c->reprocess && read_some(c) < 0) {
+        conn_free(c); /* EOF or error: the caller is gone; an answer in progress is dropped */
+        return;
+    }
+    c->reprocess = false;
+    switch (c->state) {
+    case CS_READ:
+        conn_process(c);
+        break;
+    case CS_BUSY: /* pipelined bytes wait, up to a bound */
+        if (evbuffer_get_length(c->in) > PG_IN_HIGH)
+            want_read(c, false);
+        break;
+    case CS_CLOSING:
+    case CS_LINGER:
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        break;
+    }
+}
+
+static void linger(struct pg_conn *c)
+{
+    /* half-close and read until the peer closes: a reset could destroy the answer */
+    c->state = CS_LINGER;
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    want_read(c, true);
+    arm_timer(c, PG_LINGER_MS);
+}
+
+static void on_wev(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    c->kicked = false;
+    if ((what & (EV_TIMEOUT | EV_WRITE)) == EV_TIMEOUT) {
+        conn_free(c); /* the caller stopped reading for client_timeout */
+        return;
+    }
+    if (evbuffer_get_length(c->out) && evbuffer_write(c->out, fd) < 0 &&
+        !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        conn_free(c);
+        return;
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (left) {
+        uint64_t ms = c->srv->w.conf->client_timeout_ms;
+        struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+        event_add(&c->wev, &tv);
+    } else if (event_pending(&c->wev, EV_WRITE, NULL)) {
+        event_del(&c->wev);
+    }
+    if (c->state == CS_BUSY && c->req.on_writable && left < PG_OUT_LOW)
+        c->req.on_writable(&c->req);
+    else if (c->state == CS_CLOSING && left == 0)
+        linger(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -576,9 +665,17 @@ static void conn_free(struct pg_conn *c)
     }
     if (r->conf)
         pg_conf_unref(r->conf);
-    event_del(&c->timer);
-    if (c->bev)
-        bufferevent_free(c->bev);
+    if (c->events) {
+        event_del(&c->timer);
+        event_del(&c->rev);
+        event_del(&c->wev);
+    }
+    if (c->fd >= 0)
+        evutil_closesocket(c->fd);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
     if (r->body)
         evbuffer_free(r->body);
     free(r->hbuf);
@@ -608,22 +705,31 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     c->srv = s;
-    c->hcap = conf->max_header_bytes;
-    c->req.hbuf = malloc(c->hcap);
-    c->norm = malloc(PG_URL_MAX + 1);
-    c->req.body = evbuffer_new();
-    c->bev = bufferevent_socket_new(s->w.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fd = fd;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->w.nconns++;
-    if (!c->req.hbuf || !c->norm || !c->req.body || !c->bev) {
-        if (!c->bev)
-            evutil_closesocket(fd);
+    c->hcap = conf->max_header_bytes;
+    c->req.hbuf = malloc(c->hcap);
+    c->norm = malloc(PG_URL_MAX + 1);
+    c->req.body = evbuffer_new();
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    if (!c->req.hbuf || !c->norm || !c->req.body || !c->in || !c->out) {
         conn_free(c);
         return;
     }
+    if (event_assign(&c->rev, s->w.base, fd, EV_READ | EV_PERSIST, on_rev, c) ||
+        event_assign(&c->wev, s->w.base, fd, EV_WRITE, on_wev, c) ||
+        event_assign(&c->timer, s->w.base, -1, 0, on_timer, c)) {
+        conn_free(c);
+        return;
+    }
+    c->events = true;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
     else if (sa->sa_family == AF_INET6)
@@ -631,19 +737,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     else
         memcpy(c->peer, "unknown", 8);
     c->req.w = &s->w;
-    c->req.bev = c->bev;
+    c->req.out = c->out;
     c->req.peer = c->peer;
     c->req.done = req_done;
+    c->req.kick = kick;
     req_reset(c);
-    event_assign(&c->timer, s->w.base, -1, 0, on_timer, c);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, PG_IN_HIGH);
-    bufferevent_setwatermark(c->bev, EV_WRITE, PG_OUT_LOW, 0);
-    struct timeval wt = { (time_t)(conf->client_timeout_ms / 1000),
-                          (suseconds_t)((conf->client_timeout_ms % 1000) * 1000) };
-    bufferevent_set_timeouts(c->bev, NULL, &wt);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = CS_READ;
+    want_read(c, true);
     if (s->w.nconns > conf->max_connections) {
         conn_fail(c, PG_E_OVERLOADED);
         return;
@@ -762,7 +862,7 @@ void pg_server_drain(struct pg_server *s)
     struct pg_conn *c = s->conns;
     while (c) {
         struct pg_conn *next = c->next;
-        if (c->state == CS_READ && !c->got_bytes)
+        if (c->state == CS_READ && !c->got_bytes && evbuffer_get_length(c->in) == 0)
             conn_free(c); /* idle keep-alive: nothing in flight */
         c = next;
     }

@@ -20,6 +20,8 @@
  * mark (PG_FWD_HIGH / 2). Bounds memory per streaming request. */
 #define PG_FWD_HIGH (256 * 1024)
 #define PG_FWD_POOL_MAX 256
+/* an upstream answer head larger than this fails the request (upstream_error) */
+#define PG_FWD_HEAD_MAX (64 * 1024)
 /* header lines the gateway adds besides the caller's: forwarding, id, plugin, curl suppressions */
 #define PG_FWD_EXTRA_HDRS (8 + PG_OUT_MAX_HEADERS)
 
@@ -34,7 +36,8 @@ struct pg_fwd {
     size_t hcap, hused;
     char *url;
     size_t ucap;
-    struct evbuffer *head; /* answer header lines for the caller, until the head is complete */
+    char *head; /* answer header lines for the caller, until the head is complete */
+    size_t head_len, head_cap;
     int status;
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
@@ -64,8 +67,7 @@ static void fwd_destroy(struct pg_fwd *f)
         return;
     if (f->easy)
         curl_easy_cleanup(f->easy);
-    if (f->head)
-        evbuffer_free(f->head);
+    free(f->head);
     free(f->hb);
     free(f->url);
     free(f);
@@ -91,8 +93,7 @@ static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
         return NULL;
     f->pool = pool;
     f->easy = curl_easy_init();
-    f->head = evbuffer_new();
-    if (!f->easy || !f->head) {
+    if (!f->easy) {
         fwd_destroy(f);
         return NULL;
     }
@@ -110,6 +111,8 @@ static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    /* no proxy: also spares curl reading the *_proxy environment on every transfer */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     return f;
 }
 
@@ -137,7 +140,7 @@ static void fwd_put(struct pg_fwd *f)
     r->on_writable = NULL;
     f->req = NULL;
     f->up = NULL;
-    evbuffer_drain(f->head, evbuffer_get_length(f->head));
+    f->head_len = 0;
     struct pg_fwd_pool *pool = f->pool;
     if (pool->nfree >= PG_FWD_POOL_MAX) {
         fwd_destroy(f);
@@ -436,13 +439,9 @@ static int64_t parse_clen(const char *v, size_t n)
 static int send_head(struct pg_fwd *f)
 {
     struct pg_req *r = f->req;
-    size_t n = evbuffer_get_length(f->head);
-    const char *extra = n ? (const char *)evbuffer_pullup(f->head, -1) : NULL;
-    if (n && !extra)
-        return -1;
     int64_t clen = f->chunked_up ? -1 : f->clen;
-    int rc = pg_resp_head(r, f->status, extra, n, clen);
-    evbuffer_drain(f->head, n);
+    int rc = pg_resp_head(r, f->status, f->head, f->head_len, clen);
+    f->head_len = 0;
     f->head_done = true;
     return rc;
 }
@@ -456,7 +455,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->status = parse_status(p, len);
         f->clen = -1;
         f->chunked_up = false;
-        evbuffer_drain(f->head, evbuffer_get_length(f->head));
+        f->head_len = 0;
         return f->status < 100 ? 0 : len;
     }
     size_t ln = len;
@@ -480,9 +479,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->chunked_up = true;
     if (pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
         return len;
-    if (evbuffer_add(f->head, p, nl) || evbuffer_add(f->head, ": ", 2) ||
-        evbuffer_add(f->head, v, vn) || evbuffer_add(f->head, "\r\n", 2))
+    /* the whole answer head is bounded like a request's */
+    size_t need = f->head_len + nl + vn + 4;
+    if (need > PG_FWD_HEAD_MAX || ensure_cap(&f->head, &f->head_cap, need))
         return 0;
+    char *d = f->head + f->head_len;
+    memcpy(d, p, nl);
+    memcpy(d + nl, ": ", 2);
+    memcpy(d + nl + 2, v, vn);
+    memcpy(d + nl + 2 + vn, "\r\n", 2);
+    f->head_len = need;
     return len;
 }
 

@@ -5,26 +5,36 @@
 
 #include "util.h"
 
-static bool in_list(const char *p, size_t n, const char *const *names)
+struct name {
+    const char *s;
+    size_t n;
+};
+#define N(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+
+/* Lengths are compared first: most names are rejected without touching their bytes. */
+static bool in_list(const char *p, size_t n, const struct name *names)
 {
-    for (; *names; names++)
-        if (pg_ieq(p, n, *names))
+    for (; names->s; names++)
+        if (names->n == n && strncasecmp(p, names->s, n) == 0)
             return true;
     return false;
 }
 
 bool pg_hdr_is_hop(const char *p, size_t n)
 {
-    static const char *const hop[] = { "connection",
-                                       "keep-alive",
-                                       "proxy-connection",
-                                       "te",
-                                       "trailer",
-                                       "transfer-encoding",
-                                       "upgrade",
-                                       "proxy-authorization",
-                                       "proxy-authenticate",
-                                       NULL };
+    static const struct name hop[] = { N("connection"),
+                                       N("keep-alive"),
+                                       N("proxy-connection"),
+                                       N("te"),
+                                       N("trailer"),
+                                       N("transfer-encoding"),
+                                       N("upgrade"),
+                                       N("proxy-authorization"),
+                                       N("proxy-authenticate"),
+                                       { NULL, 0 } };
     return in_list(p, n, hop);
 }
 
@@ -47,17 +57,12 @@ bool pg_hdr_conn_lists(const char *v, size_t vn, const char *p, size_t n)
 
 bool pg_hdr_req_drop(const char *p, size_t n)
 {
-    static const char *const drop[] = { "host",
-                                        "content-length",
-                                        "expect",
-                                        "authorization",
-                                        "x-forwarded-for",
-                                        "x-forwarded-proto",
-                                        "x-request-id",
-                                        "x-api-key",
-                                        "x-signature",
-                                        "x-timestamp",
-                                        NULL };
+    static const struct name drop[] = {
+        N("host"),          N("content-length"),  N("expect"),
+        N("authorization"), N("x-forwarded-for"), N("x-forwarded-proto"),
+        N("x-request-id"),  N("x-api-key"),       N("x-signature"),
+        N("x-timestamp"),   { NULL, 0 }
+    };
     return pg_hdr_is_hop(p, n) || in_list(p, n, drop);
 }
 

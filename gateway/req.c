@@ -19,6 +19,25 @@ const char *pg_req_header(const struct pg_req *r, const char *name, size_t *vn)
     return NULL;
 }
 
+/* Append to a stack buffer whose size the caller has bounded. */
+static void put(char *buf, size_t *len, const char *p, size_t n)
+{
+    memcpy(buf + *len, p, n);
+    *len += n;
+}
+
+static void put_u64(char *buf, size_t *len, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        buf[(*len)++] = d[--n];
+}
+
 static bool status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
@@ -41,22 +60,34 @@ int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_l
     }
     if (r->close_delimited)
         r->keep_alive = false;
-    if (evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pg_http_reason(status)) < 0)
+    /* formatted by hand into two stack buffers: this runs for every answer */
+    char line[64], tail[PG_RID_MAX + 128];
+    size_t ln = 0, tn = 0;
+    const char *reason = pg_http_reason(status);
+    put(line, &ln, "HTTP/1.1 ", 9);
+    put_u64(line, &ln, (uint64_t)(status % 1000));
+    line[ln++] = ' ';
+    put(line, &ln, reason, strlen(reason) > 40 ? 40 : strlen(reason));
+    put(line, &ln, "\r\n", 2);
+    put(tail, &tn, "X-Request-Id: ", 14);
+    put(tail, &tn, r->rid, strlen(r->rid));
+    put(tail, &tn, "\r\n", 2);
+    if (body && content_length >= 0) {
+        put(tail, &tn, "Content-Length: ", 16);
+        put_u64(tail, &tn, (uint64_t)content_length);
+        put(tail, &tn, "\r\n", 2);
+    }
+    if (r->chunked)
+        put(tail, &tn, "Transfer-Encoding: chunked\r\n", 28);
+    if (!r->keep_alive)
+        put(tail, &tn, "Connection: close\r\n", 19);
+    else if (r->http_minor == 0)
+        put(tail, &tn, "Connection: keep-alive\r\n", 24);
+    put(tail, &tn, "\r\n", 2);
+    if (evbuffer_add(out, line, ln) || (extra_len && evbuffer_add(out, extra, extra_len)) ||
+        evbuffer_add(out, tail, tn))
         return -1;
-    if (extra_len && evbuffer_add(out, extra, extra_len))
-        return -1;
-    if (evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->rid) < 0)
-        return -1;
-    if (body && content_length >= 0 &&
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length) < 0)
-        return -1;
-    if (r->chunked && evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28))
-        return -1;
-    if (!r->keep_alive && evbuffer_add(out, "Connection: close\r\n", 19))
-        return -1;
-    if (r->keep_alive && r->http_minor == 0 && evbuffer_add(out, "Connection: keep-alive\r\n", 24))
-        return -1;
-    return evbuffer_add(out, "\r\n", 2);
+    return 0;
 }
 
 int pg_resp_body(struct pg_req *r, const void *p, size_t n)

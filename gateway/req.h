@@ -24,6 +24,7 @@ struct pg_fwd_pool;
 struct pg_worker {
     struct event_base *base;
     struct pg_conf *conf; /* current snapshot; requests take their own reference */
+    uint64_t conf_gen;    /* bumped on every reload */
     struct pg_curlev *curl;
     struct pg_fwd_pool *fwds;
     bool tls; /* listener speaks TLS (X-Forwarded-Proto) */
@@ -49,9 +50,9 @@ typedef void pg_req_hook_fn(struct pg_req *r);
 
 struct pg_req {
     struct pg_worker *w;
-    struct pg_conf *conf;    /* reference held while the request runs */
-    struct evbuffer *out;    /* bytes for the caller, owned by the connection */
-    const char *peer;        /* caller IP, borrowed */
+    struct pg_conf *conf; /* reference held while the request runs */
+    struct evbuffer *out; /* bytes for the caller, owned by the connection */
+    const char *peer;     /* caller IP, borrowed */
 
     const char *method;  /* "GET"..., static string */
     unsigned method_bit; /* PG_M_*, 0 if not proxyable */

@@ -20,6 +20,7 @@
 #include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <http_parser.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "curlev.h"
@@ -55,6 +56,12 @@ struct pg_conn {
     bool reading;     /* rev is added */
     bool reprocess;   /* rev was activated to parse buffered bytes, not to read */
     bool events;      /* rev, wev and timer are assigned */
+    /* the last Authorization value that matched, so keep-alive requests skip the SHA-256;
+     * valid only for the config generation it was checked against */
+    char akey[128];
+    size_t akey_len;
+    uint64_t akey_gen;
+    const struct pg_consumer *akey_consumer;
     http_parser parser;
     enum cstate state;
     bool got_bytes; /* some byte of the current request has arrived */
@@ -93,20 +100,15 @@ static void make_rid(struct pg_worker *w, char *out)
     for (int i = 9; i >= 0; i--) /* increment the random tail: unique within the worker */
         if (++w->rid_rand[i])
             break;
-    uint8_t b[16];
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)(ms >> (40 - 8 * i));
-    memcpy(b + 6, w->rid_rand, 10);
-    /* 128 bits -> 26 groups of 5 bits, the first group holding the top 3 bits */
-    for (int i = 0; i < 26; i++) {
-        int bit = i == 0 ? 0 : 3 + 5 * (i - 1);
-        int width = i == 0 ? 3 : 5;
-        unsigned v = 0;
-        for (int k = 0; k < width; k++) {
-            int pos = bit + k;
-            v = (v << 1) | ((b[pos / 8] >> (7 - pos % 8)) & 1u);
-        }
-        out[i] = b32[v];
+    /* the 128-bit value hi:lo, emitted 5 bits at a time from the low end */
+    uint64_t hi = ms << 16 | (uint64_t)w->rid_rand[0] << 8 | w->rid_rand[1];
+    uint64_t lo = 0;
+    for (int i = 2; i < 10; i++)
+        lo = lo << 8 | w->rid_rand[i];
+    for (int i = 25; i >= 0; i--) {
+        out[i] = b32[lo & 31];
+        lo = lo >> 5 | hi << 59;
+        hi >>= 5;
     }
     out[26] = '\0';
 }
@@ -454,6 +456,28 @@ static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
     pg_resp_fail(r, PG_E_NOT_FOUND, "No such gateway endpoint.");
 }
 
+/* The consumer whose key the request carries, or NULL. */
+static const struct pg_consumer *caller(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    size_t an;
+    const char *az = pg_req_header(r, "authorization", &an);
+    if (!az)
+        return NULL;
+    if (c->akey_consumer && c->akey_gen == c->srv->w.conf_gen && an == c->akey_len &&
+        CRYPTO_memcmp(az, c->akey, an) == 0)
+        return c->akey_consumer;
+    const struct pg_consumer *k = pg_keys_lookup(r->conf, az, an);
+    c->akey_consumer = NULL;
+    if (k && an <= sizeof c->akey) {
+        memcpy(c->akey, az, an);
+        c->akey_len = an;
+        c->akey_gen = c->srv->w.conf_gen;
+        c->akey_consumer = k;
+    }
+    return k;
+}
+
 static void dispatch(struct pg_conn *c)
 {
     struct pg_req *r = &c->req;
@@ -485,9 +509,7 @@ static void dispatch(struct pg_conn *c)
         serve_gateway(c, c->norm, (size_t)nn);
         return;
     }
-    size_t an;
-    const char *az = pg_req_header(r, "authorization", &an);
-    r->consumer = az ? pg_keys_lookup(r->conf, az, an) : NULL;
+    r->consumer = caller(c);
     if (!r->consumer) {
         pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
         return;
@@ -678,6 +700,7 @@ static void conn_free(struct pg_conn *c)
         evbuffer_free(c->out);
     if (r->body)
         evbuffer_free(r->body);
+    OPENSSL_cleanse(c->akey, sizeof c->akey);
     free(r->hbuf);
     free(c->norm);
     if (c->prev)
@@ -840,6 +863,7 @@ void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
     pg_conf_ref(conf);
     pg_conf_unref(s->w.conf);
     s->w.conf = conf;
+    s->w.conf_gen++; /* cached key checks were against the old consumers */
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)

@@ -120,9 +120,6 @@ Try:
   # health (no key)
   curl -i $BASE/_gateway/health
 
-  # who am I: consumer, allowed upstreams, buckets
-  curl -H 'Authorization: Bearer $KEY' $BASE/_gateway/me
-
   # GET through the 'echo' upstream (static X-Api-Key added, your key removed)
   curl -i -H 'Authorization: Bearer $KEY' '$BASE/echo/hello?x=1'
 
@@ -156,7 +153,6 @@ check()
 AUTH=(-H "Authorization: Bearer $KEY")
 echo "smoke check:"
 check 200 "$BASE/_gateway/health"
-check 200 "${AUTH[@]}" "$BASE/_gateway/me"
 check 200 "${AUTH[@]}" "$BASE/echo/hello?x=1"
 check 200 "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"name":"demo","n":1}' \
     "$BASE/echo/items"

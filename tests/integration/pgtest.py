@@ -214,10 +214,10 @@ class Env:
 
     def start(self):
         try:
-            fake = subprocess.Popen(
-                [FAKEPANELS, "--echo", str(self.echo_port), "--refuse", str(self.refuse_port)]
-                + self.fake_args,
-                stdout=subprocess.PIPE, stderr=open(os.path.join(self.tmp, "fake.err"), "wb"))
+            with open(os.path.join(self.tmp, "fake.err"), "wb") as ferr:
+                fake = subprocess.Popen(
+                    [FAKEPANELS, "--echo", str(self.echo_port), "--refuse", str(self.refuse_port)]
+                    + self.fake_args, stdout=subprocess.PIPE, stderr=ferr)
             self.procs.append(fake)
             wait_line(fake, "ready")
             self.config = os.path.join(self.tmp, "pg.yaml")

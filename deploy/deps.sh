@@ -7,7 +7,7 @@
 PG_DEPS_DEFAULT=(
     build-essential cmake pkg-config
     libevent-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libhiredis-dev
-    libcmocka-dev libhttp-parser-dev
+    libcmocka-dev libhttp-parser-dev libjemalloc-dev
     python3 curl ca-certificates
     redis-server nginx wrk valgrind
 )

@@ -49,45 +49,74 @@ struct pg_conf_key {
     const struct pg_conf_key *sub; /* PG_CONF_OBJECT only; a {0}-terminated table */
 };
 
-/* Error detail filled by plugins (and the core): a short message, never a credential. */
+/* Error detail filled by plugins (and the core): a short message, never a credential. The
+ * upstream_* fields describe the panel's own error when it answered. */
 struct pg_err {
     int code; /* enum pg_err_code from gateway/envelope.h */
     char msg[160];
+    char upstream_code[64];     /* panel's error code as text ("102", "INVALID_SIGNATURE"), or "" */
+    char upstream_message[256]; /* panel's error text, or "" */
 };
 
-/* An outgoing upstream request a plugin may edit: extra headers and the query string. */
+/* The credential a login produced. Owned by the core (one per upstream), filled by parse_login,
+ * read by sign. Never logged. */
+#define PG_TOKEN_MAX 4096
+
+struct pg_session {
+    char token[PG_TOKEN_MAX]; /* NUL-terminated: a Navixy hash, a JWT */
+    size_t token_len;
+    uint64_t refresh_at_ms; /* monotonic time after which to log in again first; 0 = never */
+};
+
+/* An outgoing upstream request a plugin may edit: extra headers and one query parameter. */
 #define PG_OUT_MAX_HEADERS 8
 
 struct pg_out_req {
     const char *method; /* upper case */
-    const char *path;   /* upstream path, without the query, borrowed */
-    size_t path_len;
-    const char *query; /* without '?', may be NULL; borrowed */
-    size_t query_len;
+    const char *target; /* upstream request target as sent: url path + rest [+ '?' query] */
+    size_t target_len;
     const char *body; /* exact bytes sent; borrowed */
     size_t body_len;
-    /* headers the plugin adds; names/values point into the plugin's state or into `scratch` */
+    const char *accept; /* the caller's Accept header, NULL if none */
+    size_t accept_len;
+    /* headers the plugin adds (a caller header of the same name is then dropped); names and
+     * values point into the plugin's state, the session or `scratch` */
     struct {
         const char *name;
         const char *value;
     } hdr[PG_OUT_MAX_HEADERS];
     size_t nhdr;
-    /* a query parameter the plugin appends (name=value), e.g. Navixy's hash; NULL if none */
+    /* a query parameter the core appends (name=value, value percent-encoded), e.g. Navixy's hash */
     const char *add_query_name;
     const char *add_query_value;
-    char scratch[512]; /* plugin-owned bytes for computed values (signatures) */
+    char scratch[512]; /* plugin-owned bytes for computed values (signatures, timestamps) */
     size_t scratch_used;
 };
 
-/* An upstream answer handed to a plugin: status, a header lookup and a (bounded) body. */
+/* A login request a plugin builds; the core sends it to the upstream url + path. */
+struct pg_login_req {
+    const char *method;       /* "POST" */
+    const char *path;         /* e.g. "/user/auth", appended to the upstream url */
+    const char *content_type; /* of body */
+    char body[2048];          /* holds the password: the core wipes it after sending */
+    size_t body_len;
+};
+
+/* An upstream answer handed to a plugin: status and a bounded, complete body. */
 struct pg_in_resp {
     int status;
     const char *body;
     size_t body_len;
     const char *content_type; /* NULL if absent */
+    size_t content_type_len;
 };
 
-enum pg_verdict { PG_VERDICT_OK, PG_VERDICT_RELOGIN, PG_VERDICT_FAIL };
+enum pg_verdict {
+    PG_VERDICT_OK,      /* not an auth problem: the answer goes to the caller */
+    PG_VERDICT_RELOGIN, /* session expired: log in again (single flight) and replay once */
+    PG_VERDICT_RESIGN,  /* signature/timestamp refused: sign afresh and replay once */
+    PG_VERDICT_FAIL,    /* the panel refuses the gateway's credentials: upstream_auth_failed */
+};
 
 struct pg_auth_ops {
     const char *type;               /* YAML auth.type */
@@ -95,15 +124,34 @@ struct pg_auth_ops {
     const struct pg_conf_key *keys; /* {0}-terminated */
     /* after config keys were stored: defaults, cross-key validation. 0 ok, -1 with err->msg */
     int (*init)(void *st, struct pg_err *err);
-    bool (*needs_login)(const void *st, uint64_t now_ms);
-    int (*build_login)(const void *st, struct pg_out_req *req);
-    int (*parse_login)(void *st, const struct pg_in_resp *resp, struct pg_err *err);
-    /* add credentials to one outgoing request. 0 ok, -1 error */
-    int (*sign)(const void *st, struct pg_out_req *req, uint64_t now_s);
+    /* frees what init or conf stored, also for a partly filled state; not the state itself */
+    void (*deinit)(void *st);
+
+    /* Login-based adapters set these three; token-less adapters leave them NULL. */
+    int (*build_login)(const void *st, struct pg_login_req *req);
+    /* 0: s filled (token, refresh_at_ms from now_ms); -1: err filled (code, upstream_*).
+     * The token's format is the plugin's own (it may hold a ready header value). now_s is wall
+     * clock seconds, for expiry claims such as a JWT's exp. */
+    int (*parse_login)(const void *st, const struct pg_in_resp *resp, struct pg_session *s,
+                       uint64_t now_ms, uint64_t now_s, struct pg_err *err);
+
+    /* Add credentials to one outgoing request; s is NULL for token-less adapters. 0 ok, -1 */
+    int (*sign)(const void *st, const struct pg_session *s, struct pg_out_req *req,
+                uint64_t now_s);
+    /* Is this non-2xx answer an auth problem? May fill err->upstream_*. NULL: always OK. */
     enum pg_verdict (*classify)(const void *st, const struct pg_in_resp *resp, struct pg_err *err);
-    /* is this normalised upstream path reserved (login/logout)? may be NULL */
+    /* Is this normalised path (after /{upstream}) reserved: login, logout? NULL: none are. */
     bool (*reserved)(const void *st, const char *method, const char *path, size_t path_len);
-    void (*deinit)(void *st); /* frees what init or conf stored; not the state itself */
+    /* Rewrite one answer header for the caller (Navirec Link). Return 1 and fill out/outlen when
+     * rewritten, 0 to pass it as is, -1 to drop it. upstream_url is the configured url,
+     * public_base the gateway's public_url + "/" + upstream name. May be NULL. */
+    int (*rewrite_header)(const void *st, const char *name, size_t name_len, const char *value,
+                          size_t value_len, const char *upstream_url, const char *public_base,
+                          char *out, size_t cap, size_t *outlen);
+    /* The query/body parameter that carries this panel's credential when a caller sends it
+     * (Navixy: "hash"): removed from the query, refused (400) in a JSON or form body. May be
+     * NULL. */
+    const char *cred_param;
 };
 
 /* Helpers plugins may call; implemented in the core (gateway/conf.c). */
@@ -111,6 +159,10 @@ void pg_secret_free(struct pg_secret *s);
 void pg_kv_list_free(struct pg_kv_list *l);
 
 extern const struct pg_auth_ops pg_auth_static;
+extern const struct pg_auth_ops pg_auth_navixy_session;
+extern const struct pg_auth_ops pg_auth_openpanel_jwt;
+extern const struct pg_auth_ops pg_auth_panelica_hmac;
+extern const struct pg_auth_ops pg_auth_navirec_token;
 
 /* The registry (plugins/registry.c): the ops table for a YAML auth.type, NULL if unknown. */
 const struct pg_auth_ops *pg_plugin_find(const char *type);

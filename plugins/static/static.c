@@ -136,32 +136,11 @@ static int static_init(void *vst, struct pg_err *err)
     return 0;
 }
 
-static bool static_needs_login(const void *st, uint64_t now_ms)
-{
-    (void)st;
-    (void)now_ms;
-    return false;
-}
-
-/* never called: needs_login is always false */
-static int static_build_login(const void *st, struct pg_out_req *req)
-{
-    (void)st;
-    (void)req;
-    return -1;
-}
-
-static int static_parse_login(void *st, const struct pg_in_resp *resp, struct pg_err *err)
-{
-    (void)st;
-    (void)resp;
-    (void)err;
-    return 0;
-}
-
-static int static_sign(const void *vst, struct pg_out_req *req, uint64_t now_s)
+static int static_sign(const void *vst, const struct pg_session *sess, struct pg_out_req *req,
+                       uint64_t now_s)
 {
     const struct static_auth *st = vst;
+    (void)sess;
     (void)now_s;
     size_t need = st->authz.p ? 1 : st->headers.n;
     if (req->nhdr > PG_OUT_MAX_HEADERS || PG_OUT_MAX_HEADERS - req->nhdr < need)
@@ -176,24 +155,6 @@ static int static_sign(const void *vst, struct pg_out_req *req, uint64_t now_s)
         req->hdr[req->nhdr++].value = st->headers.v[i].value.p;
     }
     return 0;
-}
-
-static enum pg_verdict static_classify(const void *st, const struct pg_in_resp *resp,
-                                       struct pg_err *err)
-{
-    (void)st;
-    (void)resp;
-    (void)err;
-    return PG_VERDICT_OK;
-}
-
-static bool static_reserved(const void *st, const char *method, const char *path, size_t n)
-{
-    (void)st;
-    (void)method;
-    (void)path;
-    (void)n;
-    return false;
 }
 
 static void static_deinit(void *vst)
@@ -211,11 +172,6 @@ const struct pg_auth_ops pg_auth_static = {
     .state_size = sizeof(struct static_auth),
     .keys = static_keys,
     .init = static_init,
-    .needs_login = static_needs_login,
-    .build_login = static_build_login,
-    .parse_login = static_parse_login,
     .sign = static_sign,
-    .classify = static_classify,
-    .reserved = static_reserved,
     .deinit = static_deinit,
 };

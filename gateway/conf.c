@@ -1393,6 +1393,8 @@ void pg_conf_ref(struct pg_conf *c)
 
 static void upstream_free(struct pg_upstream *u)
 {
+    if (u->rt_free)
+        u->rt_free(u->rt); /* sessions first: they may point into the auth state */
     free(u->name);
     free(u->url);
     free(u->tls_ca_file);

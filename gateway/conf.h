@@ -68,6 +68,10 @@ struct pg_upstream {
     struct pg_rate_limit rl;
     struct pg_route_conf *routes;
     size_t nroutes;
+    /* runtime state of this snapshot's upstream (sessions, logins), created and owned by
+     * auth.c; the snapshot frees it through rt_free */
+    void *rt;
+    void (*rt_free)(void *rt);
 };
 
 enum pg_store_type { PG_STORE_LOCAL = 0, PG_STORE_REDIS = 1 };

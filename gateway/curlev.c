@@ -12,7 +12,6 @@ struct pg_curlev {
     struct event_base *base;
     CURLM *multi;
     struct event timer;
-    pg_curl_done_fn *done;
 };
 
 /* One per socket curl watches; re-armed in place when curl's interest changes, so a keep-alive
@@ -32,9 +31,9 @@ static void reap_done(struct pg_curlev *c)
             continue;
         CURL *e = m->easy_handle;
         CURLcode res = m->data.result;
-        void *priv = NULL;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&priv);
-        c->done(e, res, priv);
+        struct pg_xfer *x = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        x->done(e, res, x);
     }
 }
 
@@ -101,13 +100,12 @@ static int want_timer(CURLM *m, long ms, void *arg)
     return evtimer_add(&c->timer, &tv);
 }
 
-struct pg_curlev *pg_curlev_new(struct event_base *base, pg_curl_done_fn *done)
+struct pg_curlev *pg_curlev_new(struct event_base *base)
 {
     struct pg_curlev *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->base = base;
-    c->done = done;
     c->multi = curl_multi_init();
     if (!c->multi || evtimer_assign(&c->timer, base, on_timeout, c)) {
         pg_curlev_free(c);

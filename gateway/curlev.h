@@ -12,10 +12,15 @@ struct pg_curlev;
  * must pg_curlev_remove() the handle. */
 typedef void pg_curl_done_fn(CURL *e, CURLcode res, void *priv);
 
-struct pg_curlev *pg_curlev_new(struct event_base *base, pg_curl_done_fn *done);
+/* Every easy handle's CURLOPT_PRIVATE points at a struct that starts with this. */
+struct pg_xfer {
+    pg_curl_done_fn *done;
+};
+
+struct pg_curlev *pg_curlev_new(struct event_base *base);
 void pg_curlev_free(struct pg_curlev *c); /* accepts NULL; handles must be removed first */
 
-/* Start a transfer; e must have CURLOPT_PRIVATE set. 0 ok, -1 error. */
+/* Start a transfer; e's CURLOPT_PRIVATE must point at a struct pg_xfer. 0 ok, -1 error. */
 int pg_curlev_add(struct pg_curlev *c, CURL *e);
 /* Stop a transfer (finished or not). Never call from inside a curl callback. */
 void pg_curlev_remove(struct pg_curlev *c, CURL *e);

@@ -12,6 +12,10 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "curlev.h"
 #include "hdr.h"
 #include "util.h"
@@ -24,8 +28,11 @@
 #define PG_FWD_HEAD_MAX (64 * 1024)
 /* header lines the gateway adds besides the caller's: forwarding, id, plugin, curl suppressions */
 #define PG_FWD_EXTRA_HDRS (8 + PG_OUT_MAX_HEADERS)
+/* an error answer a plugin must judge is held back up to this size; larger ones stream on */
+#define PG_FWD_HOLD_MAX (64 * 1024)
 
 struct pg_fwd {
+    struct pg_xfer x; /* first: CURLOPT_PRIVATE */
     struct pg_fwd *next_free;
     struct pg_fwd_pool *pool;
     struct pg_req *req;
@@ -38,6 +45,17 @@ struct pg_fwd {
     size_t ucap;
     char *head; /* answer header lines for the caller, until the head is complete */
     size_t head_len, head_cap;
+    const char *rest, *query; /* the request's target, borrowed from the connection */
+    size_t rest_len, query_len;
+    char *qbuf; /* the caller's query without the panel credential parameter */
+    size_t qcap;
+    struct pg_auth_wait wait;
+    uint64_t gen;  /* session generation the request was signed with */
+    bool replayed; /* a request is replayed at most once */
+    bool hold;     /* an error answer is being held for the plugin's verdict */
+    char *ebuf;    /* the held answer body, at most PG_FWD_HOLD_MAX */
+    size_t elen;
+    char ctype[128]; /* the answer's Content-Type, for the verdict */
     int status;
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
@@ -70,6 +88,8 @@ static void fwd_destroy(struct pg_fwd *f)
     free(f->head);
     free(f->hb);
     free(f->url);
+    free(f->qbuf);
+    free(f->ebuf);
     free(f);
 }
 
@@ -98,8 +118,9 @@ static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
         return NULL;
     }
     CURL *e = f->easy;
+    f->x.done = pg_fwd_curl_done;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->x);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -134,6 +155,7 @@ static void fwd_put(struct pg_fwd *f)
         pg_curlev_remove(r->w->curl, f->easy);
         f->running = false;
     }
+    pg_auth_cancel(&f->wait);
     event_del(&f->idle);
     r->fwd = NULL;
     r->on_abort = NULL;
@@ -262,12 +284,12 @@ static bool url_safe(int c)
            c == '.' || c == '_' || c == '~';
 }
 
-static int build_url(struct pg_fwd *f, const char *rest, size_t rn, const char *q, size_t qn,
-                     const struct pg_out_req *o)
+/* f->url = upstream url + rest [+ '?' query]; room is left for the plugin's parameter.
+ * *target points at the path part (what the panel sees as the request target). */
+static int build_url(struct pg_fwd *f, const char **target, size_t *target_len)
 {
-    size_t an = o->add_query_name ? strlen(o->add_query_name) : 0;
-    size_t av = o->add_query_value ? strlen(o->add_query_value) : 0;
-    size_t need = f->up->url_len + rn + qn + an + 3 * av + 8;
+    size_t rn = f->rest_len, qn = f->query_len;
+    size_t need = f->up->url_len + rn + qn + 3 * PG_TOKEN_MAX + 80;
     if (ensure_cap(&f->url, &f->ucap, need))
         return -1;
     char *u = f->url;
@@ -277,35 +299,48 @@ static int build_url(struct pg_fwd *f, const char *rest, size_t rn, const char *
     if (rn == 0) {
         u[n++] = '/';
     } else {
-        memcpy(u + n, rest, rn);
+        memcpy(u + n, f->rest, rn);
         n += rn;
     }
-    if (qn || an)
-        u[n++] = '?';
     if (qn) {
-        memcpy(u + n, q, qn);
+        u[n++] = '?';
+        memcpy(u + n, f->query, qn);
         n += qn;
     }
-    if (an) {
-        static const char hexd[] = "0123456789ABCDEF";
-        if (qn)
-            u[n++] = '&';
-        memcpy(u + n, o->add_query_name, an);
-        n += an;
-        u[n++] = '=';
-        for (size_t i = 0; i < av; i++) {
-            unsigned char c = (unsigned char)o->add_query_value[i];
-            if (url_safe(c)) {
-                u[n++] = (char)c;
-            } else {
-                u[n++] = '%';
-                u[n++] = hexd[c >> 4];
-                u[n++] = hexd[c & 15];
-            }
+    u[n] = '\0';
+    const char *p = strstr(u, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    *target = p ? p : u + n;
+    *target_len = p ? (size_t)(u + n - p) : 0;
+    return 0;
+}
+
+/* Append the plugin's query parameter (percent-encoded) to f->url; build_url left the room. */
+static void add_query_param(struct pg_fwd *f, const struct pg_out_req *o)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    if (!o->add_query_name || !o->add_query_value)
+        return;
+    size_t an = strlen(o->add_query_name), av = strlen(o->add_query_value);
+    if (an > 64 || av > PG_TOKEN_MAX)
+        return;
+    char *u = f->url;
+    size_t n = strlen(u);
+    u[n++] = f->query_len ? '&' : '?';
+    memcpy(u + n, o->add_query_name, an);
+    n += an;
+    u[n++] = '=';
+    for (size_t i = 0; i < av; i++) {
+        unsigned char c = (unsigned char)o->add_query_value[i];
+        if (url_safe(c)) {
+            u[n++] = (char)c;
+        } else {
+            u[n++] = '%';
+            u[n++] = hexd[c >> 4];
+            u[n++] = hexd[c & 15];
         }
     }
     u[n] = '\0';
-    return 0;
 }
 
 static void set_method(CURL *e, struct pg_req *r, const char *body, size_t bn)
@@ -347,6 +382,130 @@ static void arm_idle(struct pg_fwd *f, uint64_t ms)
     event_add(&f->idle, &tv);
 }
 
+/* Is the query parameter name (p, n), percent-decoded, equal to want? */
+static bool param_is(const char *p, size_t n, const char *want)
+{
+    size_t wn = strlen(want), k = 0;
+    for (size_t i = 0; i < n; i++, k++) {
+        int c = (unsigned char)p[i];
+        if (c == '%' && i + 2 < n && pg_hexval(p[i + 1]) >= 0 && pg_hexval(p[i + 2]) >= 0) {
+            c = pg_hexval(p[i + 1]) * 16 + pg_hexval(p[i + 2]);
+            i += 2;
+        }
+        if (k >= wn || c != want[k])
+            return false;
+    }
+    return k == wn;
+}
+
+/* Copy the caller's query into f->qbuf without any `param` parameter (a caller-supplied panel
+ * credential never reaches the panel). */
+static int strip_param(struct pg_fwd *f, const char *param)
+{
+    if (ensure_cap(&f->qbuf, &f->qcap, f->query_len + 1))
+        return -1;
+    size_t o = 0, i = 0;
+    const char *q = f->query;
+    while (i < f->query_len) {
+        size_t j = i;
+        while (j < f->query_len && q[j] != '&')
+            j++;
+        size_t k = i;
+        while (k < j && q[k] != '=')
+            k++;
+        if (j > i && !param_is(q + i, k - i, param)) {
+            if (o)
+                f->qbuf[o++] = '&';
+            memcpy(f->qbuf + o, q + i, j - i);
+            o += j - i;
+        }
+        i = j + 1;
+    }
+    f->query = f->qbuf;
+    f->query_len = o;
+    return 0;
+}
+
+/* Does the body carry `param` at its top level (a JSON object key or a form field)? */
+static bool body_has_param(const struct pg_req *r, const char *body, size_t bn, const char *param)
+{
+    size_t cn;
+    const char *ct = pg_req_header(r, "content-type", &cn);
+    if (!bn || !ct)
+        return false;
+    if (pg_iprefix(ct, cn, "application/json")) {
+        json_t *j = json_loadb(body, bn, JSON_DECODE_ANY, NULL);
+        bool has = j && json_is_object(j) && json_object_get(j, param);
+        json_decref(j);
+        return has;
+    }
+    if (pg_iprefix(ct, cn, "application/x-www-form-urlencoded")) {
+        size_t i = 0;
+        while (i < bn) {
+            size_t j = i;
+            while (j < bn && body[j] != '&')
+                j++;
+            size_t k = i;
+            while (k < j && body[k] != '=')
+                k++;
+            if (param_is(body + i, k - i, param))
+                return true;
+            i = j + 1;
+        }
+    }
+    return false;
+}
+
+static void go(struct pg_fwd *f, const struct pg_session *sess);
+static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err);
+
+static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_status)
+{
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s rejected the gateway's credentials", up->name);
+    struct pg_envelope e = { .code = PG_E_UPSTREAM_AUTH_FAILED, .message = msg };
+    if (err && (upstream_status || err->upstream_code[0] || err->upstream_message[0])) {
+        e.upstream = up->name;
+        e.upstream_status = upstream_status;
+        e.upstream_code = err->upstream_code[0] ? err->upstream_code : NULL;
+        e.upstream_message = err->upstream_message[0] ? err->upstream_message : NULL;
+        e.upstream_message_len = strlen(err->upstream_message);
+    }
+    fwd_put(f);
+    pg_resp_error(r, &e);
+}
+
+/* Get a session (maybe waiting for a login), then send. */
+static void acquire_and_go(struct pg_fwd *f)
+{
+    struct pg_req *r = f->req;
+    const struct pg_session *sess;
+    struct pg_err err;
+    f->wait.cb = on_auth_ready;
+    switch (pg_auth_acquire(r->w, r->conf, r->upstream, &f->wait, &sess, &f->gen, &err)) {
+    case PG_AUTH_READY:
+        go(f, sess);
+        break;
+    case PG_AUTH_WAIT:
+        break;
+    case PG_AUTH_FAILED:
+        fail_auth(f, &err, 0);
+        break;
+    }
+}
+
+static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err)
+{
+    struct pg_fwd *f = (struct pg_fwd *)((char *)wt - offsetof(struct pg_fwd, wait));
+    if (!ok) {
+        fail_auth(f, err, 0);
+        return;
+    }
+    acquire_and_go(f);
+}
+
 void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const char *query,
                   size_t query_len)
 {
@@ -358,35 +517,75 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     }
     f->req = r;
     f->up = up;
-    f->status = 0;
-    f->clen = -1;
-    f->chunked_up = false;
-    f->head_done = f->paused = f->running = false;
-    f->errbuf[0] = '\0';
+    f->rest = rest;
+    f->rest_len = rest_len;
+    f->query = query;
+    f->query_len = query_len;
+    f->replayed = false;
     r->fwd = f;
     r->on_abort = on_abort;
     r->on_writable = on_writable;
+    const char *param = up->auth ? up->auth->cred_param : NULL;
+    if (param) {
+        size_t bn = evbuffer_get_length(r->body);
+        const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
+        if (body_has_param(r, body, bn, param)) {
+            fwd_put(f);
+            pg_resp_fail(r, PG_E_BAD_REQUEST, "The body carries a panel credential parameter.");
+            return;
+        }
+        if (f->query_len && strip_param(f, param)) {
+            fwd_put(f);
+            pg_resp_fail(r, PG_E_INTERNAL, NULL);
+            return;
+        }
+    }
+    acquire_and_go(f);
+}
 
+/* Sign and send the request (again, after a re-login or re-sign). */
+static void go(struct pg_fwd *f, const struct pg_session *sess)
+{
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    f->status = 0;
+    f->clen = -1;
+    f->chunked_up = false;
+    f->head_done = f->paused = f->running = f->hold = false;
+    f->head_len = 0;
+    f->elen = 0;
+    f->ctype[0] = '\0';
+    f->errbuf[0] = '\0';
     size_t bn = evbuffer_get_length(r->body);
     const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
-    struct pg_out_req o = { .method = r->method,
-                            .path = rest,
-                            .path_len = rest_len,
-                            .query = query,
-                            .query_len = query_len,
-                            .body = body,
-                            .body_len = bn };
-    if (up->auth && up->auth->sign(up->auth_state, &o, (uint64_t)time(NULL))) {
-        fwd_put(f);
-        pg_resp_fail(r, PG_E_INTERNAL, "The gateway could not sign the upstream request.");
-        return;
-    }
-    if ((bn && !body) || build_headers(f, &o) ||
-        build_url(f, rest, rest_len, query, query_len, &o)) {
+    const char *target;
+    size_t tn;
+    if ((bn && !body) || build_url(f, &target, &tn)) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
+    size_t an = 0;
+    const char *accept = pg_req_header(r, "accept", &an);
+    struct pg_out_req o = { .method = r->method,
+                            .target = target,
+                            .target_len = tn,
+                            .body = body,
+                            .body_len = bn,
+                            .accept = accept,
+                            .accept_len = an };
+    if (up->auth && up->auth->sign(up->auth_state, sess, &o, (uint64_t)time(NULL))) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, "The gateway could not sign the upstream request.");
+        return;
+    }
+    add_query_param(f, &o);
+    if (build_headers(f, &o)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    OPENSSL_cleanse(o.scratch, sizeof o.scratch);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
@@ -464,6 +663,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     if (ln == 0) {
         if (f->status < 200) /* the end of a 1xx block: the real answer follows */
             return len;
+        if (f->status >= 400 && f->up->auth && f->up->auth->classify) {
+            f->hold = true; /* the plugin judges the complete answer first */
+            return len;
+        }
         return send_head(f) ? 0 : len;
     }
     const char *colon = memchr(p, ':', ln);
@@ -477,8 +680,30 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->clen = parse_clen(v, vn);
     else if (pg_ieq(p, nl, "transfer-encoding"))
         f->chunked_up = true;
+    else if (pg_ieq(p, nl, "content-type") && vn < sizeof f->ctype) {
+        memcpy(f->ctype, v, vn);
+        f->ctype[vn] = '\0';
+    }
     if (pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
         return len;
+    char rw[4096];
+    if (f->up->auth && f->up->auth->rewrite_header) {
+        char base[1024];
+        size_t rn = 0;
+        const struct pg_conf *c = f->req->conf;
+        int k =
+            snprintf(base, sizeof base, "%s/%s", c->public_url ? c->public_url : "", f->up->name);
+        int rc = k > 0 && (size_t)k < sizeof base
+                     ? f->up->auth->rewrite_header(f->up->auth_state, p, nl, v, vn, f->up->url,
+                                                   base, rw, sizeof rw, &rn)
+                     : 0;
+        if (rc < 0)
+            return len;
+        if (rc > 0 && rn <= sizeof rw && pg_hdr_value_ok(rw, rn)) {
+            v = rw;
+            vn = rn;
+        }
+    }
     /* the whole answer head is bounded like a request's */
     size_t need = f->head_len + nl + vn + 4;
     if (need > PG_FWD_HEAD_MAX || ensure_cap(&f->head, &f->head_cap, need))
@@ -492,11 +717,31 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* A held answer turned out too big to judge: it goes to the caller as it is. */
+static int release_hold(struct pg_fwd *f)
+{
+    f->hold = false;
+    if (send_head(f))
+        return -1;
+    return f->elen ? pg_resp_body(f->req, f->ebuf, f->elen) : 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct pg_fwd *f = arg;
     size_t len = size * n;
     f->last_ms = pg_now_ms();
+    if (f->hold) {
+        if (f->elen + len <= PG_FWD_HOLD_MAX) {
+            if (!f->ebuf && !(f->ebuf = malloc(PG_FWD_HOLD_MAX)))
+                return 0;
+            memcpy(f->ebuf + f->elen, p, len);
+            f->elen += len;
+            return len;
+        }
+        if (release_hold(f))
+            return 0;
+    }
     if (!f->head_done)
         return 0;
     if (pg_resp_pending(f->req) >= PG_FWD_HIGH) {
@@ -530,16 +775,56 @@ static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLc
     pg_resp_fail(r, code, k > 0 && (size_t)k < sizeof msg ? msg : NULL);
 }
 
+/* The held error answer is complete: let the plugin judge it. Returns true when the request
+ * was taken over (replayed or answered), false when the answer goes to the caller as it is. */
+static bool judge(struct pg_fwd *f)
+{
+    const struct pg_upstream *up = f->up;
+    struct pg_in_resp resp = { .status = f->status,
+                               .body = f->ebuf,
+                               .body_len = f->elen,
+                               .content_type = f->ctype[0] ? f->ctype : NULL,
+                               .content_type_len = strlen(f->ctype) };
+    struct pg_err err;
+    memset(&err, 0, sizeof err);
+    enum pg_verdict v = up->auth->classify(up->auth_state, &resp, &err);
+    if (v == PG_VERDICT_OK)
+        return false;
+    if ((v == PG_VERDICT_RELOGIN || v == PG_VERDICT_RESIGN) && !f->replayed) {
+        f->replayed = true;
+        if (v == PG_VERDICT_RELOGIN)
+            pg_auth_expired(f->req->conf, f->req->upstream, f->gen);
+        acquire_and_go(f);
+        return true;
+    }
+    fail_auth(f, &err, f->status);
+    return true;
+}
+
 void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
 {
     struct pg_fwd *f = priv;
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
-    bool head_done = f->head_done;
     (void)e;
     if (res != CURLE_OK && res != CURLE_WRITE_ERROR)
         pg_log(PG_LOG_WARN, "request %s: upstream %s: %s", r->rid, up->name,
                f->errbuf[0] ? f->errbuf : curl_easy_strerror(res));
+    if (f->running) {
+        pg_curlev_remove(r->w->curl, f->easy);
+        f->running = false;
+    }
+    event_del(&f->idle);
+    if (res == CURLE_OK && f->hold) {
+        if (judge(f))
+            return;
+        if (release_hold(f)) {
+            fwd_put(f);
+            pg_resp_abort(r);
+            return;
+        }
+    }
+    bool head_done = f->head_done;
     fwd_put(f);
     if (res == CURLE_OK && head_done)
         pg_resp_end(r);

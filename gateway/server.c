@@ -826,7 +826,7 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     s->w.tls = conf->tls_cert != NULL;
     if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
         goto fail_msg;
-    s->w.curl = pg_curlev_new(base, pg_fwd_curl_done);
+    s->w.curl = pg_curlev_new(base);
     s->w.fwds = pg_fwd_pool_new();
     if (!s->w.curl || !s->w.fwds)
         goto fail_msg;
@@ -919,8 +919,9 @@ void pg_server_free(struct pg_server *s)
     }
     if (s->w.log_fd > STDERR_FILENO)
         close(s->w.log_fd);
+    /* the snapshot first: its login transfers leave the multi before the multi goes */
+    pg_conf_unref(s->w.conf);
     pg_fwd_pool_free(s->w.fwds);
     pg_curlev_free(s->w.curl);
-    pg_conf_unref(s->w.conf);
     free(s);
 }

@@ -1,12 +1,26 @@
 /* fakepanels.c -- fake upstream panels for integration tests and demos: one evhttp server per
- * --<service> PORT answering from that service's route table, plus a bound-but-not-listening
- * port that refuses connections deterministically. */
+ * --<service> PORT (a generic echo service and one faithful fake per panel), each with test
+ * knobs and counters under /_fake/, plus a bound-but-not-listening port that refuses connections.
+ *
+ * Fixed, obviously fake credentials (tests configure the gateway with these):
+ *   --navixy        Navixy user API   login "fake-navixy-user"  password "fake-navixy-pass"
+ *   --navixy-panel  Navixy Panel API  login "fake-panel-admin"  password "fake-panel-pass"
+ *   --openpanel     OpenPanel         username "fake-op-admin"  password "fake-op-pass"
+ *   --panelica      Panelica          api_key "pk_fake_panelica"
+ *                                     api_secret "sk_fake_panelica_secret"
+ *   --navirec       Navirec           token "fake-navirec-token"
+ * POST /_fake/config?password=X replaces the secret a service accepts (the Navixy and OpenPanel
+ * password, the Panelica api_secret, the Navirec token) until /_fake/reset.
+ *
+ * Every service answers, on any path containing /_fake/ (never counted as a hit):
+ *   GET  /_fake/stats   counters, last_path, last_request, times_ms, the service's own counters
+ *   POST /_fake/reset   zero the counters, forget sessions, restore every knob's default
+ *   POST /_fake/expire  end all current sessions now (Navixy, OpenPanel)
+ *   POST /_fake/config?KNOB=V&...  set knobs (all or none); answers the knobs now in force
+ * The panels' own behaviour is described at the top of fp_<panel>.c. */
 
 #include <errno.h>
-#include <inttypes.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,329 +28,364 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/queue.h> /* before keyvalq_struct.h: TAILQ_FOREACH */
 #include <sys/socket.h>
 
-#include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
-#include <jansson.h>
+#include <openssl/rand.h>
 
-#define FP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#include "fp.h"
 
-#define FP_MAX_BODY (16 << 20)            /* bytes; echo accepts bodies up to 16 MiB */
-#define FP_MAX_HEADERS (64 << 10)         /* bytes of request line plus headers */
-#define FP_CHUNK ((size_t)64 << 10)       /* bytes queued per /large step */
-#define FP_LARGE_MAX ((uint64_t)16 << 30) /* bytes; /large refuses more than 16 GiB */
-#define FP_STREAM_MAX 1000000             /* lines per /stream */
-#define FP_DELAY_MAX_MS 600000            /* 10 min, longer than any test timeout */
-#define FP_PATTERN "0123456789abcdef\n"   /* /large body, repeated and truncated */
-#define FP_PATTERN_LEN (sizeof(FP_PATTERN) - 1)
 #define FP_METHODS                                                                                 \
     (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH)
 
-struct fp_service;
+static const char *const no_names[] = { NULL };
 
-/* Answers req. Returns 0 once a reply is sent or scheduled, -1 if nothing was sent (the caller
- * then answers 500). query holds the decoded query parameters (borrowed; empty for fallbacks). */
-typedef int fp_handler_fn(struct fp_service *svc, struct evhttp_request *req,
-                          const struct evkeyvalq *query);
-
-struct fp_route {
-    const char *suffix; /* starts with '/': matches "/stream" and "/any/prefix/stream" */
-    fp_handler_fn *fn;
-};
-
-/* One kind of fake panel, started by --<name> PORT. Adding a panel is adding a row to
- * fp_services with its route table; /_fake/stats and /_fake/reset come with every service. */
-struct fp_service_def {
-    const char *name;
-    const struct fp_route *routes; /* ends with { NULL, NULL } */
-    fp_handler_fn *fallback;       /* paths no route matches */
-};
-
-static fp_handler_fn h_stats, h_reset, h_fake_unknown;
-static fp_handler_fn h_stream, h_large, h_slow, h_status, h_static, h_echo;
-
-static const struct fp_route fake_routes[] = {
-    { "/_fake/stats", h_stats },
-    { "/_fake/reset", h_reset },
-    { NULL, NULL },
-};
-
-static const struct fp_route echo_routes[] = {
-    { "/stream", h_stream }, { "/large", h_large },   { "/slow", h_slow },
-    { "/status", h_status }, { "/static", h_static }, { NULL, NULL },
-};
-
-static const struct fp_service_def fp_services[] = {
-    { "echo", echo_routes, h_echo },
-};
-
-#define FP_NSERVICES FP_ARRAY_LEN(fp_services)
-
-struct fp_ctx;
-
-struct fp_service {
-    const struct fp_service_def *def;
-    struct fp_ctx *ctx;
-    struct evhttp *http; /* NULL when the service was not requested */
-    uint16_t port;
-    uint64_t hits;     /* requests outside /_fake/ since start or the last reset */
-    char *last_path;   /* owned; path of the last counted request, NULL before the first */
-    uint64_t inflight; /* deferred replies (stream, large, slow) not yet finished */
-};
-
-/* A reply that outlives its request callback. Freed exactly once: when it completes, when evhttp
- * drops the connection under it (close callback), or at shutdown. */
-struct fp_op {
-    struct fp_op *prev, *next; /* ctx->ops, so shutdown can find it */
-    struct fp_service *svc;
-    struct evhttp_request *req; /* owned by evhttp while attached to its connection */
-    struct evhttp_connection *evcon;
-    struct event *timer;  /* stream and slow only */
-    struct evbuffer *buf; /* next piece handed to evhttp; evhttp moves it out */
-    uint64_t done, total; /* stream: lines; large: bytes */
-    struct timeval delay; /* stream: between lines; slow: before the reply */
+/* Indexed by enum fp_kind. */
+const struct fp_service_def fp_services[FP_NKINDS] = {
+    { "echo", FP_ECHO, fp_echo_handle, fp_echo_ratelimited, NULL, 1, no_names, no_names },
+    { "navixy", FP_NAVIXY, fp_navixy_handle, fp_navixy_ratelimited, "fake-navixy-pass", 0,
+      fp_navixy_counters, fp_navixy_reasons },
+    { "navixy-panel", FP_NAVIXY_PANEL, fp_navixy_handle, fp_navixy_ratelimited,
+      "fake-panel-pass", 0, fp_navixy_counters, fp_navixy_reasons },
+    { "openpanel", FP_OPENPANEL, fp_openpanel_handle, fp_openpanel_ratelimited, "fake-op-pass", 1,
+      fp_openpanel_counters, fp_openpanel_reasons },
+    { "panelica", FP_PANELICA, fp_panelica_handle, fp_panelica_ratelimited,
+      "sk_fake_panelica_secret", 1, fp_panelica_counters, fp_panelica_reasons },
+    { "navirec", FP_NAVIREC, fp_navirec_handle, fp_navirec_ratelimited, "fake-navirec-token", 1,
+      fp_navirec_counters, fp_navirec_reasons },
 };
 
 struct fp_ctx {
     struct event_base *base;
     struct event *sigterm, *sigint;
-    struct fp_service services[FP_NSERVICES];
+    struct fp_service services[FP_NKINDS];
     evutil_socket_t refuse_fd; /* -1 when --refuse was not given */
-    char *pattern; /* FP_CHUNK + FP_PATTERN_LEN bytes of FP_PATTERN: a chunk at any phase fits */
     struct fp_op *ops;
 };
 
 struct fp_opts {
     const char *host;
-    uint16_t ports[FP_NSERVICES]; /* 0: service not requested */
-    uint16_t refuse_port;         /* 0: no refusing port */
+    uint16_t ports[FP_NKINDS]; /* 0: service not requested */
+    uint16_t refuse_port;      /* 0: no refusing port */
 };
 
-/* ---- small helpers --------------------------------------------------------------------------- */
+/* ---- knobs ----------------------------------------------------------------------------------- */
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+struct knob_def {
+    const char *name;
+    bool is_str;
+    size_t off;                  /* in struct fp_knobs */
+    uint64_t max;                /* numbers; strings are at most FP_KNOB_STR_MAX bytes */
+    unsigned kinds;              /* FP_K() of the services it applies to */
+    int (*check)(const char *s); /* strings; NULL accepts any */
+};
+
+static int check_template(const char *s)
 {
-    char *end;
-    unsigned long long v;
+    return *s != '\0' ? 0 : -1;
+}
 
-    if (*s < '0' || *s > '9') /* strtoull would accept spaces and a sign */
+#define KU(n, f, max, kinds) { n, false, offsetof(struct fp_knobs, f), max, kinds, NULL }
+#define KS(n, f, kinds, check) { n, true, offsetof(struct fp_knobs, f), 0, kinds, check }
+#define K_ALL (FP_K(FP_ECHO) | FP_K_PANELS)
+#define K_NAVIXY (FP_K(FP_NAVIXY) | FP_K(FP_NAVIXY_PANEL))
+#define DAY_S 86400
+#define TEN_YEARS_S 315360000
+
+static const struct knob_def knob_defs[] = {
+    KU("expire_every", expire_every, UINT32_MAX, FP_K_SESSIONS),
+    KS("password", password, FP_K_PANELS, NULL),
+    KS("api_secret", password, FP_K(FP_PANELICA), NULL),
+    KS("token", password, FP_K(FP_NAVIREC), NULL),
+    KU("jwt_ttl", jwt_ttl, TEN_YEARS_S, FP_K(FP_OPENPANEL)),
+    KU("ratelimit", ratelimit, UINT32_MAX, K_ALL),
+    KU("retry_after", retry_after, DAY_S, K_ALL),
+    KU("login_delay_ms", login_delay_ms, FP_DELAY_MAX_MS, FP_K_SESSIONS),
+    KU("fail_code", fail_code, 999, K_NAVIXY),
+    KU("fail_count", fail_count, UINT32_MAX, K_NAVIXY),
+    KU("ts_window", ts_window, TEN_YEARS_S, FP_K(FP_PANELICA)),
+    KS("string_to_sign", string_to_sign, FP_K(FP_PANELICA), check_template),
+    KU("reject_next", reject_next, UINT32_MAX, FP_K(FP_PANELICA)),
+    KS("reject_code", reject_code, FP_K(FP_PANELICA), fp_panelica_check_code),
+    KS("versions", versions, FP_K(FP_NAVIREC), fp_navirec_check_versions),
+    KU("vehicles", vehicles, 1000000, FP_K(FP_NAVIREC)),
+    KU("stream_n", stream_n, FP_STREAM_MAX, FP_K(FP_NAVIREC)),
+    KU("stream_delay_ms", stream_delay_ms, FP_DELAY_MAX_MS, FP_K(FP_NAVIREC)),
+};
+
+static const size_t knob_str_fields[] = {
+    offsetof(struct fp_knobs, password),
+    offsetof(struct fp_knobs, string_to_sign),
+    offsetof(struct fp_knobs, reject_code),
+    offsetof(struct fp_knobs, versions),
+};
+
+static uint64_t *knob_u64(struct fp_knobs *k, size_t off)
+{
+    return (uint64_t *)(void *)((char *)k + off);
+}
+
+static char **knob_str(struct fp_knobs *k, size_t off)
+{
+    return (char **)(void *)((char *)k + off);
+}
+
+static void knobs_free(struct fp_knobs *k)
+{
+    for (size_t i = 0; i < FP_ARRAY_LEN(knob_str_fields); i++) {
+        free(*knob_str(k, knob_str_fields[i]));
+        *knob_str(k, knob_str_fields[i]) = NULL;
+    }
+}
+
+/* dst gets src's numbers and its own copies of src's strings. */
+static int knobs_copy(struct fp_knobs *dst, const struct fp_knobs *src)
+{
+    int rc = 0;
+
+    *dst = *src;
+    for (size_t i = 0; i < FP_ARRAY_LEN(knob_str_fields); i++) {
+        char **s = knob_str(dst, knob_str_fields[i]);
+        if (*s != NULL && (*s = strdup(*s)) == NULL)
+            rc = -1;
+    }
+    if (rc < 0)
+        knobs_free(dst);
+    return rc;
+}
+
+/* Defaults: see struct fp_knobs. On failure k holds nothing to free. */
+static int knobs_default(struct fp_knobs *k, const struct fp_service_def *def)
+{
+    memset(k, 0, sizeof(*k));
+    k->retry_after = def->retry_after;
+    k->jwt_ttl = 3600;
+    k->ts_window = 300;
+    k->vehicles = 250;
+    k->stream_n = 5;
+    k->stream_delay_ms = 100;
+    k->password = strdup(def->password != NULL ? def->password : "");
+    k->string_to_sign = strdup("{timestamp}{method}{path}{body}");
+    k->reject_code = strdup("INVALID_SIGNATURE");
+    k->versions = strdup("1.33.0");
+    if (k->password == NULL || k->string_to_sign == NULL || k->reject_code == NULL ||
+        k->versions == NULL) {
+        knobs_free(k);
         return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max)
-        return -1;
-    *out = v;
+    }
     return 0;
 }
 
-/* Reads decimal parameter key: def when absent, -1 when malformed or outside [min, max]. */
-static int query_u64(const struct evkeyvalq *q, const char *key, uint64_t def, uint64_t min,
-                     uint64_t max, uint64_t *out)
+static json_t *knobs_json(struct fp_service *svc)
 {
-    const char *s = evhttp_find_header(q, key);
+    json_t *root = json_object();
+    unsigned bit = FP_K(svc->def->kind);
 
-    if (s == NULL) {
-        *out = def;
-        return 0;
-    }
-    if (parse_u64(s, max, out) < 0 || *out < min)
-        return -1;
-    return 0;
-}
+    for (size_t i = 0; root != NULL && i < FP_ARRAY_LEN(knob_defs); i++) {
+        const struct knob_def *d = &knob_defs[i];
+        json_t *v;
 
-static struct timeval ms_to_tv(uint64_t ms)
-{
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-    return tv;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && memcmp(s + n - k, suffix, k) == 0;
-}
-
-static fp_handler_fn *find_route(const struct fp_route *routes, const char *path)
-{
-    for (const struct fp_route *r = routes; r->suffix != NULL; r++) {
-        if (ends_with(path, r->suffix))
-            return r->fn;
-    }
-    return NULL;
-}
-
-static const char *method_name(enum evhttp_cmd_type cmd)
-{
-    static const struct {
-        enum evhttp_cmd_type cmd;
-        const char *name;
-    } names[] = {
-        { EVHTTP_REQ_GET, "GET" },       { EVHTTP_REQ_POST, "POST" },
-        { EVHTTP_REQ_HEAD, "HEAD" },     { EVHTTP_REQ_PUT, "PUT" },
-        { EVHTTP_REQ_DELETE, "DELETE" }, { EVHTTP_REQ_OPTIONS, "OPTIONS" },
-        { EVHTTP_REQ_TRACE, "TRACE" },   { EVHTTP_REQ_CONNECT, "CONNECT" },
-        { EVHTTP_REQ_PATCH, "PATCH" },
-    };
-
-    for (size_t i = 0; i < FP_ARRAY_LEN(names); i++) {
-        if (names[i].cmd == cmd)
-            return names[i].name;
-    }
-    return "UNKNOWN";
-}
-
-static const char *request_path(const struct evhttp_request *req)
-{
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    return path != NULL ? path : "";
-}
-
-/* ---- JSON ------------------------------------------------------------------------------------ */
-
-/* JSON string of p[0..n). Input that is not UTF-8 is taken as Latin-1 so any body or header can
- * be echoed (lossy; body_len still reports the raw size). */
-static json_t *jstr(const char *p, size_t n)
-{
-    json_t *s = json_stringn(p, n);
-    char *u;
-    size_t k = 0;
-
-    if (s != NULL || n > SIZE_MAX / 2)
-        return s;
-    if ((u = malloc(2 * n + 1)) == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x80) {
-            u[k++] = (char)c;
-        } else {
-            u[k++] = (char)(0xC0 | (c >> 6));
-            u[k++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    s = json_stringn(u, k);
-    free(u);
-    return s;
-}
-
-static json_t *jstr0(const char *s)
-{
-    return jstr(s != NULL ? s : "", s != NULL ? strlen(s) : 0);
-}
-
-/* ["Name", "value"]; NULL when out of memory. */
-static json_t *header_pair(const struct evkeyval *h)
-{
-    json_t *pair = json_array();
-
-    if (pair == NULL || json_array_append_new(pair, jstr0(h->key)) < 0 ||
-        json_array_append_new(pair, jstr0(h->value)) < 0) {
-        json_decref(pair);
-        return NULL;
-    }
-    return pair;
-}
-
-/* All request headers in received order, names in their original case. */
-static json_t *headers_json(struct evhttp_request *req)
-{
-    json_t *arr = json_array();
-    const struct evkeyval *h;
-
-    if (arr == NULL)
-        return NULL;
-    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
-    {
-        if (json_array_append_new(arr, header_pair(h)) < 0) {
-            json_decref(arr);
+        if ((d->kinds & bit) == 0)
+            continue;
+        v = d->is_str ? fp_jstr0(*knob_str(&svc->knobs, d->off))
+                      : json_integer((json_int_t)*knob_u64(&svc->knobs, d->off));
+        if (json_object_set_new(root, d->name, v) < 0) {
+            json_decref(root);
             return NULL;
         }
     }
-    return arr;
+    return root;
 }
 
-static int dump_to_evbuffer(const char *p, size_t n, void *arg)
+struct knob_apply {
+    struct fp_service *svc;
+    struct fp_knobs k; /* the candidate, committed only when every parameter is good */
+    bool fail_code_set, fail_count_set;
+    char err[160];
+};
+
+static int knob_pair(const char *kp, size_t kn, const char *vp, size_t vn, void *arg)
 {
-    return evbuffer_add(arg, p, n);
-}
+    struct knob_apply *a = arg;
+    const struct knob_def *d = NULL;
+    size_t klen, vlen;
+    char *key = fp_urldecode(kp, kn, &klen), *val = NULL;
+    int rc = 1;
 
-/* ---- replies --------------------------------------------------------------------------------- */
-
-/* Always answers: a JSON {"error": msg}, or a bare status when even that cannot be built.
- * Drops headers a handler may have set for the reply it could not send. */
-static void reply_error(struct evhttp_request *req, int code, const char *msg)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    json_t *root = json_pack("{s:s}", "error", msg);
-    struct evbuffer *buf = evbuffer_new();
-
-    evhttp_clear_headers(out);
-    if (root != NULL && buf != NULL &&
-        json_dump_callback(root, dump_to_evbuffer, buf, JSON_COMPACT) == 0 &&
-        evhttp_add_header(out, "Content-Type", "application/json") == 0) {
-        evhttp_send_reply(req, code, NULL, buf);
-    } else {
-        evhttp_send_reply(req, code, NULL, NULL);
-    }
-    json_decref(root);
-    if (buf != NULL)
-        evbuffer_free(buf);
-}
-
-/* Sends buf (emptied, still the caller's) as application/json. */
-static int reply_buf(struct evhttp_request *req, int code, struct evbuffer *buf)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-
-    if (evhttp_add_header(out, "Content-Type", "application/json") < 0)
+    if (key == NULL || (val = fp_urldecode(vp != NULL ? vp : "", vn, &vlen)) == NULL) {
+        free(key);
+        snprintf(a->err, sizeof(a->err), "out of memory");
         return -1;
-    evhttp_send_reply(req, code, NULL, buf);
+    }
+    for (size_t i = 0; i < FP_ARRAY_LEN(knob_defs); i++) {
+        if (strcmp(knob_defs[i].name, key) == 0 && klen == strlen(key))
+            d = &knob_defs[i];
+    }
+    if (d == NULL) {
+        snprintf(a->err, sizeof(a->err), "unknown knob '%.40s'", key);
+    } else if ((d->kinds & FP_K(a->svc->def->kind)) == 0) {
+        snprintf(a->err, sizeof(a->err), "knob '%s' does not apply to --%s", d->name,
+                 a->svc->def->name);
+    } else if (d->is_str) {
+        char **slot = knob_str(&a->k, d->off), *copy;
+        if (vlen != strlen(val) || vlen > FP_KNOB_STR_MAX ||
+            (d->check != NULL && d->check(val) != 0)) {
+            snprintf(a->err, sizeof(a->err), "bad value for knob '%s'", d->name);
+        } else if ((copy = strdup(val)) == NULL) {
+            snprintf(a->err, sizeof(a->err), "out of memory");
+        } else {
+            free(*slot);
+            *slot = copy;
+            rc = 0;
+        }
+    } else if (vlen != strlen(val) || fp_parse_u64(val, d->max, knob_u64(&a->k, d->off)) < 0) {
+        snprintf(a->err, sizeof(a->err), "bad value for knob '%s' (0-%llu)", d->name,
+                 (unsigned long long)d->max);
+    } else {
+        a->fail_code_set |= strcmp(d->name, "fail_code") == 0;
+        a->fail_count_set |= strcmp(d->name, "fail_count") == 0;
+        rc = 0;
+    }
+    free(key);
+    free(val);
+    return rc;
+}
+
+/* ---- /_fake/ endpoints ----------------------------------------------------------------------- */
+
+typedef int fake_fn(struct fp_service *svc, struct evhttp_request *req);
+
+static int fake_stats(struct fp_service *svc, struct evhttp_request *req)
+{
+    json_t *times = json_array(), *root;
+    size_t first = (svc->times_next + FP_TIMES - svc->ntimes) % FP_TIMES;
+
+    for (size_t i = 0; times != NULL && i < svc->ntimes; i++) {
+        if (json_array_append_new(times, json_integer((json_int_t)svc->times[(first + i) %
+                                                                              FP_TIMES])) < 0) {
+            json_decref(times);
+            times = NULL;
+        }
+    }
+    root = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:s?, s:O?, s:o, s:I}", "service",
+        svc->def->name, "hits", (json_int_t)svc->hits, "logins", (json_int_t)svc->logins,
+        "login_failures", (json_int_t)svc->login_failures, "auth_failures",
+        (json_int_t)svc->auth_failures, "auth_failure_reasons", svc->reasons, "expiries",
+        (json_int_t)svc->expiries, "sessions", (json_int_t)svc->sessions.nlive, "ratelimited",
+        (json_int_t)svc->ratelimited, "authed_since_expiry", (json_int_t)svc->authed,
+        "last_path", svc->last_path, "last_request", svc->last_request, "times_ms", times,
+        "inflight", (json_int_t)svc->inflight);
+    if (root == NULL || json_object_update(root, svc->counters) < 0) {
+        json_decref(root);
+        return -1;
+    }
+    return fp_reply_new(req, HTTP_OK, root);
+}
+
+static int counters_init(struct fp_service *svc)
+{
+    const char *const *names[2] = { svc->def->counters, svc->def->reasons };
+    json_t *objs[2] = { svc->counters, svc->reasons };
+
+    for (size_t i = 0; i < 2; i++) {
+        json_object_clear(objs[i]);
+        for (const char *const *n = names[i]; *n != NULL; n++) {
+            if (json_object_set_new(objs[i], *n, json_integer(0)) < 0)
+                return -1;
+        }
+    }
     return 0;
 }
 
-static int reply_bytes(struct evhttp_request *req, int code, const char *p, size_t n)
+/* Counters, sessions and knobs; inflight is a gauge of live replies, so it survives. */
+static int service_reset(struct fp_service *svc)
 {
-    struct evbuffer *buf = evbuffer_new();
-    int rc = -1;
+    struct fp_knobs k;
 
-    if (buf == NULL)
+    if (knobs_default(&k, svc->def) < 0)
         return -1;
-    if (evbuffer_add(buf, p, n) == 0)
-        rc = reply_buf(req, code, buf);
-    evbuffer_free(buf);
-    return rc;
+    knobs_free(&svc->knobs);
+    svc->knobs = k;
+    svc->hits = svc->logins = svc->login_failures = svc->auth_failures = 0;
+    svc->expiries = svc->ratelimited = svc->authed = 0;
+    free(svc->last_path);
+    svc->last_path = NULL;
+    json_decref(svc->last_request);
+    svc->last_request = NULL;
+    svc->ntimes = svc->times_next = 0;
+    svc->sessions.nlive = svc->sessions.nended = svc->sessions.ended_next = 0;
+    return counters_init(svc);
 }
 
-static int reply_text(struct evhttp_request *req, int code, const char *s)
+static int fake_reset(struct fp_service *svc, struct evhttp_request *req)
 {
-    return reply_bytes(req, code, s, strlen(s));
+    if (service_reset(svc) < 0)
+        return -1;
+    return fp_reply_text(req, HTTP_OK, "{\"ok\":true}");
 }
 
-/* root is borrowed. */
-static int reply_json(struct evhttp_request *req, int code, const json_t *root)
+static int fake_expire(struct fp_service *svc, struct evhttp_request *req)
 {
-    struct evbuffer *buf = evbuffer_new();
-    int rc = -1;
+    size_t n = fp_sessions_end_all(svc);
 
-    if (buf == NULL)
+    if (FP_K(svc->def->kind) & FP_K_SESSIONS)
+        svc->expiries++;
+    return fp_reply_new(req, HTTP_OK, json_pack("{s:b, s:I}", "ok", 1, "ended", (json_int_t)n));
+}
+
+static int fake_config(struct fp_service *svc, struct evhttp_request *req)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct knob_apply a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.svc = svc;
+    if (knobs_copy(&a.k, &svc->knobs) < 0)
         return -1;
-    if (json_dump_callback(root, dump_to_evbuffer, buf, JSON_COMPACT) == 0)
-        rc = reply_buf(req, code, buf);
-    evbuffer_free(buf);
-    return rc;
+    rc = q != NULL ? fp_form_each(q, strlen(q), knob_pair, &a) : 0;
+    if (rc != 0) {
+        knobs_free(&a.k);
+        if (rc < 0)
+            return -1;
+        fp_reply_error(req, HTTP_BADREQUEST, a.err);
+        return 0;
+    }
+    if (a.fail_code_set && !a.fail_count_set)
+        a.k.fail_count = 1;
+    knobs_free(&svc->knobs);
+    svc->knobs = a.k;
+    return fp_reply_new(req, HTTP_OK, knobs_json(svc));
+}
+
+static const struct {
+    const char *suffix;
+    fake_fn *fn;
+} fake_routes[] = {
+    { "/_fake/stats", fake_stats },
+    { "/_fake/reset", fake_reset },
+    { "/_fake/expire", fake_expire },
+    { "/_fake/config", fake_config },
+};
+
+static void fake_request(struct fp_service *svc, struct evhttp_request *req, const char *path)
+{
+    for (size_t i = 0; i < FP_ARRAY_LEN(fake_routes); i++) {
+        if (fp_ends_with(path, fake_routes[i].suffix)) {
+            if (fake_routes[i].fn(svc, req) < 0)
+                fp_reply_error(req, HTTP_INTERNAL, "internal_error");
+            return;
+        }
+    }
+    fp_reply_error(req, HTTP_NOTFOUND, "unknown /_fake/ endpoint");
 }
 
 /* ---- deferred replies ------------------------------------------------------------------------ */
 
-/* Releases op; never its request, which evhttp or the caller still holds. */
-static void op_free(struct fp_op *op)
+void fp_op_free(struct fp_op *op)
 {
     struct fp_ctx *ctx = op->svc->ctx;
 
@@ -364,14 +413,13 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     struct evhttp_request *req = op->req;
 
     (void)evcon;
-    op_free(op);
+    fp_op_free(op);
     if (evhttp_request_get_connection(req) == NULL)
         evhttp_request_free(req);
 }
 
-/* on_timer may be NULL (no timer). Counts as inflight until op_free. */
-static struct fp_op *op_new(struct fp_service *svc, struct evhttp_request *req,
-                            event_callback_fn on_timer)
+struct fp_op *fp_op_new(struct fp_service *svc, struct evhttp_request *req,
+                        event_callback_fn on_timer)
 {
     struct fp_op *op = calloc(1, sizeof(*op));
 
@@ -391,36 +439,34 @@ static struct fp_op *op_new(struct fp_service *svc, struct evhttp_request *req,
     if (on_timer != NULL)
         op->timer = evtimer_new(svc->ctx->base, on_timer, op);
     if (op->buf == NULL || (on_timer != NULL && op->timer == NULL)) {
-        op_free(op);
+        fp_op_free(op);
         return NULL;
     }
     return op;
 }
 
-/* Ends a reply begun with evhttp_send_reply_start. op goes first: ending the reply can free the
- * connection, which would call on_conn_close. */
-static void op_finish(struct fp_op *op)
+/* op goes first: ending the reply can free the connection, which would call on_conn_close. */
+void fp_op_finish(struct fp_op *op)
 {
     struct evhttp_request *req = op->req;
 
-    op_free(op);
+    fp_op_free(op);
     evhttp_send_reply_end(req);
 }
 
-/* A started reply cannot go on (out of memory): drop the connection so the client sees a
- * truncated reply rather than a wrong one. Frees the request with the connection. */
-static void op_abort(struct fp_op *op)
+/* The client sees a truncated reply rather than a wrong one. */
+void fp_op_abort(struct fp_op *op)
 {
     struct evhttp_connection *evcon = op->evcon;
 
-    op_free(op);
+    fp_op_free(op);
     evhttp_connection_free(evcon);
 }
 
 /* evhttp stops reading once a request is in, so a client leaving before a delayed reply would go
  * unnoticed (and stay inflight) until the write. Read without a read callback, as evhttp itself
  * does while writing: EOF then reaches evhttp's event callback, which frees the connection. */
-static void watch_close(struct fp_op *op)
+void fp_watch_close(struct fp_op *op)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(op->evcon);
     bufferevent_data_cb readcb, writecb;
@@ -432,51 +478,11 @@ static void watch_close(struct fp_op *op)
     bufferevent_enable(bev, EV_READ);
 }
 
-/* ---- /_fake/ endpoints ----------------------------------------------------------------------- */
-
-static int h_stats(struct fp_service *svc, struct evhttp_request *req,
-                   const struct evkeyvalq *query)
-{
-    json_t *root = json_object();
-    int rc = -1;
-
-    (void)query;
-    if (root != NULL &&
-        json_object_set_new(root, "hits", json_integer((json_int_t)svc->hits)) == 0 &&
-        json_object_set_new(root, "last_path", jstr0(svc->last_path)) == 0 &&
-        json_object_set_new(root, "inflight", json_integer((json_int_t)svc->inflight)) == 0)
-        rc = reply_json(req, HTTP_OK, root);
-    json_decref(root);
-    return rc;
-}
-
-/* inflight is a gauge of live replies, not a counter, so it survives the reset. */
-static int h_reset(struct fp_service *svc, struct evhttp_request *req,
-                   const struct evkeyvalq *query)
-{
-    (void)query;
-    svc->hits = 0;
-    free(svc->last_path);
-    svc->last_path = NULL;
-    return reply_text(req, HTTP_OK, "{\"ok\":true}");
-}
-
-static int h_fake_unknown(struct fp_service *svc, struct evhttp_request *req,
-                          const struct evkeyvalq *query)
-{
-    (void)svc;
-    (void)query;
-    reply_error(req, HTTP_NOTFOUND, "unknown /_fake/ endpoint");
-    return 0;
-}
-
-/* ---- echo service ---------------------------------------------------------------------------- */
-
 static void stream_next(struct fp_op *op)
 {
     if (op->done < op->total) {
-        if (evbuffer_add_printf(op->buf, "{\"i\":%" PRIu64 "}\n", op->done) < 0) {
-            op_abort(op);
+        if (op->line(op) < 0) {
+            fp_op_abort(op);
             return;
         }
         evhttp_send_reply_chunk(op->req, op->buf);
@@ -485,9 +491,9 @@ static void stream_next(struct fp_op *op)
         op->done++;
     }
     if (op->done == op->total)
-        op_finish(op);
+        fp_op_finish(op);
     else if (evtimer_add(op->timer, &op->delay) < 0)
-        op_abort(op);
+        fp_op_abort(op);
 }
 
 static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
@@ -497,224 +503,125 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
     stream_next(arg);
 }
 
-/* n lines {"i":K}\n, chunked, delay_ms apart; the first goes out with the headers. */
-static int h_stream(struct fp_service *svc, struct evhttp_request *req,
-                    const struct evkeyvalq *query)
+int fp_stream_start(struct fp_service *svc, struct evhttp_request *req, uint64_t total,
+                    uint64_t delay_ms, const char *content_type, fp_line_fn *line, int variant)
 {
-    uint64_t n, delay_ms;
     struct fp_op *op;
 
-    if (query_u64(query, "n", 5, 0, FP_STREAM_MAX, &n) < 0 ||
-        query_u64(query, "delay_ms", 100, 0, FP_DELAY_MAX_MS, &delay_ms) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "bad n or delay_ms");
-        return 0;
-    }
-    if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/x-ndjson") < 0)
+    if (fp_add_header(req, "Content-Type", content_type) < 0)
         return -1;
-    if ((op = op_new(svc, req, on_stream_timer)) == NULL)
+    if ((op = fp_op_new(svc, req, on_stream_timer)) == NULL)
         return -1;
-    op->total = n;
-    op->delay = ms_to_tv(delay_ms);
+    op->total = total;
+    op->delay = fp_ms_to_tv(delay_ms);
+    op->line = line;
+    op->variant = variant;
     evhttp_send_reply_start(req, HTTP_OK, NULL);
     stream_next(op);
     return 0;
 }
 
-/* Drain callback: evhttp calls it once everything queued has left for the socket, so at most one
- * FP_CHUNK is queued per reply whatever its size. The chunk references ctx->pattern, no copy. */
-static void large_next(struct evhttp_connection *evcon, void *arg)
-{
-    struct fp_op *op = arg;
-    const char *p = op->svc->ctx->pattern + op->done % FP_PATTERN_LEN;
-    uint64_t left = op->total - op->done;
-    size_t n = left < FP_CHUNK ? (size_t)left : FP_CHUNK;
+/* ---- dispatch -------------------------------------------------------------------------------- */
 
-    (void)evcon;
-    if (n == 0) {
-        op_finish(op);
-        return;
-    }
-    if (evbuffer_add_reference(op->buf, p, n, NULL, NULL) < 0) {
-        op_abort(op);
-        return;
-    }
-    op->done += n;
-    evhttp_send_reply_chunk_with_cb(op->req, op->buf, large_next, op);
+static const char *request_path(const struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    return path != NULL ? path : "";
 }
 
-/* An explicit Content-Length makes evhttp_send_reply_start skip chunked encoding. */
-static int h_large(struct fp_service *svc, struct evhttp_request *req,
-                   const struct evkeyvalq *query)
+/* On failure call holds nothing to free but what call_deinit frees. */
+static int call_init(struct fp_call *c, struct evhttp_request *req, bool resumed)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    char len[24];
-    uint64_t n;
-    struct fp_op *op;
-    int k;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    const char *uri_s = evhttp_request_get_uri(req);
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n;
 
-    if (query_u64(query, "bytes", 1048576, 0, FP_LARGE_MAX, &n) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "bad bytes");
-        return 0;
-    }
-    k = snprintf(len, sizeof(len), "%" PRIu64, n);
-    if (k < 0 || (size_t)k >= sizeof(len))
-        return -1;
-    if (evhttp_add_header(out, "Content-Type", "text/plain") < 0 ||
-        evhttp_add_header(out, "Content-Length", len) < 0)
-        return -1;
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        /* no body is sent for HEAD, so the drain callback would never run */
-        evhttp_send_reply(req, HTTP_OK, NULL, NULL);
-        return 0;
-    }
-    if ((op = op_new(svc, req, NULL)) == NULL)
-        return -1;
-    op->total = n;
-    evhttp_send_reply_start(req, HTTP_OK, NULL);
-    large_next(op->evcon, op);
-    return 0;
+    memset(c, 0, sizeof(*c));
+    c->req = req;
+    c->cmd = evhttp_request_get_command(req);
+    c->method = fp_method_name(c->cmd);
+    c->raw_path = request_path(req);
+    c->raw_uri = uri_s != NULL ? uri_s : "";
+    c->query = q != NULL ? q : "";
+    c->resumed = resumed;
+    c->body_len = evbuffer_get_length(in);
+    c->body = c->body_len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+    /* no '+' decoding in a path; a decoded NUL ends it (strlen) */
+    c->path = evhttp_uridecode(c->raw_path, 0, &n);
+    return c->path != NULL && c->body != NULL ? 0 : -1;
 }
 
-static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
+static void run(struct fp_service *svc, struct evhttp_request *req, fp_call_fn *fn, bool resumed)
+{
+    struct fp_call call;
+
+    if (call_init(&call, req, resumed) < 0 || fn(svc, &call) < 0)
+        fp_reply_error(req, HTTP_INTERNAL, "internal_error");
+    free(call.path);
+}
+
+static void on_login_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct fp_op *op = arg;
+    struct fp_service *svc = op->svc;
     struct evhttp_request *req = op->req;
 
     (void)fd;
     (void)what;
-    op_free(op);
-    if (reply_text(req, HTTP_OK, "{\"slow\":true}") < 0)
-        reply_error(req, HTTP_INTERNAL, "internal_error");
+    fp_op_free(op);
+    run(svc, req, svc->def->handle, true);
 }
 
-static int h_slow(struct fp_service *svc, struct evhttp_request *req, const struct evkeyvalq *query)
+int fp_login_delay(struct fp_service *svc, struct fp_call *call)
 {
-    uint64_t delay_ms;
     struct fp_op *op;
 
-    if (query_u64(query, "delay_ms", 2000, 0, FP_DELAY_MAX_MS, &delay_ms) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "bad delay_ms");
+    if (call->resumed || svc->knobs.login_delay_ms == 0)
         return 0;
-    }
-    if ((op = op_new(svc, req, on_slow_timer)) == NULL)
+    if ((op = fp_op_new(svc, call->req, on_login_timer)) == NULL)
         return -1;
-    op->delay = ms_to_tv(delay_ms);
+    op->delay = fp_ms_to_tv(svc->knobs.login_delay_ms);
     if (evtimer_add(op->timer, &op->delay) < 0) {
-        op_free(op);
+        fp_op_free(op);
         return -1;
     }
-    watch_close(op);
-    return 0;
+    fp_watch_close(op);
+    return 1;
 }
 
-/* 1xx is excluded: as a final answer it would leave the client waiting for another. */
-static int h_status(struct fp_service *svc, struct evhttp_request *req,
-                    const struct evkeyvalq *query)
-{
-    const char *body = evhttp_find_header(query, "body");
-    char dflt[32];
-    uint64_t code;
-    int n;
-
-    (void)svc;
-    if (query_u64(query, "code", 200, 200, 599, &code) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "bad code (200-599)");
-        return 0;
-    }
-    if (body != NULL)
-        return reply_text(req, (int)code, body);
-    n = snprintf(dflt, sizeof(dflt), "{\"status\":%" PRIu64 "}", code);
-    if (n < 0 || (size_t)n >= sizeof(dflt))
-        return -1;
-    return reply_bytes(req, (int)code, dflt, (size_t)n);
-}
-
-static int h_static(struct fp_service *svc, struct evhttp_request *req,
-                    const struct evkeyvalq *query)
-{
-    (void)svc;
-    (void)query;
-    return reply_text(
-        req, HTTP_OK,
-        "{\"success\":true,\"list\":[{\"id\":560,\"label\":\"GV55\",\"group_id\":12}]}");
-}
-
-/* Everything the gateway sent, for tests to assert on. */
-static json_t *echo_json(struct evhttp_request *req)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t body_len = evbuffer_get_length(in);
-    const char *body = body_len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
-    json_t *root = json_object();
-
-    if (root == NULL || body == NULL ||
-        json_object_set_new(root, "method",
-                            json_string(method_name(evhttp_request_get_command(req)))) < 0 ||
-        json_object_set_new(root, "uri", jstr0(evhttp_request_get_uri(req))) < 0 ||
-        json_object_set_new(root, "path", jstr0(request_path(req))) < 0 ||
-        json_object_set_new(root, "query", jstr0(evhttp_uri_get_query(uri))) < 0 ||
-        json_object_set_new(root, "headers", headers_json(req)) < 0 ||
-        json_object_set_new(root, "body", jstr(body, body_len)) < 0 ||
-        json_object_set_new(root, "body_len", json_integer((json_int_t)body_len)) < 0) {
-        json_decref(root);
-        return NULL;
-    }
-    return root;
-}
-
-static int h_echo(struct fp_service *svc, struct evhttp_request *req, const struct evkeyvalq *query)
-{
-    json_t *root = echo_json(req);
-    int rc = -1;
-
-    (void)svc;
-    (void)query;
-    if (root == NULL)
-        return -1;
-    if (evhttp_add_header(evhttp_request_get_output_headers(req), "X-Fake-Echo", "1") == 0)
-        rc = reply_json(req, HTTP_OK, root);
-    json_decref(root);
-    return rc;
-}
-
-/* ---- dispatch -------------------------------------------------------------------------------- */
-
-static void count_hit(struct fp_service *svc, const char *path)
+static void count_hit(struct fp_service *svc, struct evhttp_request *req, const char *path)
 {
     svc->hits++;
     free(svc->last_path);
-    svc->last_path = strdup(path); /* NULL on OOM: stats then shows "" */
+    svc->last_path = strdup(path); /* NULL on OOM: stats then shows null */
+    json_decref(svc->last_request);
+    svc->last_request = fp_request_json(req, FP_LAST_BODY_MAX);
+    svc->times[svc->times_next] = fp_now_ms();
+    svc->times_next = (svc->times_next + 1) % FP_TIMES;
+    if (svc->ntimes < FP_TIMES)
+        svc->ntimes++;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct fp_service *svc = arg;
     const char *path = request_path(req);
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    struct evkeyvalq query;
-    fp_handler_fn *fn;
 
     if (strstr(path, "/_fake/") != NULL) {
-        fn = find_route(fake_routes, path);
-        if (fn == NULL)
-            fn = h_fake_unknown;
-    } else {
-        count_hit(svc, path);
-        fn = find_route(svc->def->routes, path);
-    }
-    TAILQ_INIT(&query);
-    if (fn == NULL) {
-        /* the fallback takes any query, even one evhttp cannot split into parameters */
-        fn = svc->def->fallback;
-    } else if (q != NULL && evhttp_parse_query_str(q, &query) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "malformed query");
+        fake_request(svc, req, path);
         return;
     }
-    if (fn(svc, req, &query) < 0)
-        reply_error(req, HTTP_INTERNAL, "internal_error");
-    evhttp_clear_headers(&query);
+    count_hit(svc, req, path);
+    if (svc->knobs.ratelimit > 0) {
+        svc->knobs.ratelimit--;
+        svc->ratelimited++;
+        run(svc, req, svc->def->ratelimited, false);
+        return;
+    }
+    run(svc, req, svc->def->handle, false);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -763,6 +670,43 @@ static evutil_socket_t bind_refuse(const char *host, uint16_t port)
     return fd;
 }
 
+/* State every service has, started or not, so ctx_deinit can treat them alike. */
+static int service_init(struct fp_service *svc, struct fp_ctx *ctx, const struct fp_opts *o,
+                        size_t i)
+{
+    bool v6 = strchr(o->host, ':') != NULL;
+    int n;
+
+    svc->def = &fp_services[i];
+    svc->ctx = ctx;
+    svc->port = o->ports[i];
+    n = snprintf(svc->base_url, sizeof(svc->base_url), v6 ? "http://[%s]:%u" : "http://%s:%u",
+                 o->host, (unsigned)svc->port);
+    if (n < 0 || (size_t)n >= sizeof(svc->base_url))
+        return -1;
+    svc->counters = json_object();
+    svc->reasons = json_object();
+    svc->sessions.live = calloc(FP_MAX_SESSIONS, sizeof(svc->sessions.live[0]));
+    svc->sessions.ended = calloc(FP_MAX_SESSIONS, sizeof(svc->sessions.ended[0]));
+    if (svc->counters == NULL || svc->reasons == NULL || svc->sessions.live == NULL ||
+        svc->sessions.ended == NULL || RAND_bytes(svc->jwt_key, sizeof(svc->jwt_key)) != 1)
+        return -1;
+    return service_reset(svc);
+}
+
+static void service_deinit(struct fp_service *svc)
+{
+    if (svc->http != NULL)
+        evhttp_free(svc->http);
+    knobs_free(&svc->knobs);
+    free(svc->last_path);
+    json_decref(svc->last_request);
+    json_decref(svc->counters);
+    json_decref(svc->reasons);
+    free(svc->sessions.live);
+    free(svc->sessions.ended);
+}
+
 static int service_start(struct fp_service *svc, const char *host)
 {
     svc->http = evhttp_new(svc->ctx->base);
@@ -789,16 +733,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(ctx->base);
 }
 
-static char *pattern_new(void)
-{
-    size_t n = FP_CHUNK + FP_PATTERN_LEN;
-    char *p = malloc(n);
-
-    for (size_t i = 0; p != NULL && i < n; i++)
-        p[i] = FP_PATTERN[i % FP_PATTERN_LEN];
-    return p;
-}
-
 static int signals_start(struct fp_ctx *ctx)
 {
     ctx->sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, ctx);
@@ -815,8 +749,7 @@ static int ctx_init(struct fp_ctx *ctx, const struct fp_opts *o)
     memset(ctx, 0, sizeof(*ctx));
     ctx->refuse_fd = -1;
     ctx->base = event_base_new();
-    ctx->pattern = pattern_new();
-    if (ctx->base == NULL || ctx->pattern == NULL || signals_start(ctx) < 0) {
+    if (ctx->base == NULL || signals_start(ctx) < 0) {
         fprintf(stderr, "fakepanels: out of memory\n");
         return -1;
     }
@@ -825,31 +758,27 @@ static int ctx_init(struct fp_ctx *ctx, const struct fp_opts *o)
                 (unsigned)o->refuse_port, strerror(errno));
         return -1;
     }
-    for (size_t i = 0; i < FP_NSERVICES; i++) {
+    for (size_t i = 0; i < FP_NKINDS; i++) {
         struct fp_service *svc = &ctx->services[i];
-        svc->def = &fp_services[i];
-        svc->ctx = ctx;
-        svc->port = o->ports[i];
+        if (service_init(svc, ctx, o, i) < 0) {
+            fprintf(stderr, "fakepanels: out of memory\n");
+            return -1;
+        }
         if (svc->port != 0 && service_start(svc, o->host) < 0)
             return -1;
     }
     return 0;
 }
 
-/* Ops go first (they point into connections), connections before the pattern they reference,
- * events before the base. */
+/* Ops go first (they point into connections), events before the base. */
 static void ctx_deinit(struct fp_ctx *ctx)
 {
     while (ctx->ops != NULL)
-        op_free(ctx->ops); /* evhttp_free below frees their requests with the connections */
-    for (size_t i = 0; i < FP_NSERVICES; i++) {
-        if (ctx->services[i].http != NULL)
-            evhttp_free(ctx->services[i].http);
-        free(ctx->services[i].last_path);
-    }
+        fp_op_free(ctx->ops); /* evhttp_free below frees their requests with the connections */
+    for (size_t i = 0; i < FP_NKINDS; i++)
+        service_deinit(&ctx->services[i]);
     if (ctx->refuse_fd >= 0)
         evutil_closesocket(ctx->refuse_fd);
-    free(ctx->pattern);
     if (ctx->sigterm != NULL)
         event_free(ctx->sigterm);
     if (ctx->sigint != NULL)
@@ -863,10 +792,12 @@ static void ctx_deinit(struct fp_ctx *ctx)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fakepanels [--host ADDR] [--refuse PORT]");
-    for (size_t i = 0; i < FP_NSERVICES; i++)
+    for (size_t i = 0; i < FP_NKINDS; i++)
         fprintf(f, " [--%s PORT]", fp_services[i].name);
     fprintf(f, "\n  ADDR is a numeric IPv4/IPv6 address (default 127.0.0.1); at least one PORT.\n"
-               "  Prints \"ready\" once every port is bound; exits 0 on SIGTERM/SIGINT.\n");
+               "  Prints \"ready\" once every port is bound; exits 0 on SIGTERM/SIGINT.\n"
+               "  Each service has GET /_fake/stats and POST /_fake/reset, /_fake/expire,\n"
+               "  /_fake/config?KNOB=VALUE (see the top of tests/fakepanels/fakepanels.c).\n");
 }
 
 /* Where the value of option name goes, NULL if unknown. */
@@ -876,7 +807,7 @@ static uint16_t *port_slot(struct fp_opts *o, const char *name)
         return NULL;
     if (strcmp(name + 2, "refuse") == 0)
         return &o->refuse_port;
-    for (size_t i = 0; i < FP_NSERVICES; i++) {
+    for (size_t i = 0; i < FP_NKINDS; i++) {
         if (strcmp(name + 2, fp_services[i].name) == 0)
             return &o->ports[i];
     }
@@ -887,7 +818,7 @@ static int parse_port(const char *s, uint16_t *out)
 {
     uint64_t v;
 
-    if (parse_u64(s, 65535, &v) < 0 || v == 0)
+    if (fp_parse_u64(s, 65535, &v) < 0 || v == 0)
         return -1;
     *out = (uint16_t)v;
     return 0;
@@ -924,7 +855,7 @@ static int parse_opt(struct fp_opts *o, const char *name, const char *val)
 
 static bool any_port(const struct fp_opts *o)
 {
-    for (size_t i = 0; i < FP_NSERVICES; i++) {
+    for (size_t i = 0; i < FP_NKINDS; i++) {
         if (o->ports[i] != 0)
             return true;
     }

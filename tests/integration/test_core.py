@@ -206,6 +206,28 @@ class Core(unittest.TestCase):
         finally:
             c.close()
 
+    def test_upstream_connections_reused(self):
+        def upstream_conns():
+            n = 0
+            with open("/proc/net/tcp") as f:
+                for line in list(f)[1:]:
+                    parts = line.split()
+                    rport = int(parts[2].split(":")[1], 16)
+                    if rport == self.env.echo_port:  # any state: TIME_WAIT counts too
+                        n += 1
+            return n
+
+        before = upstream_conns()
+        c = self.env.conn()
+        try:
+            for i in range(100):
+                self.assertEqual(c.request("GET", "/echo/reuse", auth(KEY_ALICE)).status, 200)
+        finally:
+            c.close()
+        # 100 sequential requests went over the one pooled upstream connection (the harness's
+        # own stats connections to the fake are closed ones)
+        self.assertLessEqual(upstream_conns() - before, 2)
+
     def test_pipelined_in_order(self):
         c = self.env.conn()
         data = b"".join(pgtest.build("GET", "/echo/p%d" % i, auth(KEY_ALICE)) for i in range(10))

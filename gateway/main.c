@@ -118,6 +118,9 @@ static int run(const char *file)
         goto out_curl;
     pg_log(PG_LOG_INFO, "panelgate %s listening on %s:%u", PG_VERSION, conf->listen_address,
            (unsigned)conf->listen_port);
+    if (conf->workers != 1)
+        pg_log(PG_LOG_WARN, "workers: %u requested; this build runs one event-loop worker",
+               conf->workers);
     if (event_base_dispatch(a.base) < 0)
         goto out_curl;
     pg_log(PG_LOG_INFO, "stopped");

@@ -824,6 +824,12 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     s->w.conf = conf;
     pg_conf_ref(conf);
     s->w.tls = conf->tls_cert != NULL;
+    if (s->w.tls) {
+        /* refusing beats serving plain HTTP where the operator asked for TLS */
+        snprintf(err, cap,
+                 "listen.tls: TLS termination is not built yet; put a TLS proxy in front");
+        goto fail;
+    }
     if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
         goto fail_msg;
     s->w.curl = pg_curlev_new(base);

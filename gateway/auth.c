@@ -184,6 +184,7 @@ static void login_done(CURL *e, CURLcode res, void *priv)
         return;
     }
     err.code = PG_E_UPSTREAM_AUTH_FAILED;
+    err.upstream_status = (int)status;
     rt->backoff_ms = rt->backoff_ms ? rt->backoff_ms * 2 : PG_BACKOFF_FIRST_MS;
     if (rt->backoff_ms > PG_BACKOFF_MAX_MS)
         rt->backoff_ms = PG_BACKOFF_MAX_MS;

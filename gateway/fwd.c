@@ -466,6 +466,8 @@ static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_s
     char msg[160];
     snprintf(msg, sizeof msg, "%s rejected the gateway's credentials", up->name);
     struct pg_envelope e = { .code = PG_E_UPSTREAM_AUTH_FAILED, .message = msg };
+    if (err && !upstream_status)
+        upstream_status = err->upstream_status;
     if (err && (upstream_status || err->upstream_code[0] || err->upstream_message[0])) {
         e.upstream = up->name;
         e.upstream_status = upstream_status;

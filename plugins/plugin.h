@@ -56,6 +56,7 @@ struct pg_err {
     char msg[160];
     char upstream_code[64];     /* panel's error code as text ("102", "INVALID_SIGNATURE"), or "" */
     char upstream_message[256]; /* panel's error text, or "" */
+    int upstream_status;        /* set by the core: the panel's HTTP status, 0 if none */
 };
 
 /* The credential a login produced. Owned by the core (one per upstream), filled by parse_login,
@@ -136,8 +137,7 @@ struct pg_auth_ops {
                        uint64_t now_ms, uint64_t now_s, struct pg_err *err);
 
     /* Add credentials to one outgoing request; s is NULL for token-less adapters. 0 ok, -1 */
-    int (*sign)(const void *st, const struct pg_session *s, struct pg_out_req *req,
-                uint64_t now_s);
+    int (*sign)(const void *st, const struct pg_session *s, struct pg_out_req *req, uint64_t now_s);
     /* Is this non-2xx answer an auth problem? May fill err->upstream_*. NULL: always OK. */
     enum pg_verdict (*classify)(const void *st, const struct pg_in_resp *resp, struct pg_err *err);
     /* Is this normalised path (after /{upstream}) reserved: login, logout? NULL: none are. */

@@ -4,7 +4,8 @@
 #include "plugin.h"
 
 static const struct pg_auth_ops *const plugins[] = {
-    &pg_auth_static,
+    &pg_auth_static,        &pg_auth_navixy_session, &pg_auth_openpanel_jwt,
+    &pg_auth_panelica_hmac, &pg_auth_navirec_token,
 };
 
 const struct pg_auth_ops *pg_plugin_find(const char *type)

@@ -2,13 +2,11 @@
  * API version in Accept, a User-Agent naming panelgate; Link headers rewritten to the gateway. */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include "../plugin.h"
 
@@ -266,7 +264,7 @@ static enum pg_verdict navirec_classify(const void *vst, const struct pg_in_resp
         return PG_VERDICT_OK;
     /* a static token cannot be refreshed: no retry */
     err->code = NVR_E_UPSTREAM_AUTH_FAILED;
-    fail(err, "Navirec rejected the gateway's API token.");
+    fail(err, "Navirec rejected the gateway's API token");
     return PG_VERDICT_FAIL;
 }
 
@@ -334,7 +332,8 @@ static int navirec_rewrite_header(const void *vst, const char *name, size_t name
     const char *scheme_end = strstr(upstream_url, "://");
     if (!scheme_end || (size_t)(scheme_end - upstream_url) + 3 >= b.len)
         return 0;
-    const char *slash = memchr(scheme_end + 3, '/', b.len - (size_t)(scheme_end + 3 - upstream_url));
+    const char *slash =
+        memchr(scheme_end + 3, '/', b.len - (size_t)(scheme_end + 3 - upstream_url));
     b.origin_len = slash ? (size_t)(slash - upstream_url) : b.len;
     size_t pbn = strlen(public_base);
     while (pbn > 0 && public_base[pbn - 1] == '/')

@@ -306,8 +306,8 @@ static int navixy_parse_login(const void *vst, const struct pg_in_resp *resp, st
 {
     const struct navixy *st = vst;
     (void)now_s;
-    json_t *root = resp->body ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL)
-                              : NULL;
+    json_t *root =
+        resp->body ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     const json_t *h = json_object_get(root, "hash");
     if (resp->status == 200 && json_is_true(json_object_get(root, "success")) &&
         json_is_string(h) && is_hash(json_string_value(h), json_string_length(h))) {
@@ -324,14 +324,14 @@ static int navixy_parse_login(const void *vst, const struct pg_in_resp *resp, st
     err->upstream_code[0] = '\0';
     err->upstream_message[0] = '\0';
     if (json_is_object(root) && navixy_error(root, &code, err)) {
-        fail(err, "Navixy rejected the gateway's credentials.");
+        fail(err, "Navixy rejected the gateway's credentials");
     } else if (resp->status != 200) {
         /* not Navixy's answer (a proxy's error page?): its text is not passed on, as a login
          * answer might echo what was sent */
-        snprintf(err->msg, sizeof err->msg, "Navixy login failed with HTTP status %d.",
+        snprintf(err->msg, sizeof err->msg, "Navixy login failed with HTTP status %d",
                  resp->status);
     } else {
-        fail(err, "Navixy answered the login with no valid session hash.");
+        fail(err, "Navixy answered the login with no valid session hash");
     }
     json_decref(root);
     return -1;
@@ -384,7 +384,7 @@ static enum pg_verdict navixy_classify(const void *vst, const struct pg_in_resp 
     if (json_is_object(root) && navixy_error(root, &code, err) && (code == 3 || code == 4)) {
         /* wrong user hash, or session ended: whatever the HTTP status */
         err->code = NVX_E_UPSTREAM_AUTH_FAILED;
-        fail(err, "Navixy no longer accepts the gateway's session.");
+        fail(err, "Navixy no longer accepts the gateway's session");
         v = PG_VERDICT_RELOGIN;
     }
     json_decref(root);
@@ -401,7 +401,7 @@ static bool seg_is(const char *p, size_t n, const char *want, size_t n2)
     return n == n2 && strncasecmp(p, want, n) == 0;
 }
 
-/* Does the path end with the segments of `r` ("/a/b"), allowing one trailing '/'? */
+/* Does the path end with the segments of `r` ("/a/b"), trailing '/'s aside? */
 static bool ends_with_segments(const char *path, size_t n, const char *r)
 {
     while (n > 0 && path[n - 1] == '/')
@@ -417,17 +417,19 @@ static bool ends_with_segments(const char *path, size_t n, const char *r)
         size_t ps = n;
         while (ps > 0 && path[ps - 1] != '/')
             ps--;
-        if (rs == 0 || ps == 0 || !seg_is(path + ps, n - ps, r + rs, rn - rs))
+        if (rs == 0 || !seg_is(path + ps, n - ps, r + rs, rn - rs))
             return false;
         rn = rs - 1;
+        if (ps == 0) /* the path has no more segments */
+            return rn == 0;
         n = ps - 1;
     }
     return true;
 }
 
 /* The login and logout paths, any method. They are matched as the end of the path, so an
- * upstream url one level up (".../v2" with auth_path "/panel/account/auth") is covered too; a
- * Navixy API path never ends in these segments otherwise. */
+ * upstream url one level up (".../v2" with auth_path "/panel/account/auth") is covered too; no
+ * documented Navixy call ends in these segments otherwise. */
 static bool navixy_reserved(const void *vst, const char *method, const char *path, size_t path_len)
 {
     const struct navixy *st = vst;

@@ -16,7 +16,27 @@
  *   GET  /_fake/stats   counters, last_path, last_request, times_ms, the service's own counters
  *   POST /_fake/reset   zero the counters, forget sessions, restore every knob's default
  *   POST /_fake/expire  end all current sessions now (Navixy, OpenPanel)
- *   POST /_fake/config?KNOB=V&...  set knobs (all or none); answers the knobs now in force
+ *   POST /_fake/config?KNOB=V&...  set knobs (all or none; a knob that does not apply to the
+ *                       service is a 400); answers the knobs now in force
+ * Knobs (services; default):
+ *   expire_every=N    Navixy, OpenPanel; 0 (off). End every session after each N authenticated
+ *                     requests (the Nth still succeeds): 500 requests at 100 -> 5 expiries.
+ *   password=X        all panels (aliases: api_secret for Panelica, token for Navirec).
+ *   jwt_ttl=S         OpenPanel; 3600. exp = iat + S (0: tokens are born expired).
+ *   ratelimit=N       all; 0. The next N counted requests get the panel's rate-limit answer
+ *                     (Navixy code 15 / HTTP 429; others 429 with Retry-After and their body).
+ *   retry_after=S     all; 1 (Navixy 0: Navixy sends Retry-After only when S > 0).
+ *   login_delay_ms=D  Navixy, OpenPanel; 0. Login answers wait D ms on a timer.
+ *   fail_code=C, fail_count=K  Navixy; 0, 1. The next K authenticated requests get Navixy
+ *                     error C with its HTTP status from the docs' table.
+ *   ts_window=S, string_to_sign=T, reject_next=N, reject_code=C  Panelica; see fp_panelica.c.
+ *   versions=A,B, vehicles=N, stream_n=N, stream_delay_ms=D  Navirec; see fp_navirec.c.
+ * /_fake/stats: service, hits (requests outside /_fake/), logins, login_failures,
+ * auth_failures (other requests refused for credentials) and auth_failure_reasons, expiries,
+ * sessions (live), ratelimited, authed_since_expiry, last_path, last_request (method, uri, path,
+ * query, headers as [name, value], body (first 64 KiB), body_len, plus per-panel notes),
+ * times_ms (CLOCK_MONOTONIC ms of the last <= 1000 hits, oldest first), inflight (deferred
+ * replies), and each panel's own counters.
  * The panels' own behaviour is described at the top of fp_<panel>.c. */
 
 #include <errno.h>
@@ -43,12 +63,12 @@
 static const char *const no_names[] = { NULL };
 
 /* Indexed by enum fp_kind. */
-const struct fp_service_def fp_services[FP_NKINDS] = {
+static const struct fp_service_def fp_services[FP_NKINDS] = {
     { "echo", FP_ECHO, fp_echo_handle, fp_echo_ratelimited, NULL, 1, no_names, no_names },
     { "navixy", FP_NAVIXY, fp_navixy_handle, fp_navixy_ratelimited, "fake-navixy-pass", 0,
       fp_navixy_counters, fp_navixy_reasons },
-    { "navixy-panel", FP_NAVIXY_PANEL, fp_navixy_handle, fp_navixy_ratelimited,
-      "fake-panel-pass", 0, fp_navixy_counters, fp_navixy_reasons },
+    { "navixy-panel", FP_NAVIXY_PANEL, fp_navixy_handle, fp_navixy_ratelimited, "fake-panel-pass",
+      0, fp_navixy_counters, fp_navixy_reasons },
     { "openpanel", FP_OPENPANEL, fp_openpanel_handle, fp_openpanel_ratelimited, "fake-op-pass", 1,
       fp_openpanel_counters, fp_openpanel_reasons },
     { "panelica", FP_PANELICA, fp_panelica_handle, fp_panelica_ratelimited,
@@ -87,8 +107,14 @@ static int check_template(const char *s)
     return *s != '\0' ? 0 : -1;
 }
 
-#define KU(n, f, max, kinds) { n, false, offsetof(struct fp_knobs, f), max, kinds, NULL }
-#define KS(n, f, kinds, check) { n, true, offsetof(struct fp_knobs, f), 0, kinds, check }
+#define KU(n, f, max, kinds)                                                                       \
+    {                                                                                              \
+        n, false, offsetof(struct fp_knobs, f), max, kinds, NULL                                   \
+    }
+#define KS(n, f, kinds, check)                                                                     \
+    {                                                                                              \
+        n, true, offsetof(struct fp_knobs, f), 0, kinds, check                                     \
+    }
 #define K_ALL (FP_K(FP_ECHO) | FP_K_PANELS)
 #define K_NAVIXY (FP_K(FP_NAVIXY) | FP_K(FP_NAVIXY_PANEL))
 #define DAY_S 86400
@@ -263,21 +289,21 @@ static int fake_stats(struct fp_service *svc, struct evhttp_request *req)
     size_t first = (svc->times_next + FP_TIMES - svc->ntimes) % FP_TIMES;
 
     for (size_t i = 0; times != NULL && i < svc->ntimes; i++) {
-        if (json_array_append_new(times, json_integer((json_int_t)svc->times[(first + i) %
-                                                                              FP_TIMES])) < 0) {
+        if (json_array_append_new(
+                times, json_integer((json_int_t)svc->times[(first + i) % FP_TIMES])) < 0) {
             json_decref(times);
             times = NULL;
         }
     }
-    root = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:s?, s:O?, s:o, s:I}", "service",
-        svc->def->name, "hits", (json_int_t)svc->hits, "logins", (json_int_t)svc->logins,
-        "login_failures", (json_int_t)svc->login_failures, "auth_failures",
-        (json_int_t)svc->auth_failures, "auth_failure_reasons", svc->reasons, "expiries",
-        (json_int_t)svc->expiries, "sessions", (json_int_t)svc->sessions.nlive, "ratelimited",
-        (json_int_t)svc->ratelimited, "authed_since_expiry", (json_int_t)svc->authed,
-        "last_path", svc->last_path, "last_request", svc->last_request, "times_ms", times,
-        "inflight", (json_int_t)svc->inflight);
+    root = json_pack("{s:s, s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:I, s:I, s:s?, s:O?, s:o, s:I}",
+                     "service", svc->def->name, "hits", (json_int_t)svc->hits, "logins",
+                     (json_int_t)svc->logins, "login_failures", (json_int_t)svc->login_failures,
+                     "auth_failures", (json_int_t)svc->auth_failures, "auth_failure_reasons",
+                     svc->reasons, "expiries", (json_int_t)svc->expiries, "sessions",
+                     (json_int_t)svc->sessions.nlive, "ratelimited", (json_int_t)svc->ratelimited,
+                     "authed_since_expiry", (json_int_t)svc->authed, "last_path", svc->last_path,
+                     "last_request", svc->last_request, "times_ms", times, "inflight",
+                     (json_int_t)svc->inflight);
     if (root == NULL || json_object_update(root, svc->counters) < 0) {
         json_decref(root);
         return -1;

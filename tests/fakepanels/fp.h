@@ -84,15 +84,13 @@ typedef int fp_call_fn(struct fp_service *svc, struct fp_call *call);
 struct fp_service_def {
     const char *name;
     enum fp_kind kind;
-    fp_call_fn *handle;           /* every counted request that is not rate limited */
-    fp_call_fn *ratelimited;      /* the panel's own rate-limit answer */
-    const char *password;         /* default secret: password, api_secret or token */
-    uint64_t retry_after;         /* default of the knob */
-    const char *const *counters;  /* the service's own stats counters, NULL-terminated */
-    const char *const *reasons;   /* auth failure reasons it reports, NULL-terminated */
+    fp_call_fn *handle;          /* every counted request that is not rate limited */
+    fp_call_fn *ratelimited;     /* the panel's own rate-limit answer */
+    const char *password;        /* default secret: password, api_secret or token */
+    uint64_t retry_after;        /* default of the knob */
+    const char *const *counters; /* the service's own stats counters, NULL-terminated */
+    const char *const *reasons;  /* auth failure reasons it reports, NULL-terminated */
 };
-
-extern const struct fp_service_def fp_services[FP_NKINDS];
 
 /* Live and recently ended session ids (Navixy hashes, OpenPanel jti claims). */
 struct fp_sessions {
@@ -112,17 +110,17 @@ struct fp_service {
     char base_url[80]; /* http://HOST:PORT, the panel's own absolute URL (Navirec Link) */
     struct fp_knobs knobs;
     /* counters since start or the last reset */
-    uint64_t hits;           /* requests outside /_fake/ */
-    uint64_t logins;         /* successful logins */
-    uint64_t login_failures; /* logins refused (wrong or missing credentials) */
-    uint64_t auth_failures;  /* other requests refused for their credentials */
-    uint64_t expiries;       /* times all sessions were ended: /_fake/expire or expire_every */
-    uint64_t ratelimited;    /* requests answered with the rate-limit error */
-    uint64_t authed;         /* authenticated requests since the last expire_every expiry */
-    json_t *counters;        /* def->counters -> count */
-    json_t *reasons;         /* auth failure reason -> count */
-    char *last_path;         /* owned; path of the last counted request, NULL before the first */
-    json_t *last_request;    /* owned; that request (fp_request_json), NULL before the first */
+    uint64_t hits;            /* requests outside /_fake/ */
+    uint64_t logins;          /* successful logins */
+    uint64_t login_failures;  /* logins refused (wrong or missing credentials) */
+    uint64_t auth_failures;   /* other requests refused for their credentials */
+    uint64_t expiries;        /* times all sessions were ended: /_fake/expire or expire_every */
+    uint64_t ratelimited;     /* requests answered with the rate-limit error */
+    uint64_t authed;          /* authenticated requests since the last expire_every expiry */
+    json_t *counters;         /* def->counters -> count */
+    json_t *reasons;          /* auth failure reason -> count */
+    char *last_path;          /* owned; path of the last counted request, NULL before the first */
+    json_t *last_request;     /* owned; that request (fp_request_json), NULL before the first */
     uint64_t times[FP_TIMES]; /* ring of arrival times, CLOCK_MONOTONIC ms */
     size_t ntimes, times_next;
     uint64_t inflight; /* deferred replies not yet finished (a gauge: survives reset) */
@@ -130,7 +128,8 @@ struct fp_service {
     unsigned char jwt_key[32]; /* OpenPanel HS256 key, random per process */
 };
 
-/* ---- deferred replies (fakepanels.c) ---------------------------------------------------------- */
+/* ---- deferred replies (fakepanels.c) ----------------------------------------------------------
+ */
 
 struct fp_op;
 /* Appends stream line op->done (0-based) to op->buf; -1 when out of memory. */
@@ -169,7 +168,8 @@ int fp_stream_start(struct fp_service *svc, struct evhttp_request *req, uint64_t
  * 0: answer now; -1: out of memory. */
 int fp_login_delay(struct fp_service *svc, struct fp_call *call);
 
-/* ---- helpers (fp_util.c) ----------------------------------------------------------------------- */
+/* ---- helpers (fp_util.c) -----------------------------------------------------------------------
+ */
 
 /* Decimal without sign or spaces, at most max. */
 int fp_parse_u64(const char *s, uint64_t max, uint64_t *out);
@@ -213,16 +213,14 @@ typedef int fp_pair_fn(const char *k, size_t kn, const char *v, size_t vn, void 
 int fp_form_each(const char *p, size_t n, fp_pair_fn *fn, void *arg);
 /* How often key occurs (decoded) in p[0..n), and a decoded copy of its first value (NULL when
  * absent; the caller frees it). */
-int fp_form_get(const char *p, size_t n, const char *key, char **val, size_t *vlen,
-                size_t *count);
+int fp_form_get(const char *p, size_t n, const char *key, char **val, size_t *vlen, size_t *count);
 /* Appends p[0..n) percent-encoded like Python's quote_plus (what Django's urlencode does). */
 int fp_quote_plus(struct evbuffer *out, const char *p, size_t n);
 
 /* Base64 (url: the URL-safe alphabet without padding; else standard, padded). encode writes a
  * NUL-terminated string and returns its length, 0 if cap is too small; decode is strict. */
 size_t fp_b64_encode(const unsigned char *in, size_t n, bool url, char *out, size_t cap);
-int fp_b64_decode(const char *in, size_t n, bool url, unsigned char *out, size_t cap,
-                  size_t *outn);
+int fp_b64_decode(const char *in, size_t n, bool url, unsigned char *out, size_t cap, size_t *outn);
 void fp_hex(const unsigned char *in, size_t n, char *out); /* lowercase, 2n+1 bytes */
 int fp_random_hex(char *out, size_t nbytes);               /* 2 * nbytes hex + NUL */
 int fp_uuid4(char out[37]);
@@ -231,7 +229,7 @@ int fp_uuid4(char out[37]);
 int fp_session_add(struct fp_service *svc, const char *id);
 enum fp_session_state fp_session_state(const struct fp_service *svc, const char *id);
 bool fp_session_end(struct fp_service *svc, const char *id); /* logout */
-size_t fp_sessions_end_all(struct fp_service *svc);         /* returns how many were live */
+size_t fp_sessions_end_all(struct fp_service *svc);          /* returns how many were live */
 
 /* Counts an authenticated request; ends every session each expire_every of them. */
 void fp_authed(struct fp_service *svc);
@@ -239,7 +237,8 @@ void fp_authed(struct fp_service *svc);
 void fp_count(struct fp_service *svc, const char *name);
 void fp_auth_failed(struct fp_service *svc, const char *reason);
 
-/* ---- panels (fp_<panel>.c) --------------------------------------------------------------------- */
+/* ---- panels (fp_<panel>.c) ---------------------------------------------------------------------
+ */
 
 fp_call_fn fp_echo_handle, fp_echo_ratelimited;
 fp_call_fn fp_navixy_handle, fp_navixy_ratelimited;

@@ -199,6 +199,19 @@ void fp_reply_error(struct evhttp_request *req, int code, const char *msg)
         evbuffer_free(buf);
 }
 
+/* Reason phrases libevent 2.1 lacks (it would say "Client Error"); NULL: libevent's own. */
+static const char *reason_phrase(int code)
+{
+    switch (code) {
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    default:
+        return NULL;
+    }
+}
+
 /* Sends buf (emptied, still the caller's) as application/json unless a Content-Type is set. */
 static int reply_buf(struct evhttp_request *req, int code, struct evbuffer *buf)
 {
@@ -207,7 +220,7 @@ static int reply_buf(struct evhttp_request *req, int code, struct evbuffer *buf)
     if (evhttp_find_header(out, "Content-Type") == NULL &&
         evhttp_add_header(out, "Content-Type", "application/json") < 0)
         return -1;
-    evhttp_send_reply(req, code, NULL, buf);
+    evhttp_send_reply(req, code, reason_phrase(code), buf);
     return 0;
 }
 
@@ -408,8 +421,7 @@ static int form_get_pair(const char *k, size_t kn, const char *v, size_t vn, voi
     return 0;
 }
 
-int fp_form_get(const char *p, size_t n, const char *key, char **val, size_t *vlen,
-                size_t *count)
+int fp_form_get(const char *p, size_t n, const char *key, char **val, size_t *vlen, size_t *count)
 {
     struct form_get g = { key, NULL, 0, 0 };
 
@@ -481,8 +493,7 @@ size_t fp_b64_encode(const unsigned char *in, size_t n, bool url, char *out, siz
     return k;
 }
 
-int fp_b64_decode(const char *in, size_t n, bool url, unsigned char *out, size_t cap,
-                  size_t *outn)
+int fp_b64_decode(const char *in, size_t n, bool url, unsigned char *out, size_t cap, size_t *outn)
 {
     const char *abc = url ? b64_url : b64_std;
     uint32_t acc = 0;

@@ -76,7 +76,10 @@ for p in "$PORT" "$PANEL_PORT"; do
 done
 
 if [ "$PORT" != 8080 ] || [ "$PANEL_PORT" != 9101 ]; then
-    sed -e "s/\\b8080\\b/$PORT/g" -e "s/\\b9101\\b/$PANEL_PORT/g" "$CONF" >"$TMP/demo.yaml"
+    sed -e "s/\\b8080\\b/$PORT/g" -e "s/\\b9101\\b/$PANEL_PORT/g" \
+        -e "s/\\b9102\\b/$((PANEL_PORT + 1))/g" -e "s/\\b9103\\b/$((PANEL_PORT + 2))/g" \
+        -e "s/\\b9104\\b/$((PANEL_PORT + 3))/g" -e "s/\\b9105\\b/$((PANEL_PORT + 4))/g" \
+        -e "s/\\b9106\\b/$((PANEL_PORT + 5))/g" "$CONF" >"$TMP/demo.yaml"
     CONF="$TMP/demo.yaml"
 fi
 build/panelgate --check -c "$CONF" >"$TMP/check.log" 2>&1 || die_log "$TMP/check.log" "config check failed: $CONF"
@@ -87,8 +90,10 @@ if command -v stdbuf >/dev/null 2>&1; then
     LINEBUF=(stdbuf -oL)
 fi
 
-echo "==> fake panel (echo) on 127.0.0.1:$PANEL_PORT"
-"${LINEBUF[@]}" build/tests/fakepanels --echo "$PANEL_PORT" >"$TMP/fakepanels.log" 2>&1 &
+echo "==> fake panels on 127.0.0.1:$PANEL_PORT-$((PANEL_PORT + 5))"
+"${LINEBUF[@]}" build/tests/fakepanels --echo "$PANEL_PORT" --navixy "$((PANEL_PORT + 1))" \
+    --navixy-panel "$((PANEL_PORT + 2))" --openpanel "$((PANEL_PORT + 3))" \
+    --panelica "$((PANEL_PORT + 4))" --navirec "$((PANEL_PORT + 5))" >"$TMP/fakepanels.log" 2>&1 &
 PANEL_PID=$!
 for _ in $(seq 100); do
     grep -q '^ready' "$TMP/fakepanels.log" 2>/dev/null && break
@@ -127,8 +132,17 @@ Try:
   curl -i -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' \\
        -d '{"name":"demo","n":1}' $BASE/echo/items
 
-  # the 'internal' upstream (bearer token added)
-  curl -i -H 'Authorization: Bearer $KEY' $BASE/internal/hello
+  # one request per panel: the gateway logs in, signs, pins versions; you never see their auth
+  curl -H 'Authorization: Bearer $KEY' '$BASE/navixy/tracker/list?limit=5'
+  curl -H 'Authorization: Bearer $KEY' '$BASE/navixy-panel/dealer/list?limit=5'
+  curl -H 'Authorization: Bearer $KEY' $BASE/openpanel/api/users
+  curl -H 'Authorization: Bearer $KEY' '$BASE/panelica/domains?page=1&limit=25'
+  curl -i -H 'Authorization: Bearer $KEY' '$BASE/navirec/vehicles/?ordering=id'
+  curl -N -H 'Authorization: Bearer $KEY' -H 'Accept: application/x-ndjson' \\
+       '$BASE/navirec/streams/vehicle_states/?n=5&delay_ms=500'
+
+  # the panels' login and logout paths are the gateway's own: 403
+  curl -i -H 'Authorization: Bearer $KEY' $BASE/navixy/user/auth
 
   # no key: 401 unauthorized envelope
   curl -i $BASE/echo/hello
@@ -156,7 +170,12 @@ check 200 "$BASE/_gateway/health"
 check 200 "${AUTH[@]}" "$BASE/echo/hello?x=1"
 check 200 "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"name":"demo","n":1}' \
     "$BASE/echo/items"
-check 200 "${AUTH[@]}" "$BASE/internal/hello"
+check 200 "${AUTH[@]}" "$BASE/navixy/tracker/list?limit=5"
+check 200 "${AUTH[@]}" "$BASE/navixy-panel/dealer/list?limit=5"
+check 200 "${AUTH[@]}" "$BASE/openpanel/api/users"
+check 200 "${AUTH[@]}" "$BASE/panelica/domains?page=1&limit=25"
+check 200 "${AUTH[@]}" "$BASE/navirec/vehicles/?ordering=id"
+check 403 "${AUTH[@]}" "$BASE/navixy/user/auth"
 check 401 "$BASE/echo/hello"
 check 404 "${AUTH[@]}" "$BASE/nosuch/hello"
 

@@ -39,6 +39,11 @@ int pg_err_status(enum pg_err_code c)
     return (unsigned)c < PG_E__COUNT ? err_table[c].status : 500;
 }
 
+int pg_envelope_status(const struct pg_envelope *e)
+{
+    return e->status >= 100 && e->status <= 599 ? e->status : pg_err_status(e->code);
+}
+
 const char *pg_err_name(enum pg_err_code c)
 {
     return (unsigned)c < PG_E__COUNT ? err_table[c].code : "internal_error";
@@ -203,7 +208,7 @@ int pg_envelope_body(struct evbuffer *out, const struct pg_envelope *e, const ch
 {
     enum pg_err_code c = (unsigned)e->code < PG_E__COUNT ? e->code : PG_E_INTERNAL;
     const char *msg = e->message ? e->message : err_table[c].message;
-    if (evbuffer_add_printf(out, "{\"error\":{\"status\":%d,\"code\":\"%s\"", err_table[c].status,
+    if (evbuffer_add_printf(out, "{\"error\":{\"status\":%d,\"code\":\"%s\"", pg_envelope_status(e),
                             err_table[c].code) < 0)
         return -1;
     if (add_str_field(out, "message", msg, strlen(msg)))

@@ -39,6 +39,7 @@ enum pg_err_code {
  * set only when a panel answered. Strings are borrowed (p, n) pairs or NUL-terminated. */
 struct pg_envelope {
     enum pg_err_code code;
+    int status; /* HTTP status; 0: the kind's own (a panel's error may keep the panel's) */
     const char *message;
     const char *upstream; /* NULL for the gateway's own errors */
     int upstream_status;
@@ -51,6 +52,8 @@ struct pg_envelope {
 };
 
 int pg_err_status(enum pg_err_code c);
+/* The status an envelope is answered with: its override, else its kind's. */
+int pg_envelope_status(const struct pg_envelope *e);
 const char *pg_err_name(enum pg_err_code c);
 /* Standard reason phrase for an HTTP status, "Unknown" if none. */
 const char *pg_http_reason(int status);

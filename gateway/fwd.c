@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "curlev.h"
 #include "hdr.h"
+#include "perr.h"
 #include "util.h"
 
 /* Pause the upstream when this many bytes wait for the caller; resume below the server's low
@@ -55,7 +56,9 @@ struct pg_fwd {
     bool hold;     /* an error answer is being held for the plugin's verdict */
     char *ebuf;    /* the held answer body, at most PG_FWD_HOLD_MAX */
     size_t elen;
-    char ctype[128]; /* the answer's Content-Type, for the verdict */
+    char ctype[128];       /* the answer's Content-Type, for the verdict */
+    bool truncated;        /* the held answer was bigger than PG_FWD_HOLD_MAX */
+    int64_t retry_after_s; /* the answer's Retry-After in seconds, -1 if none */
     int status;
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
@@ -557,6 +560,8 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
     f->head_len = 0;
     f->elen = 0;
     f->ctype[0] = '\0';
+    f->truncated = false;
+    f->retry_after_s = -1;
     f->errbuf[0] = '\0';
     size_t bn = evbuffer_get_length(r->body);
     const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
@@ -665,8 +670,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     if (ln == 0) {
         if (f->status < 200) /* the end of a 1xx block: the real answer follows */
             return len;
-        if (f->status >= 400 && f->up->auth && f->up->auth->classify) {
-            f->hold = true; /* the plugin judges the complete answer first */
+        if (f->status >= 400) {
+            f->hold = true; /* an error answer becomes an envelope (SPEC section 5) */
             return len;
         }
         return send_head(f) ? 0 : len;
@@ -682,6 +687,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->clen = parse_clen(v, vn);
     else if (pg_ieq(p, nl, "transfer-encoding"))
         f->chunked_up = true;
+    else if (pg_ieq(p, nl, "retry-after"))
+        f->retry_after_s = parse_clen(v, vn);
     else if (pg_ieq(p, nl, "content-type") && vn < sizeof f->ctype) {
         memcpy(f->ctype, v, vn);
         f->ctype[vn] = '\0';
@@ -719,30 +726,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* A held answer turned out too big to judge: it goes to the caller as it is. */
-static int release_hold(struct pg_fwd *f)
-{
-    f->hold = false;
-    if (send_head(f))
-        return -1;
-    return f->elen ? pg_resp_body(f->req, f->ebuf, f->elen) : 0;
-}
-
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct pg_fwd *f = arg;
     size_t len = size * n;
     f->last_ms = pg_now_ms();
     if (f->hold) {
-        if (f->elen + len <= PG_FWD_HOLD_MAX) {
-            if (!f->ebuf && !(f->ebuf = malloc(PG_FWD_HOLD_MAX)))
-                return 0;
-            memcpy(f->ebuf + f->elen, p, len);
-            f->elen += len;
-            return len;
-        }
-        if (release_hold(f))
+        if (!f->ebuf && !(f->ebuf = malloc(PG_FWD_HOLD_MAX)))
             return 0;
+        size_t room = PG_FWD_HOLD_MAX - f->elen, k = len < room ? len : room;
+        memcpy(f->ebuf + f->elen, p, k);
+        f->elen += k;
+        if (k == len)
+            return len;
+        f->truncated = true; /* judged on what was kept; the rest is not worth reading */
+        return 0;
     }
     if (!f->head_done)
         return 0;
@@ -779,9 +777,72 @@ static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLc
 
 /* The held error answer is complete: let the plugin judge it. Returns true when the request
  * was taken over (replayed or answered), false when the answer goes to the caller as it is. */
+static const char *kind_sentence(enum pg_err_code c)
+{
+    switch (c) {
+    case PG_E_BAD_REQUEST:
+        return "refused the request as invalid.";
+    case PG_E_NOT_FOUND:
+        return "has no such resource.";
+    case PG_E_FORBIDDEN:
+        return "does not allow this.";
+    case PG_E_CONFLICT:
+        return "reports a conflict.";
+    case PG_E_RATE_LIMITED:
+        return "is rate limiting the gateway.";
+    case PG_E_UPSTREAM_AUTH_FAILED:
+        return "rejected the gateway's credentials.";
+    case PG_E_PAYLOAD_TOO_LARGE:
+        return "found the request too large.";
+    case PG_E_UNPROCESSABLE:
+        return "could not process the request.";
+    case PG_E_METHOD_NOT_ALLOWED:
+        return "does not allow this method.";
+    case PG_E_UPSTREAM_ERROR:
+        return "failed to handle the request.";
+    default:
+        return "answered with an error.";
+    }
+}
+
+/* The held error answer, whatever panel sent it, as the one envelope (SPEC section 5). */
+static void panel_error(struct pg_fwd *f)
+{
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    struct pg_perr pe;
+    memset(&pe, 0, sizeof pe);
+    if (pg_perr_recognise(f->status, f->ebuf, f->elen, !f->truncated, &pe)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s %s", up->name, kind_sentence(pe.code));
+    struct pg_envelope e = { .code = pe.code,
+                             .status = pe.status,
+                             .message = msg,
+                             .upstream = up->name,
+                             .upstream_status = f->status,
+                             .upstream_code = pe.upstream_code[0] ? pe.upstream_code : NULL,
+                             .upstream_message =
+                                 pe.upstream_message_len ? pe.upstream_message : NULL,
+                             .upstream_message_len = pe.upstream_message_len,
+                             .details_json = pe.details };
+    if (pg_envelope_status(&e) == 429 || pg_envelope_status(&e) == 503) {
+        e.has_retry_after = true;
+        e.retry_after_s = f->retry_after_s > 0 ? (uint64_t)f->retry_after_s : 1;
+    }
+    fwd_put(f);
+    pg_resp_error(r, &e);
+    pg_perr_free(&pe);
+}
+
 static bool judge(struct pg_fwd *f)
 {
     const struct pg_upstream *up = f->up;
+    if (!up->auth || !up->auth->classify)
+        return false;
     struct pg_in_resp resp = { .status = f->status,
                                .body = f->ebuf,
                                .body_len = f->elen,
@@ -817,14 +878,10 @@ void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
         f->running = false;
     }
     event_del(&f->idle);
-    if (res == CURLE_OK && f->hold) {
-        if (judge(f))
-            return;
-        if (release_hold(f)) {
-            fwd_put(f);
-            pg_resp_abort(r);
-            return;
-        }
+    if (f->hold && (res == CURLE_OK || f->truncated)) {
+        if (!judge(f))
+            panel_error(f);
+        return;
     }
     bool head_done = f->head_done;
     fwd_put(f);

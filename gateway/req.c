@@ -149,7 +149,7 @@ void pg_resp_error(struct pg_req *r, const struct pg_envelope *e)
         xn += (size_t)m;
     }
     size_t len = evbuffer_get_length(body);
-    if (pg_resp_head(r, pg_err_status(e->code), extra, xn, (int64_t)len))
+    if (pg_resp_head(r, pg_envelope_status(e), extra, xn, (int64_t)len))
         goto fail;
     if (!r->head) {
         r->resp_bytes += len;

@@ -70,8 +70,7 @@ struct pg_conn {
     bool has_perr;
     enum pg_err_code perr;
     struct event timer;
-    size_t hcap;
-    char *norm; /* normalised path scratch, PG_URL_MAX + 1 */
+    size_t hcap; /* hbuf grows on demand: an idle connection holds none */
     char peer[INET6_ADDRSTRLEN];
     struct pg_req req;
 };
@@ -127,10 +126,33 @@ static int refuse(struct pg_conn *c, enum pg_err_code code)
     return -1; /* any non-zero is an error, but 1 and 2 from on_headers_complete are not */
 }
 
+/* Room for extra more bytes in hbuf, within limit. -1 when it would pass the limit or no
+ * memory is left. Headers are kept as offsets, so moving the buffer is harmless. */
+static int hbuf_reserve(struct pg_conn *c, size_t extra, size_t limit)
+{
+    struct pg_req *r = &c->req;
+    size_t need = r->hlen + extra;
+    if (need <= c->hcap)
+        return 0;
+    if (need > limit)
+        return -1;
+    size_t cap = c->hcap ? c->hcap * 2 : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > limit)
+        cap = limit;
+    char *nb = realloc(r->hbuf, cap);
+    if (!nb)
+        return -1;
+    r->hbuf = nb;
+    c->hcap = cap;
+    return 0;
+}
+
 static int append(struct pg_conn *c, const char *at, size_t len)
 {
     struct pg_req *r = &c->req;
-    if (r->hlen + len > c->hcap)
+    if (hbuf_reserve(c, len, r->w->conf->max_header_bytes))
         return refuse(c, PG_E_HEADERS_TOO_LARGE);
     memcpy(r->hbuf + r->hlen, at, len);
     r->hlen += len;
@@ -338,6 +360,11 @@ static void req_reset(struct pg_conn *c)
     r->keep_alive = false;
     r->hlen = 0;
     r->url = r->url_len = 0;
+    if (c->hcap > 4096) { /* one big request does not pin a big buffer to the connection */
+        free(r->hbuf);
+        r->hbuf = NULL;
+        c->hcap = 0;
+    }
     r->nhdrs = 0;
     evbuffer_drain(r->body, evbuffer_get_length(r->body));
     r->rid[0] = '\0';
@@ -500,13 +527,21 @@ static void dispatch(struct pg_conn *c)
     size_t pn = q ? (size_t)(q - u) : un;
     const char *query = q ? q + 1 : NULL;
     size_t qn = q ? un - pn - 1 : 0;
-    long nn = pg_path_normalize(u, pn, c->norm, PG_URL_MAX + 1);
+    /* the normalised path goes after the headers, in the same buffer */
+    if (hbuf_reserve(c, pn + 1, r->w->conf->max_header_bytes + PG_URL_MAX + 1)) {
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    u = r->hbuf + r->url;
+    query = q ? r->hbuf + r->url + pn + 1 : NULL;
+    char *norm = r->hbuf + r->hlen;
+    long nn = pg_path_normalize(u, pn, norm, pn + 1);
     if (nn < 0) {
         pg_resp_fail(r, PG_E_BAD_REQUEST, "The request path is not acceptable.");
         return;
     }
-    if (pg_iprefix(c->norm, (size_t)nn, "/_gateway/") || pg_ieq(c->norm, (size_t)nn, "/_gateway")) {
-        serve_gateway(c, c->norm, (size_t)nn);
+    if (pg_iprefix(norm, (size_t)nn, "/_gateway/") || pg_ieq(norm, (size_t)nn, "/_gateway")) {
+        serve_gateway(c, norm, (size_t)nn);
         return;
     }
     r->consumer = caller(c);
@@ -516,7 +551,7 @@ static void dispatch(struct pg_conn *c)
     }
     const char *rest;
     size_t rn;
-    r->upstream = pg_route_match(r->conf, c->norm, (size_t)nn, &rest, &rn);
+    r->upstream = pg_route_match(r->conf, norm, (size_t)nn, &rest, &rn);
     if (r->upstream < 0) {
         pg_resp_fail(r, PG_E_NOT_FOUND, "No upstream of that name.");
         return;
@@ -702,7 +737,6 @@ static void conn_free(struct pg_conn *c)
         evbuffer_free(r->body);
     OPENSSL_cleanse(c->akey, sizeof c->akey);
     free(r->hbuf);
-    free(c->norm);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -734,13 +768,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         s->conns->prev = c;
     s->conns = c;
     s->w.nconns++;
-    c->hcap = conf->max_header_bytes;
-    c->req.hbuf = malloc(c->hcap);
-    c->norm = malloc(PG_URL_MAX + 1);
+
     c->req.body = evbuffer_new();
     c->in = evbuffer_new();
     c->out = evbuffer_new();
-    if (!c->req.hbuf || !c->norm || !c->req.body || !c->in || !c->out) {
+    if (!c->req.body || !c->in || !c->out) {
         conn_free(c);
         return;
     }

@@ -1,0 +1,151 @@
+/* fuzz_perr.c -- libFuzzer target for pg_perr_recognise (gateway/perr.c): the first 2 bytes
+ * (big-endian, modulo 1000) are the panel's HTTP status, the rest is the body. Each input runs
+ * complete and cut off; the result must keep perr.h's invariants and render, with
+ * pg_envelope_body, to a JSON envelope. Built with -DPG_FUZZ_REPLAY it is a plain program that
+ * runs the files (or directories of files) named on its command line, for builds without
+ * libFuzzer. See tests/fuzz/README.md. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "gateway/envelope.h"
+#include "gateway/perr.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_perr: %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* The envelope for p must be one JSON object {"error": {...}} carrying p's fields. */
+static void check_envelope(const struct pg_perr *p, int status)
+{
+    struct pg_envelope e = {
+        .code = p->code,
+        .upstream = "fuzz",
+        .upstream_status = status,
+        .upstream_code = p->upstream_code[0] ? p->upstream_code : NULL,
+        .upstream_message = p->upstream_message,
+        .upstream_message_len = p->upstream_message_len,
+        .details_json = p->details,
+    };
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    if (pg_envelope_body(b, &e, "01JD3Z8Q4WJ8V6M2B5N7K9T1XC") == 0) {
+        size_t n = evbuffer_get_length(b);
+        const char *s = (const char *)evbuffer_pullup(b, -1);
+        json_t *root = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
+        CHECK(root);
+        json_t *err = json_object_get(root, "error");
+        CHECK(json_is_object(err));
+        CHECK(json_is_string(json_object_get(err, "upstream_message")));
+        CHECK(p->details ? json_object_get(err, "details") != NULL
+                         : json_is_null(json_object_get(err, "details")));
+        json_decref(root);
+    }
+    evbuffer_free(b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    int status = ((data[0] << 8) | data[1]) % 1000;
+    const char *body = (const char *)data + 2;
+    size_t n = size - 2;
+    for (int complete = 1; complete >= 0; complete--) {
+        struct pg_perr p;
+        /* -1 means out of memory only, and ASan's malloc aborts instead of failing */
+        CHECK(pg_perr_recognise(status, body, n, complete, &p) == 0);
+        CHECK(p.code <= PG_E_UPSTREAM_ERROR); /* a panel's error is never one of ours */
+        CHECK(p.status >= 400 && p.status <= 599);
+        CHECK(memchr(p.upstream_code, '\0', sizeof p.upstream_code));
+        CHECK(p.upstream_message_len <= PG_PERR_MESSAGE_MAX);
+        CHECK(p.upstream_message[p.upstream_message_len] == '\0');
+        if (!complete) { /* the raw fallback: the body's first bytes, at most 3 short of 512 */
+            CHECK(p.code == PG_E_UPSTREAM_ERROR && !p.upstream_code[0] && !p.details);
+            CHECK(n <= PG_PERR_MESSAGE_MAX ? p.upstream_message_len == n
+                                           : p.upstream_message_len + 3 >= PG_PERR_MESSAGE_MAX);
+            CHECK(memcmp(p.upstream_message, body, p.upstream_message_len) == 0);
+        }
+        if (p.details) {
+            json_t *d = json_loads(p.details, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            CHECK(d);
+            json_decref(d);
+        }
+        check_envelope(&p, status);
+        pg_perr_free(&p);
+    }
+    return 0;
+}
+
+#ifdef PG_FUZZ_REPLAY
+#include <dirent.h>
+
+static int run_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += r;
+        if (n == cap) {
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return -1;
+    LLVMFuzzerTestOneInput(buf, n);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = 0;
+    for (int i = 1; i < argc; i++) {
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            if (run_file(argv[i]))
+                return 1;
+            runs++;
+            continue;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+            char path[4096];
+            if (de->d_name[0] == '.')
+                continue;
+            int k = snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
+            if (k < 0 || (size_t)k >= sizeof path || run_file(path)) {
+                closedir(d);
+                return 1;
+            }
+            runs++;
+        }
+        closedir(d);
+    }
+    printf("fuzz_perr: %d inputs ok\n", runs);
+    return runs > 0 ? 0 : 1;
+}
+#endif

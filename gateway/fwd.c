@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "curlev.h"
 #include "hdr.h"
+#include "limit.h"
 #include "perr.h"
 #include "util.h"
 
@@ -687,9 +688,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->clen = parse_clen(v, vn);
     else if (pg_ieq(p, nl, "transfer-encoding"))
         f->chunked_up = true;
-    else if (pg_ieq(p, nl, "retry-after"))
-        f->retry_after_s = parse_clen(v, vn);
-    else if (pg_ieq(p, nl, "content-type") && vn < sizeof f->ctype) {
+    else if (pg_ieq(p, nl, "retry-after")) {
+        uint64_t ra;
+        if (pg_parse_retry_after(v, vn, (int64_t)time(NULL), &ra) == 0)
+            f->retry_after_s = (int64_t)(ra > 86400 ? 86400 : ra);
+    } else if (pg_ieq(p, nl, "content-type") && vn < sizeof f->ctype) {
         memcpy(f->ctype, v, vn);
         f->ctype[vn] = '\0';
     }
@@ -833,6 +836,10 @@ static void panel_error(struct pg_fwd *f)
         e.has_retry_after = true;
         e.retry_after_s = f->retry_after_s > 0 ? (uint64_t)f->retry_after_s : 1;
     }
+    /* the panel said slow down (429, Navixy code 15): nothing reaches it until it has passed */
+    if (pe.code == PG_E_RATE_LIMITED)
+        pg_limit_cooldown(r->w->limit, up,
+                          f->retry_after_s >= 0 ? (uint64_t)f->retry_after_s * 1000 : 1000);
     fwd_put(f);
     pg_resp_error(r, &e);
     pg_perr_free(&pe);

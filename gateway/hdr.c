@@ -68,7 +68,9 @@ bool pg_hdr_req_drop(const char *p, size_t n)
 
 bool pg_hdr_resp_drop(const char *p, size_t n)
 {
-    return pg_hdr_is_hop(p, n) || pg_ieq(p, n, "content-length") || pg_ieq(p, n, "x-request-id");
+    /* the panel's own RateLimit headers describe the gateway's budget, not the caller's */
+    return pg_hdr_is_hop(p, n) || pg_ieq(p, n, "content-length") || pg_ieq(p, n, "x-request-id") ||
+           pg_iprefix(p, n, "ratelimit");
 }
 
 bool pg_hdr_value_ok(const char *v, size_t n)

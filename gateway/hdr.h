@@ -20,7 +20,8 @@ bool pg_hdr_conn_lists(const char *v, size_t vn, const char *p, size_t n);
 bool pg_hdr_req_drop(const char *p, size_t n);
 
 /* Must an upstream response header (p, n) be dropped before the caller sees it? True for
- * hop-by-hop, Content-Length (the gateway frames the body itself) and X-Request-Id. */
+ * hop-by-hop, Content-Length (the gateway frames the body itself), X-Request-Id and the panel's
+ * RateLimit* headers (the gateway sends its own). */
 bool pg_hdr_resp_drop(const char *p, size_t n);
 
 /* Is (v, n) a header value the gateway will pass on: no CR, LF or NUL? */

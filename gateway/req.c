@@ -85,6 +85,7 @@ int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_l
         put(tail, &tn, "Connection: keep-alive\r\n", 24);
     put(tail, &tn, "\r\n", 2);
     if (evbuffer_add(out, line, ln) || (extra_len && evbuffer_add(out, extra, extra_len)) ||
+        (r->rl_hdrs_len && evbuffer_add(out, r->rl_hdrs, r->rl_hdrs_len)) ||
         evbuffer_add(out, tail, tn))
         return -1;
     return 0;

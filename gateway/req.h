@@ -27,6 +27,7 @@ struct pg_worker {
     uint64_t conf_gen;    /* bumped on every reload */
     struct pg_curlev *curl;
     struct pg_fwd_pool *fwds;
+    struct pg_limit *limit;
     bool tls; /* listener speaks TLS (X-Forwarded-Proto) */
     bool draining;
     uint64_t nconns;
@@ -76,6 +77,18 @@ struct pg_req {
     int status;
     bool head_sent, chunked, close_delimited, ended;
     uint64_t resp_bytes;
+
+    /* the target after routing: the normalised path after /{upstream} and the raw query,
+     * borrowed from hbuf */
+    const char *rest, *query;
+    size_t rest_len, query_len;
+    /* rate limiting (limit.c): the RateLimit header lines of the answer, and the queue links */
+    char rl_hdrs[384];
+    size_t rl_hdrs_len;
+    struct pg_req *lprev, *lnext;
+    void *lq;
+    uint64_t ldeadline_ms;
+    void (*lgo)(struct pg_req *r);
 
     void *fwd; /* forwarding state, owned by fwd.c */
     pg_req_hook_fn *on_abort;

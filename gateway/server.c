@@ -27,6 +27,7 @@
 #include "fwd.h"
 #include "hdr.h"
 #include "keys.h"
+#include "limit.h"
 #include "req.h"
 #include "route.h"
 #include "util.h"
@@ -376,6 +377,9 @@ static void req_reset(struct pg_conn *c)
     r->resp_bytes = 0;
     r->fwd = NULL;
     r->on_abort = r->on_writable = NULL;
+    r->rest = r->query = NULL;
+    r->rest_len = r->query_len = 0;
+    r->rl_hdrs_len = 0;
     c->got_bytes = c->in_value = c->complete = c->has_perr = false;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -466,9 +470,39 @@ static void set_rid(struct pg_conn *c)
     }
 }
 
+static const struct pg_consumer *caller(struct pg_conn *c);
+
+static void serve_me(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    r->consumer = caller(c);
+    if (!r->consumer) {
+        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b || pg_limit_me(r->w->limit, r->conf, r->consumer, b)) {
+        if (b)
+            evbuffer_free(b);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    size_t n = evbuffer_get_length(b);
+    const char *p = (const char *)evbuffer_pullup(b, -1);
+    pg_resp_simple(r, 200, "application/json", p, n);
+    evbuffer_free(b);
+}
+
 static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
 {
     struct pg_req *r = &c->req;
+    if (pg_ieq(path, n, "/_gateway/me")) {
+        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
+            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
+        else
+            serve_me(c);
+        return;
+    }
     if (pg_ieq(path, n, "/_gateway/health")) {
         if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD) {
             pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
@@ -503,6 +537,12 @@ static const struct pg_consumer *caller(struct pg_conn *c)
         c->akey_consumer = k;
     }
     return k;
+}
+
+/* Past the rate limits: forward. */
+static void admitted(struct pg_req *r)
+{
+    pg_fwd_start(r, r->rest, r->rest_len, r->query, r->query_len);
 }
 
 static void dispatch(struct pg_conn *c)
@@ -565,7 +605,11 @@ static void dispatch(struct pg_conn *c)
         pg_resp_fail(r, PG_E_FORBIDDEN, "That path is reserved for the gateway.");
         return;
     }
-    pg_fwd_start(r, rest, rn, query, qn);
+    r->rest = rest;
+    r->rest_len = rn;
+    r->query = query;
+    r->query_len = qn;
+    pg_limit_admit(r->w->limit, r, admitted);
 }
 
 static enum pg_err_code parse_error_code(struct pg_conn *c, enum http_errno e)
@@ -866,7 +910,9 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
         goto fail_msg;
     s->w.curl = pg_curlev_new(base);
     s->w.fwds = pg_fwd_pool_new();
-    if (!s->w.curl || !s->w.fwds)
+    /* bounded by the configured names (upstreams + routes + consumers), far below this */
+    s->w.limit = pg_limit_new(base, pg_bucket_local_new(100000));
+    if (!s->w.curl || !s->w.fwds || !s->w.limit)
         goto fail_msg;
     if (open_log(s, err, cap))
         goto fail;
@@ -957,6 +1003,7 @@ void pg_server_free(struct pg_server *s)
     }
     if (s->w.log_fd > STDERR_FILENO)
         close(s->w.log_fd);
+    pg_limit_free(s->w.limit);
     /* the snapshot first: its login transfers leave the multi before the multi goes */
     pg_conf_unref(s->w.conf);
     pg_fwd_pool_free(s->w.fwds);

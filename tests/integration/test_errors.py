@@ -2,6 +2,7 @@
 bodies pass byte for byte; request ids agree between caller, envelope and panel."""
 
 import json
+import time
 import unittest
 
 import pgtest
@@ -100,6 +101,16 @@ class Errors(unittest.TestCase):
         e = self.envelope(r, 429, "rate_limited", "navixy")
         self.assertEqual(e["upstream_code"], "15")
         self.assertEqual(e["retry_after"], int(r.header("retry-after")))
+        # the panel asked for 3 s: the gateway answers locally meanwhile, then lets traffic on
+        hits = fake(PORTS["navixy"], "GET", "/_fake/stats").json()["hits"]
+        r = self.env.get("/navixy/tracker/list")
+        self.assertEqual(r.status, 429)
+        self.assertNotIn("upstream", r.json()["error"])
+        self.assertEqual(fake(PORTS["navixy"], "GET", "/_fake/stats").json()["hits"], hits)
+        end = time.monotonic() + 5
+        while self.env.get("/navixy/tracker/list").status != 200:
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.1)
 
     def test_panelica_invalid_signature(self):
         knob("panelica", "reject_next=2&reject_code=INVALID_SIGNATURE")

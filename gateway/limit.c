@@ -1,0 +1,480 @@
+/* limit.c -- admission against token buckets and cool-downs; per-upstream FIFO queues. */
+#include "limit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "envelope.h"
+#include "util.h"
+
+#define PG_KEY_MAX 200
+
+/* One FIFO of requests waiting for tokens of one upstream (by name: survives reloads). */
+struct lqueue {
+    struct lqueue *next;
+    struct pg_limit *l;
+    char name[72];
+    struct pg_req *head, *tail;
+    struct event timer;
+};
+
+struct pg_limit {
+    struct event_base *base;
+    struct pg_bucket_store *store;
+    struct lqueue *queues;
+};
+
+/* The buckets one request takes from. */
+struct want {
+    size_t n;
+    char keys[PG_BUCKET_MAX_KEYS][PG_KEY_MAX];
+    const char *kp[PG_BUCKET_MAX_KEYS];
+    const struct pg_rate_limit *rates[PG_BUCKET_MAX_KEYS];
+    const char *scope[PG_BUCKET_MAX_KEYS];
+    char cd_key[PG_KEY_MAX]; /* the upstream's cool-down key */
+};
+
+struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *store)
+{
+    struct pg_limit *l = calloc(1, sizeof *l);
+    if (!l) {
+        pg_bucket_store_free(store);
+        return NULL;
+    }
+    l->base = base;
+    l->store = store;
+    return l;
+}
+
+void pg_limit_free(struct pg_limit *l)
+{
+    if (!l)
+        return;
+    while (l->queues) {
+        struct lqueue *q = l->queues;
+        l->queues = q->next;
+        event_del(&q->timer);
+        free(q);
+    }
+    pg_bucket_store_free(l->store);
+    free(l);
+}
+
+static void add_key(struct want *w, const char *scope, const struct pg_rate_limit *rl,
+                    const char *fmt_a, const char *a, const char *b)
+{
+    if (!rl->set || w->n == PG_BUCKET_MAX_KEYS)
+        return;
+    int k = b ? snprintf(w->keys[w->n], PG_KEY_MAX, "%s%s:%s", fmt_a, a, b)
+              : snprintf(w->keys[w->n], PG_KEY_MAX, "%s%s", fmt_a, a);
+    if (k < 0 || k >= PG_KEY_MAX)
+        return; /* a 200-byte name cannot come from a valid config */
+    w->kp[w->n] = w->keys[w->n];
+    w->rates[w->n] = rl;
+    w->scope[w->n] = scope;
+    w->n++;
+}
+
+/* The longest route whose path is a prefix of rest, or NULL. */
+static const struct pg_route_conf *route_of(const struct pg_upstream *up, const char *rest,
+                                            size_t rn)
+{
+    const struct pg_route_conf *best = NULL;
+    if (rn == 0) {
+        rest = "/";
+        rn = 1;
+    }
+    for (size_t i = 0; i < up->nroutes; i++) {
+        const struct pg_route_conf *rt = &up->routes[i];
+        if (rt->path_len <= rn && memcmp(rt->path, rest, rt->path_len) == 0 &&
+            (!best || rt->path_len > best->path_len))
+            best = rt;
+    }
+    return best;
+}
+
+static void collect(const struct pg_req *r, struct want *w)
+{
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    w->n = 0;
+    snprintf(w->cd_key, sizeof w->cd_key, "u:%s", up->name);
+    add_key(w, "upstream", &up->rl, "u:", up->name, NULL);
+    const struct pg_route_conf *rt = route_of(up, r->rest, r->rest_len);
+    if (rt)
+        add_key(w, "route", &rt->rl, "r:", up->name, rt->path);
+    if (r->consumer)
+        add_key(w, "consumer", &r->consumer->rl, "c:", r->consumer->name, NULL);
+}
+
+/* RateLimit headers (SPEC section 4) for the tightest bucket that applied. */
+static void set_headers(struct pg_req *r, const struct want *w, const struct pg_bucket_result *res)
+{
+    r->rl_hdrs_len = 0;
+    if (res->n == 0)
+        return;
+    size_t t = pg_bucket_tightest(res->b, res->n);
+    const struct pg_bucket_info *b = &res->b[t];
+    int k = snprintf(r->rl_hdrs, sizeof r->rl_hdrs,
+                     "RateLimit-Limit: %llu\r\nRateLimit-Remaining: %llu\r\n"
+                     "RateLimit-Reset: %llu\r\nRateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n"
+                     "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
+                     (unsigned long long)b->limit, (unsigned long long)b->remaining,
+                     (unsigned long long)b->reset_s, w->scope[t], (unsigned long long)b->limit,
+                     (unsigned long long)b->window_s, w->scope[t], (unsigned long long)b->remaining,
+                     (unsigned long long)b->retry_s);
+    if (k > 0 && (size_t)k < sizeof r->rl_hdrs)
+        r->rl_hdrs_len = (size_t)k;
+}
+
+static uint64_t ceil_s(uint64_t ms)
+{
+    return ms ? (ms + 999) / 1000 : 0;
+}
+
+static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg)
+{
+    struct pg_envelope e = { .code = PG_E_RATE_LIMITED, .message = msg, .has_retry_after = true };
+    e.retry_after_s = ceil_s(wait_ms);
+    if (e.retry_after_s == 0)
+        e.retry_after_s = 1;
+    pg_resp_error(r, &e);
+}
+
+enum attempt { TAKEN, WAIT, FAILED };
+
+/* Try once: cool-down, then one token from every bucket. On WAIT, *wait_ms and *queue (may the
+ * request wait, and until when) are set. */
+static enum attempt attempt(struct pg_limit *l, struct pg_req *r, uint64_t now, uint64_t *wait_ms,
+                            bool *queue, uint64_t *max_wait)
+{
+    struct want w;
+    collect(r, &w);
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    uint64_t cd = l->store->ops->cooldown_get(l->store, w.cd_key, now);
+    *queue = true;
+    *max_wait = UINT64_MAX;
+    if (cd) {
+        *wait_ms = cd;
+        *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
+        *max_wait = up->rl.max_wait_ms;
+        return WAIT;
+    }
+    if (w.n == 0)
+        return TAKEN;
+    struct pg_bucket_result res;
+    memset(&res, 0, sizeof res);
+    int rc = l->store->ops->take_all(l->store, w.kp, w.rates, w.n, now, &res);
+    if (rc < 0 || res.status < 0)
+        return FAILED;
+    set_headers(r, &w, &res);
+    if (res.taken)
+        return TAKEN;
+    *wait_ms = res.wait_ms;
+    for (size_t i = 0; i < res.n; i++) {
+        if (res.b[i].remaining > 0)
+            continue; /* this bucket had a token: its mode does not matter */
+        if (w.rates[i]->mode != PG_RL_QUEUE)
+            *queue = false;
+        if (w.rates[i]->max_wait_ms < *max_wait)
+            *max_wait = w.rates[i]->max_wait_ms;
+    }
+    return WAIT;
+}
+
+/* May r wait (every bucket that applies is in queue mode), and how long at most? */
+static void queue_policy(const struct pg_req *r, bool *queue, uint64_t *max_wait)
+{
+    struct want w;
+    collect(r, &w);
+    *queue = w.n > 0;
+    *max_wait = UINT64_MAX;
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.rates[i]->mode != PG_RL_QUEUE)
+            *queue = false;
+        if (w.rates[i]->max_wait_ms < *max_wait)
+            *max_wait = w.rates[i]->max_wait_ms;
+    }
+}
+
+static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create);
+static void arm(struct lqueue *q, uint64_t now);
+
+static void unlink_req(struct lqueue *q, struct pg_req *r)
+{
+    if (r->lprev)
+        r->lprev->lnext = r->lnext;
+    else
+        q->head = r->lnext;
+    if (r->lnext)
+        r->lnext->lprev = r->lprev;
+    else
+        q->tail = r->lprev;
+    r->lprev = r->lnext = NULL;
+    r->lq = NULL;
+    r->on_abort = NULL;
+}
+
+/* The caller went away while queued: it leaves at once and took nothing. */
+static void on_queued_abort(struct pg_req *r)
+{
+    struct lqueue *q = r->lq;
+    if (q)
+        unlink_req(q, r);
+}
+
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lqueue *q = arg;
+    struct pg_limit *l = q->l;
+    uint64_t now = pg_now_ms();
+    (void)fd;
+    (void)what;
+    /* first come, first served: the head is tried until it waits; the ones past their
+     * max_wait leave with a 429 wherever they are */
+    while (q->head) {
+        struct pg_req *r = q->head;
+        uint64_t wait = 0, max_wait;
+        bool qok;
+        enum attempt a = attempt(l, r, now, &wait, &qok, &max_wait);
+        if (a == WAIT && now < r->ldeadline_ms)
+            break;
+        pg_limit_go_fn *go = (pg_limit_go_fn *)r->lgo;
+        unlink_req(q, r);
+        if (a == TAKEN)
+            go(r);
+        else if (a == WAIT)
+            reject(r, wait, "Rate limit exceeded: waited max_wait in the queue.");
+        else
+            pg_resp_fail(r, PG_E_INTERNAL, NULL);
+    }
+    for (struct pg_req *r = q->head; r;) {
+        struct pg_req *next = r->lnext;
+        if (r->ldeadline_ms <= now) {
+            unlink_req(q, r);
+            reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.");
+        }
+        r = next;
+    }
+    if (q->head)
+        arm(q, now);
+}
+
+/* Wake at the next token for the head or the earliest deadline, whichever comes first. */
+static void arm(struct lqueue *q, uint64_t now)
+{
+    uint64_t at = UINT64_MAX;
+    for (struct pg_req *r = q->head; r; r = r->lnext)
+        if (r->ldeadline_ms < at)
+            at = r->ldeadline_ms;
+    uint64_t wait = 0, max_wait;
+    bool qok;
+    if (q->head && attempt(q->l, q->head, now, &wait, &qok, &max_wait) != WAIT)
+        wait = 0;
+    if (now + wait < at)
+        at = now + wait;
+    uint64_t ms = at > now ? at - now : 0;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    event_add(&q->timer, &tv);
+}
+
+static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create)
+{
+    for (struct lqueue *q = l->queues; q; q = q->next)
+        if (strcmp(q->name, name) == 0)
+            return q;
+    if (!create || strlen(name) >= sizeof(((struct lqueue *)0)->name))
+        return NULL;
+    struct lqueue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->l = l;
+    memcpy(q->name, name, strlen(name) + 1);
+    if (event_assign(&q->timer, l->base, -1, 0, on_queue_timer, q)) {
+        free(q);
+        return NULL;
+    }
+    q->next = l->queues;
+    l->queues = q;
+    return q;
+}
+
+void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
+{
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    uint64_t now = pg_now_ms(), wait = 0, max_wait;
+    bool queue;
+    r->rl_hdrs_len = 0;
+    struct lqueue *q = queue_of(l, up->name, false);
+    enum attempt a;
+    if (q && q->head) {
+        /* arrival order: nobody overtakes the queue, so no token is tried for now */
+        a = WAIT;
+        queue_policy(r, &queue, &max_wait);
+    } else {
+        a = attempt(l, r, now, &wait, &queue, &max_wait);
+    }
+    if (a == TAKEN) {
+        go(r);
+        return;
+    }
+    if (a == FAILED) {
+        /* the store failed: rate_limit_store.on_error decides */
+        if (r->conf->store == PG_STORE_LOCAL || r->conf->redis_on_error_allow)
+            go(r);
+        else
+            pg_resp_fail(r, PG_E_INTERNAL, "The rate-limit store is unavailable.");
+        return;
+    }
+    if (!queue || max_wait == 0 || wait > max_wait) {
+        reject(r, wait, NULL);
+        return;
+    }
+    q = queue_of(l, up->name, true);
+    if (!q) {
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    r->ldeadline_ms = now + max_wait;
+    r->lgo = (void (*)(struct pg_req *))go;
+    r->lq = q;
+    r->lnext = NULL;
+    r->lprev = q->tail;
+    if (q->tail)
+        q->tail->lnext = r;
+    else
+        q->head = r;
+    q->tail = r;
+    r->on_abort = on_queued_abort;
+    arm(q, now);
+}
+
+void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_t ms)
+{
+    char key[PG_KEY_MAX];
+    int k = snprintf(key, sizeof key, "u:%s", up->name);
+    if (k < 0 || (size_t)k >= sizeof key)
+        return;
+    uint64_t now = pg_now_ms();
+    if (l->store->ops->cooldown_set(l->store, key, now + ms))
+        pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
+    struct lqueue *q = queue_of(l, up->name, false);
+    if (q && q->head)
+        arm(q, now);
+}
+
+static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,
+                     const char *key, const struct pg_rate_limit *rl, uint64_t now)
+{
+    if (!rl->set)
+        return 0;
+    struct pg_bucket_result res;
+    memset(&res, 0, sizeof res);
+    if (l->store->ops->peek(l->store, key, rl, now, &res) < 0 || res.n < 1)
+        return 0;
+    const struct pg_bucket_info *b = &res.b[0];
+    if (evbuffer_add_printf(out, "%s{\"scope\":\"%s\",\"key\":\"", *first ? "" : ",", scope) < 0 ||
+        pg_json_escape(out, key + 2, strlen(key + 2)) ||
+        evbuffer_add_printf(out, "\",\"limit\":%llu,\"remaining\":%llu,\"reset\":%llu}",
+                            (unsigned long long)b->limit, (unsigned long long)b->remaining,
+                            (unsigned long long)b->reset_s) < 0)
+        return -1;
+    *first = false;
+    return 0;
+}
+
+int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
+                struct evbuffer *out)
+{
+    uint64_t now = pg_now_ms();
+    char key[PG_KEY_MAX];
+    bool first = true;
+    if (evbuffer_add(out, "{\"consumer\":\"", 13) ||
+        pg_json_escape(out, k->name, strlen(k->name)) ||
+        evbuffer_add_printf(out, "\",\"admin\":%s,\"upstreams\":[", k->admin ? "true" : "false") <
+            0)
+        return -1;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        unsigned m = 0;
+        for (size_t a = 0; a < k->nallow; a++)
+            if (k->allow[a].upstream == -1 || k->allow[a].upstream == (int)i)
+                m |= k->allow[a].methods;
+        if (!m)
+            continue;
+        static const char *const names[] = { "GET",   "HEAD",   "POST",   "PUT",
+                                             "PATCH", "DELETE", "OPTIONS" };
+        if (evbuffer_add_printf(out, "%s{\"name\":\"%s\",\"methods\":[", first ? "" : ",",
+                                c->upstreams[i].name) < 0)
+            return -1;
+        first = false;
+        bool mf = true;
+        for (unsigned b = 0; b < 7; b++) {
+            if (!(m & (1u << b)))
+                continue;
+            if (evbuffer_add_printf(out, "%s\"%s\"", mf ? "" : ",", names[b]) < 0)
+                return -1;
+            mf = false;
+        }
+        if (evbuffer_add(out, "]}", 2))
+            return -1;
+    }
+    if (evbuffer_add(out, "],\"buckets\":[", 13))
+        return -1;
+    first = true;
+    snprintf(key, sizeof key, "c:%s", k->name);
+    if (me_bucket(l, out, &first, "consumer", key, &k->rl, now))
+        return -1;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct pg_upstream *up = &c->upstreams[i];
+        bool allowed = false;
+        for (size_t a = 0; a < k->nallow; a++)
+            allowed = allowed || k->allow[a].upstream == -1 || k->allow[a].upstream == (int)i;
+        if (!allowed)
+            continue;
+        snprintf(key, sizeof key, "u:%s", up->name);
+        if (me_bucket(l, out, &first, "upstream", key, &up->rl, now))
+            return -1;
+        for (size_t j = 0; j < up->nroutes; j++) {
+            int n = snprintf(key, sizeof key, "r:%s:%s", up->name, up->routes[j].path);
+            if (n > 0 && (size_t)n < sizeof key &&
+                me_bucket(l, out, &first, "route", key, &up->routes[j].rl, now))
+                return -1;
+        }
+    }
+    return evbuffer_add(out, "]}", 2);
+}
+
+int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs)
+{
+    pg_trim(&v, &n);
+    if (n == 0 || n > 64)
+        return -1;
+    if (v[0] >= '0' && v[0] <= '9') {
+        uint64_t x = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i] < '0' || v[i] > '9' || x > UINT64_MAX / 10 / 1000)
+                return -1;
+            x = x * 10 + (uint64_t)(v[i] - '0');
+        }
+        *secs = x;
+        return 0;
+    }
+    char buf[65];
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return -1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *secs = (int64_t)t > now_s ? (uint64_t)((int64_t)t - now_s) : 0;
+    return 0;
+}

@@ -1,0 +1,40 @@
+/* limit.h -- rate-limit admission (SPEC section 4): the buckets a request takes from (upstream,
+ * longest matching route, consumer), reject or FIFO queue, panel cool-downs, the RateLimit
+ * headers and /_gateway/me. One per worker, on a bucket store it owns. Queued requests cost no
+ * thread and no timer of their own: one timer per upstream queue. */
+#ifndef PG_LIMIT_H
+#define PG_LIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bucket.h"
+#include "req.h"
+
+struct event_base;
+struct evbuffer;
+struct pg_limit;
+
+/* Continue with an admitted request (rest/query as given to pg_limit_admit). */
+typedef void pg_limit_go_fn(struct pg_req *r);
+
+/* store: taken over (freed with the limiter). NULL on failure. */
+struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *store);
+void pg_limit_free(struct pg_limit *l); /* accepts NULL; no request may be queued */
+
+/* Admit r, whose upstream and consumer are known and whose r->rest is set: go(r) runs now or
+ * when tokens come (queue mode), or r is answered 429 here. */
+void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go);
+
+/* The upstream refused with a 429 (or Navixy code 15): nothing reaches it for ms. */
+void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_t ms);
+
+/* The /_gateway/me document for consumer k. 0 ok, -1 out of memory. */
+int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
+                struct evbuffer *out);
+
+/* Retry-After: delta-seconds or an HTTP-date (IMF-fixdate), relative to now_s (wall clock).
+ * 0 with *secs set, -1 when the value is neither. A date in the past gives 0 seconds. */
+int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs);
+
+#endif

@@ -21,6 +21,7 @@ struct lqueue {
     struct pg_limit *l;
     char name[72];
     struct pg_req *head, *tail;
+    size_t n;
     struct event timer;
 };
 
@@ -218,6 +219,7 @@ static void unlink_req(struct lqueue *q, struct pg_req *r)
     r->lprev = r->lnext = NULL;
     r->lq = NULL;
     r->on_abort = NULL;
+    q->n--;
 }
 
 /* The caller went away while queued: it leaves at once and took nothing. */
@@ -350,6 +352,7 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     else
         q->head = r;
     q->tail = r;
+    q->n++;
     r->on_abort = on_queued_abort;
     arm(q, now);
 }
@@ -366,6 +369,23 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     struct lqueue *q = queue_of(l, up->name, false);
     if (q && q->head)
         arm(q, now);
+}
+
+size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)
+{
+    for (const struct lqueue *q = l->queues; q; q = q->next)
+        if (strcmp(q->name, up->name) == 0)
+            return q->n;
+    return 0;
+}
+
+uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up)
+{
+    char key[PG_KEY_MAX];
+    int k = snprintf(key, sizeof key, "u:%s", up->name);
+    if (k < 0 || (size_t)k >= sizeof key)
+        return 0;
+    return l->store->ops->cooldown_get(l->store, key, pg_now_ms());
 }
 
 static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,

@@ -29,6 +29,12 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go);
 /* The upstream refused with a 429 (or Navixy code 15): nothing reaches it for ms. */
 void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_t ms);
 
+/* Requests waiting in upstream up's queue now. */
+size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up);
+
+/* ms of cool-down left for upstream up. */
+uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up);
+
 /* The /_gateway/me document for consumer k. 0 ok, -1 out of memory. */
 int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
                 struct evbuffer *out);

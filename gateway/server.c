@@ -26,6 +26,7 @@
 #include "curlev.h"
 #include "fwd.h"
 #include "hdr.h"
+#include "auth.h"
 #include "keys.h"
 #include "limit.h"
 #include "req.h"
@@ -137,7 +138,7 @@ static int hbuf_reserve(struct pg_conn *c, size_t extra, size_t limit)
         return 0;
     if (need > limit)
         return -1;
-    size_t cap = c->hcap ? c->hcap * 2 : 1024;
+    size_t cap = c->hcap ? c->hcap * 2 : 256; /* most request heads are a few hundred bytes */
     while (cap < need)
         cap *= 2;
     if (cap > limit)
@@ -493,9 +494,52 @@ static void serve_me(struct pg_conn *c)
     evbuffer_free(b);
 }
 
+/* GET /_gateway/status (admin key): per upstream, logins, queue and cool-down (SPEC 6). */
+static void serve_status(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    r->consumer = caller(c);
+    if (!r->consumer) {
+        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
+        return;
+    }
+    if (!r->consumer->admin) {
+        pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    int rc = b ? evbuffer_add_printf(b, "{\"connections\":%llu,\"upstreams\":[",
+                                     (unsigned long long)r->w->nconns)
+               : -1;
+    for (size_t i = 0; rc >= 0 && i < r->conf->nupstreams; i++) {
+        const struct pg_upstream *up = &r->conf->upstreams[i];
+        rc = evbuffer_add_printf(
+            b, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
+            i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
+            pg_limit_queued(r->w->limit, up),
+            (unsigned long long)pg_limit_cooldown_left(r->w->limit, up));
+    }
+    if (rc < 0 || evbuffer_add(b, "]}", 2)) {
+        if (b)
+            evbuffer_free(b);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    size_t n = evbuffer_get_length(b);
+    pg_resp_simple(r, 200, "application/json", (const char *)evbuffer_pullup(b, -1), n);
+    evbuffer_free(b);
+}
+
 static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
 {
     struct pg_req *r = &c->req;
+    if (pg_ieq(path, n, "/_gateway/status")) {
+        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
+            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
+        else
+            serve_status(c);
+        return;
+    }
     if (pg_ieq(path, n, "/_gateway/me")) {
         if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
             pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);

@@ -20,6 +20,7 @@
 #include "hdr.h"
 #include "limit.h"
 #include "perr.h"
+#include "query.h"
 #include "util.h"
 
 /* Pause the upstream when this many bytes wait for the caller; resume below the server's low
@@ -285,12 +286,6 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
     return 0;
 }
 
-static bool url_safe(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
 /* f->url = upstream url + rest [+ '?' query]; room is left for the plugin's parameter.
  * *target points at the path part (what the panel sees as the request target). */
 static int build_url(struct pg_fwd *f, const char **target, size_t *target_len)
@@ -322,32 +317,14 @@ static int build_url(struct pg_fwd *f, const char **target, size_t *target_len)
     return 0;
 }
 
-/* Append the plugin's query parameter (percent-encoded) to f->url; build_url left the room. */
+/* Append the plugin's query parameter to f->url; build_url left the room. */
 static void add_query_param(struct pg_fwd *f, const struct pg_out_req *o)
 {
-    static const char hexd[] = "0123456789ABCDEF";
-    if (!o->add_query_name || !o->add_query_value)
+    if (!o->add_query_name || !o->add_query_value || strlen(o->add_query_name) > 64 ||
+        strlen(o->add_query_value) > PG_TOKEN_MAX)
         return;
-    size_t an = strlen(o->add_query_name), av = strlen(o->add_query_value);
-    if (an > 64 || av > PG_TOKEN_MAX)
-        return;
-    char *u = f->url;
-    size_t n = strlen(u);
-    u[n++] = f->query_len ? '&' : '?';
-    memcpy(u + n, o->add_query_name, an);
-    n += an;
-    u[n++] = '=';
-    for (size_t i = 0; i < av; i++) {
-        unsigned char c = (unsigned char)o->add_query_value[i];
-        if (url_safe(c)) {
-            u[n++] = (char)c;
-        } else {
-            u[n++] = '%';
-            u[n++] = hexd[c >> 4];
-            u[n++] = hexd[c & 15];
-        }
-    }
-    u[n] = '\0';
+    size_t n = strlen(f->url);
+    pg_query_add(f->url + n, f->query_len > 0, o->add_query_name, o->add_query_value);
 }
 
 static void set_method(CURL *e, struct pg_req *r, const char *body, size_t bn)
@@ -389,47 +366,14 @@ static void arm_idle(struct pg_fwd *f, uint64_t ms)
     event_add(&f->idle, &tv);
 }
 
-/* Is the query parameter name (p, n), percent-decoded, equal to want? */
-static bool param_is(const char *p, size_t n, const char *want)
-{
-    size_t wn = strlen(want), k = 0;
-    for (size_t i = 0; i < n; i++, k++) {
-        int c = (unsigned char)p[i];
-        if (c == '%' && i + 2 < n && pg_hexval(p[i + 1]) >= 0 && pg_hexval(p[i + 2]) >= 0) {
-            c = pg_hexval(p[i + 1]) * 16 + pg_hexval(p[i + 2]);
-            i += 2;
-        }
-        if (k >= wn || c != want[k])
-            return false;
-    }
-    return k == wn;
-}
-
-/* Copy the caller's query into f->qbuf without any `param` parameter (a caller-supplied panel
+/* The caller's query without any `param` parameter, in f->qbuf (a caller-supplied panel
  * credential never reaches the panel). */
 static int strip_param(struct pg_fwd *f, const char *param)
 {
     if (ensure_cap(&f->qbuf, &f->qcap, f->query_len + 1))
         return -1;
-    size_t o = 0, i = 0;
-    const char *q = f->query;
-    while (i < f->query_len) {
-        size_t j = i;
-        while (j < f->query_len && q[j] != '&')
-            j++;
-        size_t k = i;
-        while (k < j && q[k] != '=')
-            k++;
-        if (j > i && !param_is(q + i, k - i, param)) {
-            if (o)
-                f->qbuf[o++] = '&';
-            memcpy(f->qbuf + o, q + i, j - i);
-            o += j - i;
-        }
-        i = j + 1;
-    }
+    f->query_len = pg_query_strip(f->query, f->query_len, param, f->qbuf);
     f->query = f->qbuf;
-    f->query_len = o;
     return 0;
 }
 
@@ -446,20 +390,8 @@ static bool body_has_param(const struct pg_req *r, const char *body, size_t bn, 
         json_decref(j);
         return has;
     }
-    if (pg_iprefix(ct, cn, "application/x-www-form-urlencoded")) {
-        size_t i = 0;
-        while (i < bn) {
-            size_t j = i;
-            while (j < bn && body[j] != '&')
-                j++;
-            size_t k = i;
-            while (k < j && body[k] != '=')
-                k++;
-            if (param_is(body + i, k - i, param))
-                return true;
-            i = j + 1;
-        }
-    }
+    if (pg_iprefix(ct, cn, "application/x-www-form-urlencoded"))
+        return pg_query_has(body, bn, param);
     return false;
 }
 

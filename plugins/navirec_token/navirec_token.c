@@ -8,16 +8,11 @@
 
 #include <jansson.h>
 
+#include "../common.h"
 #include "../plugin.h"
-
-/* PG_E_UPSTREAM_AUTH_FAILED in gateway/envelope.h (enum pg_err_code), which plugins may not
- * include: BAD_REQUEST=0 ... RATE_LIMITED=8, UPSTREAM_AUTH_FAILED=9. */
-#define NVR_E_UPSTREAM_AUTH_FAILED 9
 
 #define NVR_USER_AGENT "panelgate"
 #define NVR_VERSION_MAX 32
-/* DRF error bodies are small; a larger answer is not parsed (bounds jansson's allocations). */
-#define NVR_CLASSIFY_MAX_BODY (64u * 1024)
 
 struct navirec {
     /* from config */
@@ -34,28 +29,6 @@ static const struct pg_conf_key navirec_keys[] = {
       NULL },
     { 0 },
 };
-
-static int fail(struct pg_err *err, const char *msg)
-{
-    size_t n = strlen(msg);
-    if (n >= sizeof err->msg)
-        n = sizeof err->msg - 1;
-    memcpy(err->msg, msg, n);
-    err->msg[n] = '\0';
-    return -1;
-}
-
-/* Copy (p, n) into dst[cap] NUL-terminated, cut at a UTF-8 character boundary if too long. */
-static void copy_text(char *dst, size_t cap, const char *p, size_t n)
-{
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)p[n] & 0xc0) == 0x80)
-            n--;
-    }
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-}
 
 static bool is_digit(char c)
 {
@@ -89,19 +62,18 @@ static int navirec_init(void *vst, struct pg_err *err)
 {
     struct navirec *st = vst;
     if (!st->token.p || !st->api_version)
-        return fail(err, "auth: navirec_token needs token and api_version");
+        return pg_plug_fail(err, "auth: navirec_token needs token and api_version");
     if (!version_ok(st->api_version))
-        return fail(err, "auth: navirec_token api_version must be digits and dots, like 1.33.0");
-    for (size_t i = 0; i < st->token.n; i++) {
-        unsigned char c = (unsigned char)st->token.p[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return fail(err, "auth: navirec_token token must be printable ASCII without spaces");
-    }
+        return pg_plug_fail(err,
+                            "auth: navirec_token api_version must be digits and dots, like 1.33.0");
+    if (!pg_plug_visible_ascii(st->token.p, st->token.n))
+        return pg_plug_fail(err,
+                            "auth: navirec_token token must be printable ASCII without spaces");
     static const char prefix[] = "Token ";
     size_t n = sizeof prefix - 1 + st->token.n;
     char *p = malloc(n + 1);
     if (!p)
-        return fail(err, "auth: out of memory");
+        return pg_plug_fail(err, "auth: out of memory");
     memcpy(p, prefix, sizeof prefix - 1);
     memcpy(p + sizeof prefix - 1, st->token.p, st->token.n);
     p[n] = '\0';
@@ -110,7 +82,7 @@ static int navirec_init(void *vst, struct pg_err *err)
     static const char json[] = "application/json; version=";
     size_t vn = strlen(st->api_version);
     if (!(st->accept_json = malloc(sizeof json + vn)))
-        return fail(err, "auth: out of memory");
+        return pg_plug_fail(err, "auth: out of memory");
     memcpy(st->accept_json, json, sizeof json - 1);
     memcpy(st->accept_json + sizeof json - 1, st->api_version, vn + 1);
     return 0;
@@ -240,18 +212,11 @@ static int navirec_sign(const void *vst, const struct pg_session *s, struct pg_o
 /* Fill err->upstream_* from a DRF body {"detail": "...", "code": "..."} when it is one. */
 static void drf_detail(const struct pg_in_resp *resp, struct pg_err *err)
 {
-    if (!resp->body || resp->body_len == 0 || resp->body_len > NVR_CLASSIFY_MAX_BODY)
-        return;
-    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    const json_t *d = json_object_get(root, "detail");
-    const json_t *c = json_object_get(root, "code");
-    if (json_is_string(d)) {
-        copy_text(err->upstream_message, sizeof err->upstream_message, json_string_value(d),
-                  strnlen(json_string_value(d), json_string_length(d)));
-        if (json_is_string(c))
-            copy_text(err->upstream_code, sizeof err->upstream_code, json_string_value(c),
-                      strnlen(json_string_value(c), json_string_length(c)));
-    }
+    json_t *root = pg_plug_json_object(resp->body, resp->body_len);
+    if (pg_plug_json_text(err->upstream_message, sizeof err->upstream_message,
+                          json_object_get(root, "detail")))
+        pg_plug_json_text(err->upstream_code, sizeof err->upstream_code,
+                          json_object_get(root, "code"));
     json_decref(root);
 }
 
@@ -263,8 +228,8 @@ static enum pg_verdict navirec_classify(const void *vst, const struct pg_in_resp
     if (resp->status != 401)
         return PG_VERDICT_OK;
     /* a static token cannot be refreshed: no retry */
-    err->code = NVR_E_UPSTREAM_AUTH_FAILED;
-    fail(err, "Navirec rejected the gateway's API token");
+    err->code = PG_PLUG_E_UPSTREAM_AUTH_FAILED;
+    pg_plug_fail(err, "Navirec rejected the gateway's API token");
     return PG_VERDICT_FAIL;
 }
 

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "../common.h"
 #include "../plugin.h"
 
 #define DEFAULT_TEMPLATE "{timestamp}{method}{path}{body}"
@@ -46,301 +48,6 @@ static const struct pg_conf_key panelica_keys[] = {
     { 0 },
 };
 
-static int fail(struct pg_err *err, const char *msg)
-{
-    size_t n = strlen(msg);
-    if (n >= sizeof err->msg)
-        n = sizeof err->msg - 1;
-    memcpy(err->msg, msg, n);
-    err->msg[n] = '\0';
-    return -1;
-}
-
-/* ---- a small JSON reader: one top-level object, spans into the input, no allocation (classify
- * runs per request). Strict grammar, nesting bounded by J_MAX_DEPTH. ---- */
-
-#define J_MAX_DEPTH 32
-
-enum jtype { J_NONE, J_STRING, J_NUMBER, J_OTHER };
-
-struct jval {
-    enum jtype type;
-    const char *p; /* J_STRING: the raw bytes between the quotes; else the whole token */
-    size_t n;
-};
-
-static const char *j_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* p just after an opening quote: the closing quote, or NULL when the string is malformed. */
-static const char *j_string_end(const char *p, const char *e)
-{
-    for (; p < e; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"')
-            return p;
-        if (c < 0x20)
-            return NULL;
-        if (c != '\\')
-            continue;
-        if (++p >= e)
-            return NULL;
-        if (*p == 'u') {
-            if (e - p < 5)
-                return NULL;
-            for (int i = 1; i <= 4; i++)
-                if (hexval(p[i]) < 0)
-                    return NULL;
-            p += 4;
-        } else if (!strchr("\"\\/bfnrt", *p)) {
-            return NULL;
-        }
-    }
-    return NULL;
-}
-
-static const char *j_digits(const char *p, const char *e)
-{
-    const char *s = p;
-    while (p < e && is_digit(*p))
-        p++;
-    return p == s ? NULL : p;
-}
-
-static const char *j_number_end(const char *p, const char *e)
-{
-    if (p < e && *p == '-')
-        p++;
-    if (p < e && *p == '0')
-        p++;
-    else if (!(p = j_digits(p, e)))
-        return NULL;
-    if (p < e && *p == '.' && !(p = j_digits(p + 1, e)))
-        return NULL;
-    if (p < e && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < e && (*p == '+' || *p == '-'))
-            p++;
-        if (!(p = j_digits(p, e)))
-            return NULL;
-    }
-    return p;
-}
-
-/* One value at p (after whitespace). When `want` is set and this is an object, its members named
- * in want[0..nwant) are reported in found[] (first occurrence wins). Returns the end of the value
- * or NULL when malformed. */
-static const char *j_value(const char *p, const char *e, int depth, const char *const *want,
-                           struct jval *found, size_t nwant, struct jval *v);
-
-static bool j_key_is(const struct jval *k, const char *name)
-{
-    size_t n = strlen(name);
-    /* the names looked up here are plain ASCII: an escaped key never matches */
-    return k->n == n && !memchr(k->p, '\\', k->n) && !memcmp(k->p, name, n);
-}
-
-static const char *j_container(const char *p, const char *e, int depth, const char *const *want,
-                               struct jval *found, size_t nwant)
-{
-    char close = *p == '{' ? '}' : ']';
-    if (depth >= J_MAX_DEPTH)
-        return NULL;
-    p = j_ws(p + 1, e);
-    if (p < e && *p == close)
-        return p + 1;
-    for (;;) {
-        struct jval k = { J_NONE, NULL, 0 }, v;
-        if (close == '}') {
-            if (p >= e || *p != '"' || !(p = j_value(p, e, depth + 1, NULL, NULL, 0, &k)))
-                return NULL;
-            p = j_ws(p, e);
-            if (p >= e || *p != ':')
-                return NULL;
-            p = j_ws(p + 1, e);
-        }
-        if (!(p = j_value(p, e, depth + 1, NULL, NULL, 0, &v)))
-            return NULL;
-        for (size_t i = 0; close == '}' && i < nwant; i++)
-            if (found[i].type == J_NONE && j_key_is(&k, want[i]))
-                found[i] = v;
-        p = j_ws(p, e);
-        if (p >= e)
-            return NULL;
-        if (*p == close)
-            return p + 1;
-        if (*p != ',')
-            return NULL;
-        p = j_ws(p + 1, e);
-    }
-}
-
-static const char *j_literal(const char *p, const char *e)
-{
-    static const char *const lits[] = { "true", "false", "null" };
-    for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
-        size_t n = strlen(lits[i]);
-        if ((size_t)(e - p) >= n && !memcmp(p, lits[i], n))
-            return p + n;
-    }
-    return NULL;
-}
-
-static const char *j_value(const char *p, const char *e, int depth, const char *const *want,
-                           struct jval *found, size_t nwant, struct jval *v)
-{
-    const char *s = p;
-    if (p >= e)
-        return NULL;
-    v->type = J_OTHER;
-    if (*p == '"') {
-        if (!(p = j_string_end(p + 1, e)))
-            return NULL;
-        v->type = J_STRING;
-        v->p = s + 1;
-        v->n = (size_t)(p - s - 1);
-        return p + 1;
-    }
-    if (*p == '{' || *p == '[') {
-        p = j_container(p, e, depth, want, found, nwant);
-    } else if (*p == '-' || is_digit(*p)) {
-        v->type = J_NUMBER;
-        p = j_number_end(p, e);
-    } else {
-        p = j_literal(p, e);
-    }
-    if (!p)
-        return NULL;
-    v->p = s;
-    v->n = (size_t)(p - s);
-    return p;
-}
-
-/* Look up top-level members of the JSON object (p, n). 0: a well-formed object (found[i].type is
- * J_NONE for an absent name); -1: not a JSON object. */
-static int json_members(const char *p, size_t n, const char *const *want, struct jval *found,
-                        size_t nwant)
-{
-    struct jval v;
-    for (size_t i = 0; i < nwant; i++)
-        found[i].type = J_NONE;
-    if (!p)
-        return -1;
-    const char *e = p + n;
-    p = j_ws(p, e);
-    if (p >= e || *p != '{' || !(p = j_value(p, e, 0, want, found, nwant, &v)))
-        goto bad;
-    if (j_ws(p, e) == e)
-        return 0;
-bad:
-    for (size_t i = 0; i < nwant; i++)
-        found[i].type = J_NONE;
-    return -1;
-}
-
-/* Length of the complete UTF-8 prefix of (p, n): a sequence cut short at the end is dropped. */
-static size_t utf8_complete(const unsigned char *p, size_t n)
-{
-    size_t i = n, back = 0;
-    while (i > 0 && back < 4 && (p[i - 1] & 0xc0) == 0x80)
-        i--, back++;
-    if (i == 0)
-        return n;
-    unsigned char c = p[i - 1];
-    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
-    return (c >= 0x80 && back + 1 < len) ? i - 1 : n;
-}
-
-/* Decode a J_STRING's raw bytes (already validated) into out (cap includes the NUL). Returns 0,
- * or -1 when it does not fit; with `truncate` it is cut at a character boundary instead. */
-static int j_unescape(const char *p, size_t n, char *out, size_t cap, bool truncate, size_t *outlen)
-{
-    const char *e = p + n;
-    size_t o = 0;
-    int rc = 0;
-    while (p < e) {
-        unsigned char u[4];
-        size_t un = 1;
-        if (*p != '\\') {
-            u[0] = (unsigned char)*p++;
-        } else {
-            char c = p[1];
-            p += 2;
-            if (c != 'u') {
-                static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-                u[0] = (unsigned char)to[strchr(from, c) - from];
-            } else {
-                unsigned long cp = 0;
-                for (int i = 0; i < 4; i++)
-                    cp = cp << 4 | (unsigned long)hexval(p[i]);
-                p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff && e - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-                    unsigned long lo = 0;
-                    for (int i = 2; i < 6; i++)
-                        lo = lo << 4 | (unsigned long)hexval(p[i]);
-                    if (lo >= 0xdc00 && lo <= 0xdfff) {
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                        p += 6;
-                    }
-                }
-                if (cp >= 0xd800 && cp <= 0xdfff)
-                    cp = 0xfffd; /* a lone surrogate */
-                if (cp < 0x80) {
-                    u[0] = (unsigned char)cp;
-                } else if (cp < 0x800) {
-                    u[0] = (unsigned char)(0xc0 | cp >> 6);
-                    u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-                    un = 2;
-                } else if (cp < 0x10000) {
-                    u[0] = (unsigned char)(0xe0 | cp >> 12);
-                    u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-                    u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-                    un = 3;
-                } else {
-                    u[0] = (unsigned char)(0xf0 | cp >> 18);
-                    u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-                    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-                    u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-                    un = 4;
-                }
-            }
-        }
-        if (cap - 1 - o < un) {
-            rc = -1;
-            break;
-        }
-        memcpy(out + o, u, un);
-        o += un;
-    }
-    if (rc && truncate) {
-        o = utf8_complete((const unsigned char *)out, o);
-        rc = 0;
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return rc;
-}
-
 /* ---- the string-to-sign template ---- */
 
 static const struct {
@@ -358,9 +65,9 @@ static int parse_template(struct panelica *st, const char *t, struct pg_err *err
     for (const char *c = t; *c; c++)
         max += *c == '{' || *c == '}'; /* each brace can end at most one part */
     if (!*t)
-        return fail(err, "auth: panelica_hmac string_to_sign is empty");
+        return pg_plug_fail(err, "auth: panelica_hmac string_to_sign is empty");
     if (!(st->parts = calloc(max, sizeof *st->parts)))
-        return fail(err, "auth: out of memory");
+        return pg_plug_fail(err, "auth: out of memory");
     while (*t) {
         size_t lit = strcspn(t, "{}");
         if (lit) {
@@ -369,7 +76,7 @@ static int parse_template(struct panelica *st, const char *t, struct pg_err *err
             continue;
         }
         if (*t == '}')
-            return fail(err, "auth: panelica_hmac string_to_sign has a '}' without '{'");
+            return pg_plug_fail(err, "auth: panelica_hmac string_to_sign has a '}' without '{'");
         const char *close = strchr(t, '}');
         const char *open = strchr(t + 1, '{');
         if (!close || (open && open < close)) {
@@ -509,27 +216,23 @@ static bool mentions(const char *p, size_t n, const char *w)
 static enum pg_verdict pc_classify(const void *vst, const struct pg_in_resp *resp,
                                    struct pg_err *err)
 {
-    static const char *const want[] = { "code", "error" };
-    struct jval v[2];
-    size_t len;
     (void)vst;
-    json_members(resp->body, resp->body_len, want, v, 2);
-    const struct jval *code = &v[0];
-    if (code->type == J_STRING)
-        j_unescape(code->p, code->n, err->upstream_code, sizeof err->upstream_code, true, &len);
-    else if (code->type == J_NUMBER && code->n < sizeof err->upstream_code)
-        snprintf(err->upstream_code, sizeof err->upstream_code, "%.*s", (int)code->n, code->p);
-    if (v[1].type == J_STRING)
-        j_unescape(v[1].p, v[1].n, err->upstream_message, sizeof err->upstream_message, true, &len);
-    if (resp->status != 401 && resp->status != 403)
-        return PG_VERDICT_OK;
-    bool has_code = code->type == J_STRING;
-    if (has_code &&
-        (mentions(code->p, code->n, "SIGNATURE") || mentions(code->p, code->n, "TIMESTAMP")))
-        return PG_VERDICT_RESIGN;
-    if ((has_code && mentions(code->p, code->n, "KEY")) || resp->status == 401)
-        return PG_VERDICT_FAIL;
-    return PG_VERDICT_OK;
+    json_t *root = pg_plug_json_object(resp->body, resp->body_len);
+    const json_t *code = json_object_get(root, "code");
+    pg_plug_json_code(err->upstream_code, sizeof err->upstream_code, code);
+    pg_plug_json_text(err->upstream_message, sizeof err->upstream_message,
+                      json_object_get(root, "error"));
+    const char *c = json_is_string(code) ? json_string_value(code) : "";
+    size_t cn = json_is_string(code) ? json_string_length(code) : 0;
+    enum pg_verdict v = PG_VERDICT_OK;
+    if (resp->status == 401 || resp->status == 403) {
+        if (mentions(c, cn, "SIGNATURE") || mentions(c, cn, "TIMESTAMP"))
+            v = PG_VERDICT_RESIGN;
+        else if (mentions(c, cn, "KEY") || resp->status == 401)
+            v = PG_VERDICT_FAIL;
+    }
+    json_decref(root);
+    return v;
 }
 
 /* The API-key self-management routes (/v1/api-keys...) create keys, regenerate the gateway's own
@@ -557,10 +260,10 @@ static int pc_init(void *vst, struct pg_err *err)
 {
     struct panelica *st = vst;
     if (!st->api_key.p || !st->api_secret.p)
-        return fail(err, "auth: panelica_hmac needs api_key and api_secret");
-    for (size_t i = 0; i < st->api_key.n; i++)
-        if ((unsigned char)st->api_key.p[i] <= 0x20 || st->api_key.p[i] == 0x7f)
-            return fail(err, "auth: panelica_hmac api_key contains spaces or control characters");
+        return pg_plug_fail(err, "auth: panelica_hmac needs api_key and api_secret");
+    if (!pg_plug_visible_ascii(st->api_key.p, st->api_key.n))
+        return pg_plug_fail(err,
+                            "auth: panelica_hmac api_key must be printable ASCII without spaces");
     if (parse_template(st, st->string_to_sign ? st->string_to_sign : DEFAULT_TEMPLATE, err))
         return -1;
     char digest[] = "SHA256";
@@ -575,7 +278,7 @@ static int pc_init(void *vst, struct pg_err *err)
         !EVP_MAC_init(st->hmac, (const unsigned char *)st->api_secret.p, st->api_secret.n,
                       params) ||
         !(st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
-        return fail(err, "auth: panelica_hmac cannot set up HMAC-SHA256 (OpenSSL)");
+        return pg_plug_fail(err, "auth: panelica_hmac cannot set up HMAC-SHA256 (OpenSSL)");
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "../common.h"
 #include "../plugin.h"
 
 struct static_basic {
@@ -60,16 +61,6 @@ static bool has_ctl(const struct pg_secret *s)
     return false;
 }
 
-static int fail(struct pg_err *err, const char *msg)
-{
-    size_t n = strlen(msg);
-    if (n >= sizeof err->msg)
-        n = sizeof err->msg - 1;
-    memcpy(err->msg, msg, n);
-    err->msg[n] = '\0';
-    return -1;
-}
-
 /* "<prefix><b64 or raw>" into st->authz. */
 static int set_authz(struct static_auth *st, const char *prefix, const unsigned char *v, size_t n,
                      bool b64)
@@ -100,7 +91,7 @@ static int static_init(void *vst, struct pg_err *err)
     struct static_auth *st = vst;
     int given = (st->headers.n > 0) + (st->bearer.p != NULL) + (st->basic.user.p != NULL);
     if (given != 1)
-        return fail(err, "auth: static needs exactly one of headers, bearer, basic");
+        return pg_plug_fail(err, "auth: static needs exactly one of headers, bearer, basic");
     if (st->headers.n > PG_OUT_MAX_HEADERS) {
         snprintf(err->msg, sizeof err->msg, "auth: static allows at most %d headers",
                  PG_OUT_MAX_HEADERS);
@@ -108,22 +99,22 @@ static int static_init(void *vst, struct pg_err *err)
     }
     for (size_t i = 0; i < st->headers.n; i++)
         if (forbidden_header(st->headers.v[i].name))
-            return fail(err, "auth: static headers cannot set Host, Content-Length, "
-                             "Transfer-Encoding or hop-by-hop headers");
+            return pg_plug_fail(err, "auth: static headers cannot set Host, Content-Length, "
+                                     "Transfer-Encoding or hop-by-hop headers");
     if (st->bearer.p) {
         if (has_ctl(&st->bearer))
-            return fail(err, "auth: static bearer token contains control characters");
+            return pg_plug_fail(err, "auth: static bearer token contains control characters");
         if (set_authz(st, "Bearer ", (const unsigned char *)st->bearer.p, st->bearer.n, false))
-            return fail(err, "auth: out of memory");
+            return pg_plug_fail(err, "auth: out of memory");
     }
     if (st->basic.user.p) {
         const struct pg_secret *u = &st->basic.user, *pw = &st->basic.password;
         if (memchr(u->p, ':', u->n))
-            return fail(err, "auth: static basic user must not contain ':'");
+            return pg_plug_fail(err, "auth: static basic user must not contain ':'");
         size_t n = u->n + 1 + pw->n;
         unsigned char *pair = malloc(n);
         if (!pair)
-            return fail(err, "auth: out of memory");
+            return pg_plug_fail(err, "auth: out of memory");
         memcpy(pair, u->p, u->n);
         pair[u->n] = ':';
         memcpy(pair + u->n + 1, pw->p, pw->n);
@@ -131,7 +122,7 @@ static int static_init(void *vst, struct pg_err *err)
         OPENSSL_cleanse(pair, n);
         free(pair);
         if (rc)
-            return fail(err, "auth: out of memory");
+            return pg_plug_fail(err, "auth: out of memory");
     }
     return 0;
 }

@@ -20,48 +20,23 @@ static const struct pg_auth_ops *const ops = &pg_auth_navirec_token;
 
 /* ---- state through the key table, as conf.c fills it ---- */
 
-static const struct pg_conf_key *key(const char *name, enum pg_conf_type type)
-{
-    for (const struct pg_conf_key *k = ops->keys; k->name; k++)
-        if (strcmp(k->name, name) == 0) {
-            assert_int_equal(k->type, type);
-            return k;
-        }
-    fail_msg("no key '%s'", name);
-    return NULL;
-}
+#define PT_OPS ops
+#include "plugin_test.h"
 
 static void *new_state(const char *token, const char *version)
 {
-    void *st = calloc(1, ops->state_size);
-    assert_non_null(st);
-    if (token) {
-        struct pg_secret *s =
-            (struct pg_secret *)((char *)st + key("token", PG_CONF_SECRET)->offset);
-        s->p = strdup(token);
-        assert_non_null(s->p);
-        s->n = strlen(token);
-    }
-    if (version) {
-        char **v = (char **)((char *)st + key("api_version", PG_CONF_STRING)->offset);
-        *v = strdup(version);
-        assert_non_null(*v);
-    }
+    void *st = pt_new();
+    if (token)
+        pt_set_secret(st, "token", token);
+    if (version)
+        pt_set_string(st, "api_version", version);
     return st;
-}
-
-static void drop(void *st)
-{
-    ops->deinit(st);
-    free(st);
 }
 
 static void *make(void)
 {
     void *st = new_state(TOKEN, VER);
-    struct pg_err err = { 0 };
-    if (ops->init(st, &err))
-        fail_msg("init failed: %s", err.msg);
+    pt_init_ok(st);
     return st;
 }
 
@@ -78,8 +53,8 @@ static void test_ops_table(void **state)
     assert_non_null(ops->sign);
     assert_non_null(ops->classify);
     assert_non_null(ops->rewrite_header);
-    assert_true(key("token", PG_CONF_SECRET)->flags & PG_REQUIRED);
-    assert_true(key("api_version", PG_CONF_STRING)->flags & PG_REQUIRED);
+    assert_true(pt_key("token", PG_CONF_SECRET)->flags & PG_REQUIRED);
+    assert_true(pt_key("api_version", PG_CONF_STRING)->flags & PG_REQUIRED);
     size_t n = 0;
     for (const struct pg_conf_key *k = ops->keys; k->name; k++)
         n++;
@@ -97,7 +72,7 @@ static void test_init_versions(void **state)
         struct pg_err err = { 0 };
         if (ops->init(st, &err))
             fail_msg("'%s' refused: %s", good[i], err.msg);
-        drop(st);
+        pt_drop(st);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         void *st = new_state(TOKEN, bad[i]);
@@ -106,7 +81,7 @@ static void test_init_versions(void **state)
             fail_msg("'%s' accepted", bad[i]);
         assert_true(err.msg[0] != '\0');
         assert_null(strstr(err.msg, TOKEN));
-        drop(st);
+        pt_drop(st);
     }
 }
 
@@ -122,35 +97,23 @@ static void test_init_token(void **state)
             fail_msg("token %zu accepted", i);
         assert_true(err.msg[0] != '\0');
         assert_null(strstr(err.msg, "-Q7"));
-        drop(st);
+        pt_drop(st);
     }
     void *st = new_state(NULL, VER);
     struct pg_err err = { 0 };
     assert_int_equal(ops->init(st, &err), -1);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_deinit_partial(void **state)
 {
     (void)state;
-    drop(new_state(NULL, NULL));
-    drop(new_state(TOKEN, NULL)); /* init never ran: ASan/valgrind catch a leak */
-    drop(new_state(NULL, VER));
+    pt_drop(new_state(NULL, NULL));
+    pt_drop(new_state(TOKEN, NULL)); /* init never ran: ASan/valgrind catch a leak */
+    pt_drop(new_state(NULL, VER));
 }
 
 /* ---- sign ---- */
-
-static const char *hdr(const struct pg_out_req *r, const char *name)
-{
-    const char *found = NULL;
-    for (size_t i = 0; i < r->nhdr; i++)
-        if (strcmp(r->hdr[i].name, name) == 0) {
-            if (found)
-                fail_msg("header %s added twice", name);
-            found = r->hdr[i].value;
-        }
-    return found;
-}
 
 static struct pg_out_req req_with_accept(const char *accept)
 {
@@ -167,9 +130,9 @@ static struct pg_out_req req_with_accept(const char *accept)
 static const char *signed_accept(void *st, struct pg_out_req *r)
 {
     assert_int_equal(ops->sign(st, NULL, r, 1700000000), 0);
-    assert_string_equal(hdr(r, "Authorization"), "Token " TOKEN);
-    assert_string_equal(hdr(r, "User-Agent"), "panelgate");
-    const char *a = hdr(r, "Accept");
+    assert_string_equal(pt_header(r, "Authorization"), "Token " TOKEN);
+    assert_string_equal(pt_header(r, "User-Agent"), "panelgate");
+    const char *a = pt_header(r, "Accept");
     assert_int_equal(r->nhdr, a ? 3 : 2);
     return a;
 }
@@ -181,7 +144,7 @@ static void test_sign_no_accept(void **state)
     struct pg_out_req r = req_with_accept(NULL);
     assert_string_equal(signed_accept(st, &r), "application/json; version=" VER);
     assert_null(r.add_query_name);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_sign_accept_type_kept(void **state)
@@ -215,7 +178,7 @@ static void test_sign_accept_type_kept(void **state)
                      cases[i].want);
         assert_true(r.scratch_used <= sizeof r.scratch);
     }
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_sign_accept_caller_version(void **state)
@@ -235,7 +198,7 @@ static void test_sign_accept_caller_version(void **state)
         if (a)
             fail_msg("Accept '%s' got '%s' added", cases[i], a);
     }
-    drop(st);
+    pt_drop(st);
 }
 
 /* The caller's Accept is (p, n); the type composed in scratch stops at n. */
@@ -246,7 +209,7 @@ static void test_sign_accept_uses_length(void **state)
     struct pg_out_req r = req_with_accept("application/x-ndjson; version=9");
     r.accept_len = strlen("application/x-ndjson");
     assert_string_equal(signed_accept(st, &r), "application/x-ndjson; version=" VER);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_sign_bounds(void **state)
@@ -284,45 +247,39 @@ static void test_sign_bounds(void **state)
     longtype[5] = '/';
     r = req_with_accept(longtype);
     assert_string_equal(signed_accept(st, &r), "application/json; version=" VER);
-    drop(st);
+    pt_drop(st);
 }
 
 /* ---- classify ---- */
-
-static enum pg_verdict classify(void *st, int status, const char *body, struct pg_err *err)
-{
-    struct pg_in_resp resp = { status, body, body ? strlen(body) : 0, "application/json", 16 };
-    memset(err, 0, sizeof *err);
-    return ops->classify(st, &resp, err);
-}
 
 static void test_classify_401(void **state)
 {
     (void)state;
     void *st = make();
     struct pg_err err;
-    assert_int_equal(classify(st, 401, "{\"detail\": \"Invalid token.\"}", &err), PG_VERDICT_FAIL);
+    assert_int_equal(pt_classify(st, 401, "{\"detail\": \"Invalid token.\"}", &err),
+                     PG_VERDICT_FAIL);
     assert_int_equal(err.code, E_UPSTREAM_AUTH_FAILED);
     assert_string_equal(err.upstream_message, "Invalid token.");
     assert_string_equal(err.upstream_code, "");
     assert_true(err.msg[0] != '\0');
     assert_null(strstr(err.msg, TOKEN));
 
-    assert_int_equal(classify(st, 401,
-                              "{\"detail\": \"Authentication credentials were not provided.\", "
-                              "\"code\": \"not_authenticated\"}",
-                              &err),
+    assert_int_equal(pt_classify(st, 401,
+                                 "{\"detail\": \"Authentication credentials were not provided.\", "
+                                 "\"code\": \"not_authenticated\"}",
+                                 &err),
                      PG_VERDICT_FAIL);
     assert_string_equal(err.upstream_code, "not_authenticated");
     assert_string_equal(err.upstream_message, "Authentication credentials were not provided.");
 
-    assert_int_equal(classify(st, 401, "<html>nope</html>", &err), PG_VERDICT_FAIL);
+    assert_int_equal(pt_classify(st, 401, "<html>nope</html>", &err), PG_VERDICT_FAIL);
     assert_int_equal(err.code, E_UPSTREAM_AUTH_FAILED);
     assert_string_equal(err.upstream_message, "");
-    assert_int_equal(classify(st, 401, NULL, &err), PG_VERDICT_FAIL);
-    assert_int_equal(classify(st, 401, "{\"detail\": 3}", &err), PG_VERDICT_FAIL);
+    assert_int_equal(pt_classify(st, 401, NULL, &err), PG_VERDICT_FAIL);
+    assert_int_equal(pt_classify(st, 401, "{\"detail\": 3}", &err), PG_VERDICT_FAIL);
     assert_string_equal(err.upstream_message, "");
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_classify_not_auth(void **state)
@@ -332,19 +289,19 @@ static void test_classify_not_auth(void **state)
     struct pg_err err;
     static const int statuses[] = { 400, 402, 403, 404, 429, 500, 502 };
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
-        assert_int_equal(classify(st, statuses[i], "{\"detail\": \"x\"}", &err), PG_VERDICT_OK);
-    assert_int_equal(classify(st, 429,
-                              "{\"detail\": \"Request was throttled. Expected available in 3 "
-                              "seconds.\"}",
-                              &err),
+        assert_int_equal(pt_classify(st, statuses[i], "{\"detail\": \"x\"}", &err), PG_VERDICT_OK);
+    assert_int_equal(pt_classify(st, 429,
+                                 "{\"detail\": \"Request was throttled. Expected available in 3 "
+                                 "seconds.\"}",
+                                 &err),
                      PG_VERDICT_OK);
     assert_string_equal(err.upstream_message,
                         "Request was throttled. Expected available in 3 seconds.");
-    assert_int_equal(classify(st, 400, "{\"name\": [\"This field is required.\"]}", &err),
+    assert_int_equal(pt_classify(st, 400, "{\"name\": [\"This field is required.\"]}", &err),
                      PG_VERDICT_OK);
     assert_string_equal(err.upstream_message, "");
-    assert_int_equal(classify(st, 400, "{", &err), PG_VERDICT_OK);
-    drop(st);
+    assert_int_equal(pt_classify(st, 400, "{", &err), PG_VERDICT_OK);
+    pt_drop(st);
 }
 
 /* ---- Link rewriting ---- */

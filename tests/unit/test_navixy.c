@@ -21,35 +21,12 @@ static const struct pg_auth_ops *const ops = &pg_auth_navixy_session;
 
 /* ---- filling a state through the key table, as conf.c does ---- */
 
-static const struct pg_conf_key *key(const char *name, enum pg_conf_type type)
-{
-    for (const struct pg_conf_key *k = ops->keys; k->name; k++)
-        if (strcmp(k->name, name) == 0) {
-            assert_int_equal(k->type, type);
-            return k;
-        }
-    fail_msg("no key '%s'", name);
-    return NULL;
-}
-
-static void set_secret(void *st, const char *name, const char *v)
-{
-    struct pg_secret *s = (struct pg_secret *)((char *)st + key(name, PG_CONF_SECRET)->offset);
-    s->p = strdup(v);
-    assert_non_null(s->p);
-    s->n = strlen(v);
-}
-
-static void set_string(void *st, const char *name, const char *v)
-{
-    char **slot = (char **)((char *)st + key(name, PG_CONF_STRING)->offset);
-    *slot = strdup(v);
-    assert_non_null(*slot);
-}
+#define PT_OPS ops
+#include "plugin_test.h"
 
 static void set_enum(void *st, const char *name, const char *v)
 {
-    const struct pg_conf_key *k = key(name, PG_CONF_ENUM);
+    const struct pg_conf_key *k = pt_key(name, PG_CONF_ENUM);
     int idx = 0;
     size_t vn = strlen(v);
     for (const char *p = k->enum_vals;; idx++) {
@@ -65,40 +42,20 @@ static void set_enum(void *st, const char *name, const char *v)
     }
 }
 
-static void set_ms(void *st, const char *name, uint64_t ms)
-{
-    *(uint64_t *)((char *)st + key(name, PG_CONF_DURATION)->offset) = ms;
-}
-
-static void *new_state(void)
-{
-    void *st = calloc(1, ops->state_size);
-    assert_non_null(st);
-    return st;
-}
-
-static void drop(void *st)
-{
-    ops->deinit(st);
-    free(st);
-}
-
 /* A state with login/password and optional keys (NULL: not given), init'ed successfully. */
 static void *make(const char *login, const char *password, const char *auth_path,
                   const char *hash_in, uint64_t age_ms)
 {
-    void *st = new_state();
-    set_secret(st, "login", login);
-    set_secret(st, "password", password);
+    void *st = pt_new();
+    pt_set_secret(st, "login", login);
+    pt_set_secret(st, "password", password);
     if (auth_path)
-        set_string(st, "auth_path", auth_path);
+        pt_set_string(st, "auth_path", auth_path);
     if (hash_in)
         set_enum(st, "hash_in", hash_in);
     if (age_ms)
-        set_ms(st, "max_session_age", age_ms);
-    struct pg_err err = { 0 };
-    if (ops->init(st, &err))
-        fail_msg("init failed: %s", err.msg);
+        pt_set_ms(st, "max_session_age", age_ms);
+    pt_init_ok(st);
     return st;
 }
 
@@ -115,7 +72,7 @@ static void init_fails(void *st, const char *secret)
     assert_true(err.msg[0] != '\0');
     if (secret)
         assert_null(strstr(err.msg, secret));
-    drop(st);
+    pt_drop(st);
 }
 
 /* ---- ops table and config ---- */
@@ -133,11 +90,11 @@ static void test_ops_table(void **state)
     assert_non_null(ops->classify);
     assert_non_null(ops->reserved);
     assert_null(ops->rewrite_header);
-    assert_true(key("login", PG_CONF_SECRET)->flags & PG_REQUIRED);
-    assert_true(key("password", PG_CONF_SECRET)->flags & PG_REQUIRED);
-    assert_false(key("auth_path", PG_CONF_STRING)->flags & PG_REQUIRED);
-    assert_string_equal(key("hash_in", PG_CONF_ENUM)->enum_vals, "header|query");
-    assert_false(key("max_session_age", PG_CONF_DURATION)->flags & PG_REQUIRED);
+    assert_true(pt_key("login", PG_CONF_SECRET)->flags & PG_REQUIRED);
+    assert_true(pt_key("password", PG_CONF_SECRET)->flags & PG_REQUIRED);
+    assert_false(pt_key("auth_path", PG_CONF_STRING)->flags & PG_REQUIRED);
+    assert_string_equal(pt_key("hash_in", PG_CONF_ENUM)->enum_vals, "header|query");
+    assert_false(pt_key("max_session_age", PG_CONF_DURATION)->flags & PG_REQUIRED);
     size_t n = 0;
     for (const struct pg_conf_key *k = ops->keys; k->name; k++)
         n++;
@@ -147,8 +104,8 @@ static void test_ops_table(void **state)
 static void test_init_rejects(void **state)
 {
     (void)state;
-    void *st = new_state();
-    set_secret(st, "login", "demo");
+    void *st = pt_new();
+    pt_set_secret(st, "login", "demo");
     init_fails(st, NULL); /* no password */
 
     static const char *const bad_paths[] = { "user/auth",
@@ -161,56 +118,56 @@ static void test_init_rejects(void **state)
                                              "/user/auth?x=1",
                                              "/user auth" };
     for (size_t i = 0; i < sizeof bad_paths / sizeof bad_paths[0]; i++) {
-        st = new_state();
-        set_secret(st, "login", "demo");
-        set_secret(st, "password", "pw-Zq9");
-        set_string(st, "auth_path", bad_paths[i]);
+        st = pt_new();
+        pt_set_secret(st, "login", "demo");
+        pt_set_secret(st, "password", "pw-Zq9");
+        pt_set_string(st, "auth_path", bad_paths[i]);
         init_fails(st, "pw-Zq9");
     }
 
-    st = new_state();
-    set_secret(st, "login", "demo");
-    set_secret(st, "password", "pw-\xff\xfe"); /* not UTF-8: the JSON body would be invalid */
+    st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", "pw-\xff\xfe"); /* not UTF-8: the JSON body would be invalid */
     init_fails(st, "pw-\xff");
 
-    st = new_state();
-    set_secret(st, "login", "demo");
-    set_secret(st, "password", "pw-\xed\xa0\x80"); /* an encoded surrogate */
+    st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", "pw-\xed\xa0\x80"); /* an encoded surrogate */
     init_fails(st, NULL);
 
     /* too long once escaped: 1100 quotes are 2200 bytes in JSON, the body holds 2048 */
     char big[1101];
     memset(big, '"', 1100);
     big[1100] = '\0';
-    st = new_state();
-    set_secret(st, "login", "demo");
-    set_secret(st, "password", big);
+    st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", big);
     init_fails(st, NULL);
 }
 
 static void test_init_accepts(void **state)
 {
     (void)state;
-    drop(make("demo", "x", "/account/auth/", "query", 0));
-    drop(make("demo", "x", "/panel/account/auth", "header", 0));
-    drop(make("d\xc3\xa9mo", "\xf0\x9f\x94\x91", NULL, NULL, 0)); /* UTF-8 is fine */
+    pt_drop(make("demo", "x", "/account/auth/", "query", 0));
+    pt_drop(make("demo", "x", "/panel/account/auth", "header", 0));
+    pt_drop(make("d\xc3\xa9mo", "\xf0\x9f\x94\x91", NULL, NULL, 0)); /* UTF-8 is fine */
     char big[1001];
     memset(big, 'a', 1000);
     big[1000] = '\0';
-    drop(make(big, big, NULL, NULL, 0)); /* 2000 + 27 bytes fit in 2048 */
+    pt_drop(make(big, big, NULL, NULL, 0)); /* 2000 + 27 bytes fit in 2048 */
 }
 
 /* deinit copes with what conf.c may leave when a later key or init failed. */
 static void test_deinit_partial(void **state)
 {
     (void)state;
-    void *st = new_state();
+    void *st = pt_new();
     ops->deinit(st); /* nothing stored */
     free(st);
-    st = new_state();
-    set_secret(st, "login", "demo");
-    set_string(st, "auth_path", "/user/auth");
-    drop(st); /* init never ran; ASan/valgrind see a leak if deinit misses one */
+    st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_string(st, "auth_path", "/user/auth");
+    pt_drop(st); /* init never ran; ASan/valgrind see a leak if deinit misses one */
 }
 
 /* ---- build_login ---- */
@@ -238,20 +195,20 @@ static void test_login_body_exact(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "password")),
                         "p\"a\\ss\n\x01\xc3\xa9\xe2\x82\xac");
     json_decref(j);
-    drop(st);
+    pt_drop(st);
 }
 
 /* A state whose init did not run (or failed) never builds a login. */
 static void test_login_needs_init(void **state)
 {
     (void)state;
-    void *st = new_state();
-    set_secret(st, "login", "demo");
-    set_secret(st, "password", "pw");
+    void *st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", "pw");
     struct pg_login_req req = { 0 };
     assert_int_equal(ops->build_login(st, &req), -1);
     assert_int_equal(req.body_len, 0);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_login_path_configured(void **state)
@@ -264,7 +221,7 @@ static void test_login_path_configured(void **state)
     static const char want[] = "{\"login\":\"admin\",\"password\":\"admin\"}";
     assert_int_equal(req.body_len, sizeof want - 1);
     assert_memory_equal(req.body, want, sizeof want - 1);
-    drop(st);
+    pt_drop(st);
 }
 
 /* ---- parse_login ---- */
@@ -299,7 +256,7 @@ static void test_parse_login_ok(void **state)
                      0);
     assert_string_equal(s.token, "1DC2B813769D846C2C15030884948117");
     assert_int_equal(s.refresh_at_ms, DAY_MS);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_refresh_at(void **state)
@@ -314,7 +271,7 @@ static void test_refresh_at(void **state)
     /* no wrap-around (a wrapped time would mean "refresh at once", or 0 "never") */
     assert_int_equal(parse(st, 200, ok, &s, UINT64_MAX - 10, &err), 0);
     assert_true(s.refresh_at_ms == UINT64_MAX);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_parse_login_wrong_password(void **state)
@@ -343,7 +300,7 @@ static void test_parse_login_wrong_password(void **state)
         -1);
     assert_string_equal(err.upstream_code, "12");
     assert_string_equal(err.upstream_message, "Dealer not found");
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_parse_login_garbage(void **state)
@@ -385,7 +342,7 @@ static void test_parse_login_garbage(void **state)
         assert_int_equal(s.token_len, 0);
         assert_int_equal(s.refresh_at_ms, 0);
     }
-    drop(st);
+    pt_drop(st);
 }
 
 /* The body is (p, n): bytes after n are not read. */
@@ -401,7 +358,7 @@ static void test_parse_login_uses_length(void **state)
     r.body_len -= 1; /* cuts the closing brace */
     memset(&s, 0, sizeof s);
     assert_int_equal(ops->parse_login(st, &r, &s, 0, 0, &err), -1);
-    drop(st);
+    pt_drop(st);
 }
 
 /* A long description is cut inside 256 bytes, at a UTF-8 character boundary. */
@@ -427,7 +384,7 @@ static void test_upstream_message_truncated(void **state)
     /* 255 bytes would end in half a character: 254 do not */
     assert_int_equal(n, sizeof err.upstream_message - 2);
     assert_int_equal((unsigned char)err.upstream_message[n - 1], 0xa9);
-    drop(st);
+    pt_drop(st);
 }
 
 /* ---- sign ---- */
@@ -466,7 +423,7 @@ static void test_sign_header(void **state)
     assert_ptr_equal(r2.hdr[2].value, r2.scratch + 100);
     assert_string_equal(r2.hdr[2].value, "NVX " HASH);
     assert_int_equal(r2.scratch_used, 137);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_sign_header_bounds(void **state)
@@ -496,7 +453,7 @@ static void test_sign_header_bounds(void **state)
     memcpy(evil.token, "1dc2b813769d846c2c15030884948\r\nX", 32);
     assert_int_equal(ops->sign(st, &evil, &r, 0), -1);
     assert_int_equal(r.nhdr, 0);
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_sign_query(void **state)
@@ -510,23 +467,10 @@ static void test_sign_query(void **state)
     assert_string_equal(req.add_query_name, "hash");
     assert_string_equal(req.add_query_value, HASH);
     assert_int_equal(req.scratch_used, 0);
-    drop(st);
+    pt_drop(st);
 }
 
 /* ---- classify ---- */
-
-static enum pg_verdict classify_n(void *st, int status, const char *body, size_t n,
-                                  struct pg_err *err)
-{
-    struct pg_in_resp r = { status, body, n, "application/json", 16 };
-    memset(err, 0, sizeof *err);
-    return ops->classify(st, &r, err);
-}
-
-static enum pg_verdict classify(void *st, int status, const char *body, struct pg_err *err)
-{
-    return classify_n(st, status, body, body ? strlen(body) : 0, err);
-}
 
 static void test_classify_expired(void **state)
 {
@@ -539,13 +483,13 @@ static void test_classify_expired(void **state)
                              "\"User not found or session ended\"}}";
     static const int statuses[] = { 200, 400, 403, 500 };
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
-        assert_int_equal(classify(st, statuses[i], c3, &err), PG_VERDICT_RELOGIN);
+        assert_int_equal(pt_classify(st, statuses[i], c3, &err), PG_VERDICT_RELOGIN);
         assert_string_equal(err.upstream_code, "3");
-        assert_int_equal(classify(st, statuses[i], c4, &err), PG_VERDICT_RELOGIN);
+        assert_int_equal(pt_classify(st, statuses[i], c4, &err), PG_VERDICT_RELOGIN);
         assert_string_equal(err.upstream_code, "4");
         assert_string_equal(err.upstream_message, "User not found or session ended");
     }
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_classify_other_errors(void **state)
@@ -554,7 +498,7 @@ static void test_classify_other_errors(void **state)
     void *st = make_default();
     struct pg_err err;
     assert_int_equal(
-        classify(
+        pt_classify(
             st, 400,
             "{\"success\":false,\"status\":{\"code\":7,\"description\":\"Invalid parameters\"},"
             "\"errors\":[{\"parameter\":\"tracker_id\",\"error\":\"wrong\"}]}",
@@ -562,17 +506,17 @@ static void test_classify_other_errors(void **state)
         PG_VERDICT_OK);
     assert_string_equal(err.upstream_code, "7");
     assert_string_equal(err.upstream_message, "Invalid parameters");
-    assert_int_equal(classify(st, 429,
-                              "{\"success\":false,\"status\":{\"code\":15,\"description\":"
-                              "\"Too many requests (rate limit exceeded)\"}}",
-                              &err),
+    assert_int_equal(pt_classify(st, 429,
+                                 "{\"success\":false,\"status\":{\"code\":15,\"description\":"
+                                 "\"Too many requests (rate limit exceeded)\"}}",
+                                 &err),
                      PG_VERDICT_OK);
     assert_string_equal(err.upstream_code, "15");
-    assert_int_equal(classify(st, 400, "{\"success\":false,\"status\":{\"code\":102}}", &err),
+    assert_int_equal(pt_classify(st, 400, "{\"success\":false,\"status\":{\"code\":102}}", &err),
                      PG_VERDICT_OK);
     assert_string_equal(err.upstream_code, "102");
     assert_string_equal(err.upstream_message, "");
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_classify_garbage(void **state)
@@ -604,7 +548,7 @@ static void test_classify_garbage(void **state)
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         struct pg_err err;
-        if (classify(st, 400, bodies[i], &err) != PG_VERDICT_OK)
+        if (pt_classify(st, 400, bodies[i], &err) != PG_VERDICT_OK)
             fail_msg("body %zu: %s", i, bodies[i] ? bodies[i] : "(null)");
     }
     /* arbitrary bytes: never a crash, never anything but OK/RELOGIN */
@@ -617,12 +561,12 @@ static void test_classify_garbage(void **state)
         if (n)
             buf[0] = '{';
         struct pg_err err;
-        enum pg_verdict v = classify_n(st, 400, buf, n, &err);
+        enum pg_verdict v = pt_classify_n(st, 400, buf, n, &err);
         assert_true(v == PG_VERDICT_OK || v == PG_VERDICT_RELOGIN);
         assert_true(memchr(err.upstream_code, '\0', sizeof err.upstream_code) != NULL);
         assert_true(memchr(err.upstream_message, '\0', sizeof err.upstream_message) != NULL);
     }
-    drop(st);
+    pt_drop(st);
 }
 
 /* Only body_len bytes count: the same bytes pass or fail by the length given. */
@@ -633,10 +577,10 @@ static void test_classify_uses_length(void **state)
     static const char buf[] = "{\"success\":false,\"status\":{\"code\":4}}, trailing junk";
     size_t json_len = strlen("{\"success\":false,\"status\":{\"code\":4}}");
     struct pg_err err;
-    assert_int_equal(classify_n(st, 400, buf, json_len, &err), PG_VERDICT_RELOGIN);
-    assert_int_equal(classify_n(st, 400, buf, json_len - 1, &err), PG_VERDICT_OK);
-    assert_int_equal(classify_n(st, 400, buf, sizeof buf - 1, &err), PG_VERDICT_OK);
-    drop(st);
+    assert_int_equal(pt_classify_n(st, 400, buf, json_len, &err), PG_VERDICT_RELOGIN);
+    assert_int_equal(pt_classify_n(st, 400, buf, json_len - 1, &err), PG_VERDICT_OK);
+    assert_int_equal(pt_classify_n(st, 400, buf, sizeof buf - 1, &err), PG_VERDICT_OK);
+    pt_drop(st);
 }
 
 /* ---- reserved ---- */
@@ -687,7 +631,7 @@ static void test_reserved(void **state)
     /* (path, len): bytes after len are not part of the path */
     assert_true(ops->reserved(st, "GET", S("/user/authX") - 1));
     assert_false(ops->reserved(st, "GET", S("/user/auth") - 1));
-    drop(st);
+    pt_drop(st);
 }
 
 static void test_reserved_configured_path(void **state)
@@ -700,7 +644,7 @@ static void test_reserved_configured_path(void **state)
     assert_false(ops->reserved(st, "POST", S("/custom")));
     assert_true(ops->reserved(st, "POST", S("/user/auth"))); /* the panels' own stay reserved */
     assert_true(ops->reserved(st, "POST", S("/account/logout")));
-    drop(st);
+    pt_drop(st);
 }
 
 int main(void)

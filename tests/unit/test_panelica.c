@@ -25,58 +25,25 @@
 /* ---- helpers: the state is opaque; config keys are stored through the key table, as conf.c
  * does ---- */
 
-static const struct pg_conf_key *key(const char *name)
-{
-    for (const struct pg_conf_key *k = OPS->keys; k->name; k++)
-        if (!strcmp(k->name, name))
-            return k;
-    fail_msg("no config key '%s'", name);
-    return NULL;
-}
-
-static void set_key(void *st, const char *name, const char *val)
-{
-    const struct pg_conf_key *k = key(name);
-    void *slot = (char *)st + k->offset;
-    if (k->type == PG_CONF_SECRET) {
-        struct pg_secret *s = slot;
-        pg_secret_free(s);
-        s->p = strdup(val);
-        assert_non_null(s->p);
-        s->n = strlen(val);
-    } else {
-        assert_int_equal(k->type, PG_CONF_STRING);
-        char **p = slot;
-        free(*p);
-        *p = strdup(val);
-        assert_non_null(*p);
-    }
-}
+#define PT_OPS OPS
+#include "plugin_test.h"
 
 /* A state with key and secret stored (and the template when non-NULL), not yet initialised. */
 static void *state(const char *tmpl)
 {
-    void *st = calloc(1, OPS->state_size);
-    assert_non_null(st);
-    set_key(st, "api_key", API_KEY);
-    set_key(st, "api_secret", SECRET);
+    void *st = pt_new();
+    pt_set_secret(st, "api_key", API_KEY);
+    pt_set_secret(st, "api_secret", SECRET);
     if (tmpl)
-        set_key(st, "string_to_sign", tmpl);
+        pt_set_string(st, "string_to_sign", tmpl);
     return st;
 }
 
 static void *ready(const char *tmpl)
 {
-    struct pg_err err = { 0 };
     void *st = state(tmpl);
-    assert_int_equal(OPS->init(st, &err), 0);
+    pt_init_ok(st);
     return st;
-}
-
-static void destroy(void *st)
-{
-    OPS->deinit(st);
-    free(st);
 }
 
 static struct pg_out_req out_req(const char *method, const char *target, const char *body)
@@ -91,28 +58,16 @@ static struct pg_out_req out_req(const char *method, const char *target, const c
     return r;
 }
 
-static const char *header(const struct pg_out_req *r, const char *name)
-{
-    const char *v = NULL;
-    for (size_t i = 0; i < r->nhdr; i++) {
-        if (!strcmp(r->hdr[i].name, name)) {
-            assert_null(v); /* exactly once */
-            v = r->hdr[i].value;
-        }
-    }
-    return v;
-}
-
 /* Sign and compare all three headers; the computed values must live in scratch. */
 static void check_sign(void *st, struct pg_out_req *r, uint64_t now_s, const char *ts,
                        const char *sig)
 {
     assert_int_equal(OPS->sign(st, NULL, r, now_s), 0);
     assert_int_equal(r->nhdr, 3);
-    assert_string_equal(header(r, "X-API-Key"), API_KEY);
-    assert_string_equal(header(r, "X-Timestamp"), ts);
-    assert_string_equal(header(r, "X-Signature"), sig);
-    const char *t = header(r, "X-Timestamp"), *s = header(r, "X-Signature");
+    assert_string_equal(pt_header(r, "X-API-Key"), API_KEY);
+    assert_string_equal(pt_header(r, "X-Timestamp"), ts);
+    assert_string_equal(pt_header(r, "X-Signature"), sig);
+    const char *t = pt_header(r, "X-Timestamp"), *s = pt_header(r, "X-Signature");
     assert_true(t >= r->scratch && t + strlen(t) < r->scratch + r->scratch_used);
     assert_true(s >= r->scratch && s + strlen(s) < r->scratch + r->scratch_used);
     assert_true(r->scratch_used <= sizeof r->scratch);
@@ -124,12 +79,9 @@ static void test_keys_table(void **unused)
 {
     (void)unused;
     assert_string_equal(OPS->type, "panelica_hmac");
-    assert_int_equal(key("api_key")->type, PG_CONF_SECRET);
-    assert_true(key("api_key")->flags & PG_REQUIRED);
-    assert_int_equal(key("api_secret")->type, PG_CONF_SECRET);
-    assert_true(key("api_secret")->flags & PG_REQUIRED);
-    assert_int_equal(key("string_to_sign")->type, PG_CONF_STRING);
-    assert_false(key("string_to_sign")->flags & PG_REQUIRED);
+    assert_true(pt_key("api_key", PG_CONF_SECRET)->flags & PG_REQUIRED);
+    assert_true(pt_key("api_secret", PG_CONF_SECRET)->flags & PG_REQUIRED);
+    assert_false(pt_key("string_to_sign", PG_CONF_STRING)->flags & PG_REQUIRED);
     /* no login, no session */
     assert_null(OPS->build_login);
     assert_null(OPS->parse_login);
@@ -145,7 +97,7 @@ static void test_sign_get_with_query_no_body(void **unused)
     /* "1709827200GET/api/external/v1/domains?page=1&limit=25" */
     check_sign(st, &r, 1709827200, "1709827200",
                "fae8a58fcd9bc90b1e66c76674073201b260801f38f3245f5e572e4391f79a6d");
-    destroy(st);
+    pt_drop(st);
 }
 
 static void test_sign_post_json_body(void **unused)
@@ -156,7 +108,7 @@ static void test_sign_post_json_body(void **unused)
                                   "{\"domain\":\"example.com\",\"php_version\":\"8.4\"}");
     check_sign(st, &r, 1709827201, "1709827201",
                "05d4ab6b982bcddf0905373fed8b79ad0c3302dab887da4cfee7ea68f6ac8a97");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* The default template spelled out in config signs the same as no template. */
@@ -168,7 +120,7 @@ static void test_sign_explicit_default_template(void **unused)
                                   "{\"domain\":\"example.com\",\"php_version\":\"8.4\"}");
     check_sign(st, &r, 1709827201, "1709827201",
                "05d4ab6b982bcddf0905373fed8b79ad0c3302dab887da4cfee7ea68f6ac8a97");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* Only body_len bytes are signed: the body need not be NUL-terminated. */
@@ -181,7 +133,7 @@ static void test_sign_body_uses_length(void **unused)
     r.body_len -= strlen("TRAILING");
     check_sign(st, &r, 1709827201, "1709827201",
                "05d4ab6b982bcddf0905373fed8b79ad0c3302dab887da4cfee7ea68f6ac8a97");
-    destroy(st);
+    pt_drop(st);
 }
 
 static void test_sign_custom_template(void **unused)
@@ -193,7 +145,7 @@ static void test_sign_custom_template(void **unused)
     /* body sha256 9c72f229094316673fa18bd5bb3a3f44acc8bc64db47bf62bb3fb271f2901564 */
     check_sign(st, &r, 1709827202, "1709827202",
                "0ff36642d6e0810db3178a7b650466341c5672fc8dbdeace9799bf2522639cdc");
-    destroy(st);
+    pt_drop(st);
 }
 
 static void test_sign_empty_body(void **unused)
@@ -207,7 +159,7 @@ static void test_sign_empty_body(void **unused)
     struct pg_out_req r2 = out_req("POST", "/api/external/v1/domains/42/suspend", "");
     check_sign(st, &r2, 1709827203, "1709827203",
                "d8dff595ae8f031340d56ddd1e2b53bee5858d954c1c622e4e285739e64e7283");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* Empty body under {body_sha256} (SHA-256 of ""), and {query} empty when there is no '?'. */
@@ -218,7 +170,7 @@ static void test_sign_empty_body_sha_no_query(void **unused)
     struct pg_out_req r = out_req("DELETE", "/v1/domains/42", NULL);
     check_sign(st, &r, 1709827204, "1709827204",
                "bd15cfe8b4e4ea140a600f9be9392508dc96fde9a94767d5303c8027b244b65f");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* A megabyte body is signed in place. */
@@ -236,7 +188,7 @@ static void test_sign_large_body(void **unused)
     check_sign(st, &r, 1709827205, "1709827205",
                "947ce65c0afc523933870d7af6d0db63adc44e65bbf1a6e89296e80dfa38bea9");
     free(body);
-    destroy(st);
+    pt_drop(st);
 }
 
 /* A secret longer than the SHA-256 block is hashed first (RFC 2104); openssl agrees. */
@@ -247,13 +199,12 @@ static void test_sign_long_secret(void **unused)
     memset(secret, 'k', 100);
     secret[100] = '\0';
     void *st = state(NULL);
-    set_key(st, "api_secret", secret);
-    struct pg_err err = { 0 };
-    assert_int_equal(OPS->init(st, &err), 0);
+    pt_set_secret(st, "api_secret", secret);
+    pt_init_ok(st);
     struct pg_out_req r = out_req("GET", "/v1/me", NULL);
     check_sign(st, &r, 1709827206, "1709827206",
                "7dbcb31310264e5e17ddcb1586455d6f1995f853862fe88c31516554c787d7ee");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* Signing twice (a re-sign with a fresh timestamp) gives a fresh signature each time, and the
@@ -269,10 +220,10 @@ static void test_sign_repeatable(void **unused)
     }
     struct pg_out_req r = out_req("GET", "/api/external/v1/domains?page=1&limit=25", NULL);
     assert_int_equal(OPS->sign(st, NULL, &r, 1709827260), 0);
-    assert_string_equal(header(&r, "X-Timestamp"), "1709827260");
-    assert_string_not_equal(header(&r, "X-Signature"),
+    assert_string_equal(pt_header(&r, "X-Timestamp"), "1709827260");
+    assert_string_not_equal(pt_header(&r, "X-Signature"),
                             "fae8a58fcd9bc90b1e66c76674073201b260801f38f3245f5e572e4391f79a6d");
-    destroy(st);
+    pt_drop(st);
 }
 
 /* Headers already added by someone else stay; scratch already used is not overwritten. */
@@ -290,10 +241,10 @@ static void test_sign_appends(void **unused)
     assert_int_equal(r.nhdr, 4);
     assert_string_equal(r.hdr[0].name, "X-Other");
     assert_string_equal(r.scratch, "keep");
-    assert_string_equal(header(&r, "X-Signature"),
+    assert_string_equal(pt_header(&r, "X-Signature"),
                         "fae8a58fcd9bc90b1e66c76674073201b260801f38f3245f5e572e4391f79a6d");
-    assert_true(header(&r, "X-Timestamp") >= r.scratch + 5);
-    destroy(st);
+    assert_true(pt_header(&r, "X-Timestamp") >= r.scratch + 5);
+    pt_drop(st);
 }
 
 static void test_sign_no_room(void **unused)
@@ -311,7 +262,7 @@ static void test_sign_no_room(void **unused)
     r3.scratch_used = sizeof r3.scratch - 76; /* exactly enough */
     assert_int_equal(OPS->sign(st, NULL, &r3, 1709827200), 0);
     assert_int_equal(r3.scratch_used, sizeof r3.scratch);
-    destroy(st);
+    pt_drop(st);
 }
 
 /* ---- init ---- */
@@ -324,7 +275,7 @@ static void expect_init_error(const char *tmpl, const char *needle)
     if (!strstr(err.msg, needle))
         fail_msg("init error '%s' does not mention '%s'", err.msg, needle);
     assert_null(strstr(err.msg, SECRET));
-    destroy(st); /* a partly initialised state is freed cleanly (ASan, valgrind) */
+    pt_drop(st); /* a partly initialised state is freed cleanly (ASan, valgrind) */
 }
 
 static void test_init_bad_templates(void **unused)
@@ -344,30 +295,28 @@ static void test_init_missing_or_bad_key(void **unused)
 {
     (void)unused;
     struct pg_err err = { 0 };
-    void *st = calloc(1, OPS->state_size);
-    assert_non_null(st);
-    set_key(st, "api_key", API_KEY);
+    void *st = pt_new();
+    pt_set_secret(st, "api_key", API_KEY);
     assert_int_equal(OPS->init(st, &err), -1);
     assert_non_null(strstr(err.msg, "api_secret"));
-    destroy(st);
+    pt_drop(st);
 
     memset(&err, 0, sizeof err);
     st = state(NULL);
-    set_key(st, "api_key", "pk_live\r\nX-Evil: 1");
+    pt_set_secret(st, "api_key", "pk_live\r\nX-Evil: 1");
     assert_int_equal(OPS->init(st, &err), -1);
     assert_non_null(strstr(err.msg, "api_key"));
     assert_null(strstr(err.msg, "pk_live"));
-    destroy(st);
+    pt_drop(st);
 }
 
 /* deinit copes with a state that never reached init, and with an empty one. */
 static void test_deinit_uninitialised(void **unused)
 {
     (void)unused;
-    destroy(state(CUSTOM));
-    void *st = calloc(1, OPS->state_size);
-    assert_non_null(st);
-    destroy(st);
+    pt_drop(state(CUSTOM));
+    void *st = pt_new();
+    pt_drop(st);
 }
 
 /* ---- classify ---- */
@@ -375,10 +324,8 @@ static void test_deinit_uninitialised(void **unused)
 static enum pg_verdict classify(int status, const char *body, struct pg_err *err)
 {
     void *st = ready(NULL);
-    struct pg_in_resp resp = { status, body, body ? strlen(body) : 0, "application/json", 16 };
-    memset(err, 0, sizeof *err);
-    enum pg_verdict v = OPS->classify(st, &resp, err);
-    destroy(st);
+    enum pg_verdict v = pt_classify(st, status, body, err);
+    pt_drop(st);
     return v;
 }
 
@@ -523,7 +470,7 @@ static void test_reserved_api_keys(void **unused)
     }
     /* only path_len bytes count */
     assert_false(OPS->reserved(st, "POST", "/v1/api-keys", 8));
-    destroy(st);
+    pt_drop(st);
 }
 
 int main(void)

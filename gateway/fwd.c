@@ -50,7 +50,9 @@ struct pg_fwd {
     size_t head_len, head_cap;
     const char *rest, *query; /* the request's target, borrowed from the connection */
     size_t rest_len, query_len;
-    char *qbuf; /* the caller's query without the panel credential parameter */
+    CURLU *cu;
+    char *cu_up; /* the upstream url whose scheme, host and port cu holds (a copy) */
+    char *qbuf;  /* the caller's query without the panel credential parameter */
     size_t qcap;
     struct pg_auth_wait wait;
     uint64_t gen;  /* session generation the request was signed with */
@@ -93,6 +95,8 @@ static void fwd_destroy(struct pg_fwd *f)
     free(f->head);
     free(f->hb);
     free(f->url);
+    curl_url_cleanup(f->cu);
+    free(f->cu_up);
     free(f->qbuf);
     free(f->ebuf);
     free(f);
@@ -327,6 +331,35 @@ static void add_query_param(struct pg_fwd *f, const struct pg_out_req *o)
     pg_query_add(f->url + n, f->query_len > 0, o->add_query_name, o->add_query_value);
 }
 
+/* Hand curl the URL as a CURLU that keeps the upstream's scheme, host and port between
+ * requests, so only the path and query are parsed per request. */
+static int set_url(struct pg_fwd *f)
+{
+    if (!f->cu && !(f->cu = curl_url()))
+        return -1;
+    /* by content, not pointer: a reloaded config may reuse the address for another url */
+    if (!f->cu_up || strcmp(f->cu_up, f->up->url) != 0) {
+        free(f->cu_up);
+        f->cu_up = NULL;
+        if (curl_url_set(f->cu, CURLUPART_URL, f->url, CURLU_PATH_AS_IS) != CURLUE_OK)
+            return -1;
+        f->cu_up = strdup(f->up->url);
+        return 0;
+    }
+    const char *p = strstr(f->url, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    if (!p)
+        return -1;
+    char *q = strchr(p, '?');
+    if (q)
+        *q = '\0';
+    int rc = curl_url_set(f->cu, CURLUPART_PATH, p, CURLU_PATH_AS_IS) != CURLUE_OK ||
+             curl_url_set(f->cu, CURLUPART_QUERY, q ? q + 1 : NULL, 0) != CURLUE_OK;
+    if (q)
+        *q = '?';
+    return rc ? -1 : 0;
+}
+
 static void set_method(CURL *e, struct pg_req *r, const char *body, size_t bn)
 {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -530,7 +563,12 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
     }
     OPENSSL_cleanse(o.scratch, sizeof o.scratch);
     CURL *e = f->easy;
-    curl_easy_setopt(e, CURLOPT_URL, f->url);
+    if (set_url(f)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_CURLU, f->cu);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
     set_method(e, r, body, bn);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);

@@ -60,7 +60,9 @@ struct pg_fwd {
     bool hold;     /* an error answer is being held for the plugin's verdict */
     char *ebuf;    /* the held answer body, at most PG_FWD_HOLD_MAX */
     size_t elen;
-    char ctype[128];       /* the answer's Content-Type, for the verdict */
+    char ctype[128]; /* the answer's Content-Type, for the verdict */
+    char conn[256];  /* the answer's Connection header values, comma-joined */
+    size_t conn_len;
     bool truncated;        /* the held answer was bigger than PG_FWD_HOLD_MAX */
     int64_t retry_after_s; /* the answer's Retry-After in seconds, -1 if none */
     int status;
@@ -165,7 +167,8 @@ static void fwd_put(struct pg_fwd *f)
         f->running = false;
     }
     pg_auth_cancel(&f->wait);
-    event_del(&f->idle);
+    if (event_initialized(&f->idle))
+        event_del(&f->idle);
     r->fwd = NULL;
     r->on_abort = NULL;
     r->on_writable = NULL;
@@ -374,7 +377,8 @@ static void set_method(CURL *e, struct pg_req *r, const char *body, size_t bn)
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bn);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, bn ? body : "");
     }
-    if (!post && strcmp(r->method, "GET") != 0)
+    /* a body makes curl send POST: any other method, GET included, is named explicitly */
+    if (!post && (bn || strcmp(r->method, "GET") != 0))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 }
 
@@ -418,8 +422,9 @@ static bool body_has_param(const struct pg_req *r, const char *body, size_t bn, 
     if (!bn || !ct)
         return false;
     if (pg_iprefix(ct, cn, "application/json")) {
+        /* a body the gateway cannot read might still be read by a lenient panel: refused */
         json_t *j = json_loadb(body, bn, JSON_DECODE_ANY, NULL);
-        bool has = j && json_is_object(j) && json_object_get(j, param);
+        bool has = !j || (json_is_object(j) && json_object_get(j, param));
         json_decref(j);
         return has;
     }
@@ -505,7 +510,8 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
         const char *body = bn ? (const char *)evbuffer_pullup(r->body, -1) : NULL;
         if (body_has_param(r, body, bn, param)) {
             fwd_put(f);
-            pg_resp_fail(r, PG_E_BAD_REQUEST, "The body carries a panel credential parameter.");
+            pg_resp_fail(r, PG_E_BAD_REQUEST,
+                         "The body is not readable JSON or carries a panel credential.");
             return;
         }
         if (f->query_len && strip_param(f, param)) {
@@ -529,6 +535,7 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
     f->head_len = 0;
     f->elen = 0;
     f->ctype[0] = '\0';
+    f->conn_len = 0;
     f->truncated = false;
     f->retry_after_s = -1;
     f->errbuf[0] = '\0';
@@ -616,9 +623,31 @@ static int64_t parse_clen(const char *v, size_t n)
     return x;
 }
 
+/* Drop the head lines whose names the upstream's Connection header lists (hop-by-hop,
+ * RFC 9110 7.6.1); the list may come before or after them, so this runs on the whole head. */
+static void drop_conn_listed(struct pg_fwd *f)
+{
+    size_t i = 0, o = 0;
+    while (i < f->head_len) {
+        const char *line = f->head + i;
+        const char *end = memchr(line, '\n', f->head_len - i);
+        size_t ll = end ? (size_t)(end - line) + 1 : f->head_len - i;
+        const char *colon = memchr(line, ':', ll);
+        size_t nl = colon ? (size_t)(colon - line) : 0;
+        if (!colon || !pg_hdr_conn_lists(f->conn, f->conn_len, line, nl)) {
+            memmove(f->head + o, line, ll);
+            o += ll;
+        }
+        i += ll;
+    }
+    f->head_len = o;
+}
+
 static int send_head(struct pg_fwd *f)
 {
     struct pg_req *r = f->req;
+    if (f->conn_len)
+        drop_conn_listed(f);
     int64_t clen = f->chunked_up ? -1 : f->clen;
     int rc = pg_resp_head(r, f->status, f->head, f->head_len, clen);
     f->head_len = 0;
@@ -636,6 +665,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->clen = -1;
         f->chunked_up = false;
         f->head_len = 0;
+        f->conn_len = 0;
         return f->status < 100 ? 0 : len;
     }
     size_t ln = len;
@@ -669,7 +699,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         memcpy(f->ctype, v, vn);
         f->ctype[vn] = '\0';
     }
-    if (pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
+    if (pg_ieq(p, nl, "connection") && f->conn_len + vn + 1 < sizeof f->conn) {
+        if (f->conn_len)
+            f->conn[f->conn_len++] = ',';
+        memcpy(f->conn + f->conn_len, v, vn);
+        f->conn_len += vn;
+    }
+    if (!pg_hdr_name_ok(p, nl) || pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
         return len;
     char rw[4096];
     if (f->up->auth && f->up->auth->rewrite_header) {

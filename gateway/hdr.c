@@ -73,6 +73,19 @@ bool pg_hdr_resp_drop(const char *p, size_t n)
            pg_iprefix(p, n, "ratelimit");
 }
 
+bool pg_hdr_name_ok(const char *p, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return false;
+    }
+    return true;
+}
+
 bool pg_hdr_value_ok(const char *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -24,6 +24,9 @@ bool pg_hdr_req_drop(const char *p, size_t n);
  * RateLimit* headers (the gateway sends its own). */
 bool pg_hdr_resp_drop(const char *p, size_t n);
 
+/* Is (p, n) a header name: one or more RFC 9110 token characters (no space, no colon)? */
+bool pg_hdr_name_ok(const char *p, size_t n);
+
 /* Is (v, n) a header value the gateway will pass on: no CR, LF or NUL? */
 bool pg_hdr_value_ok(const char *v, size_t n);
 

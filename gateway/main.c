@@ -121,6 +121,10 @@ static int run(const char *file)
     if (conf->workers != 1)
         pg_log(PG_LOG_WARN, "workers: %u requested; this build runs one event-loop worker",
                conf->workers);
+    /* the server holds its own reference: the snapshot (and its login transfers) must go with
+     * the server, before the curl multi it runs on */
+    pg_conf_unref(conf);
+    conf = NULL;
     if (event_base_dispatch(a.base) < 0)
         goto out_curl;
     pg_log(PG_LOG_INFO, "stopped");

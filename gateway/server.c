@@ -208,12 +208,6 @@ static int on_hvalue(http_parser *p, const char *at, size_t len)
     return append(c, at, len);
 }
 
-static bool is_tchar(int ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 /* Checks http_parser leaves to us: token header names (no space before the colon), values
  * without CR/LF/NUL, one Transfer-Encoding that is exactly "chunked". */
 static int check_headers(struct pg_conn *c)
@@ -223,11 +217,8 @@ static int check_headers(struct pg_conn *c)
     for (size_t i = 0; i < r->nhdrs; i++) {
         const char *n = pg_req_hname(r, i), *v = pg_req_hvalue(r, i);
         size_t nl = r->hdrs[i].name_len, vl = r->hdrs[i].value_len;
-        if (nl == 0)
+        if (!pg_hdr_name_ok(n, nl))
             return refuse(c, PG_E_BAD_REQUEST);
-        for (size_t k = 0; k < nl; k++)
-            if (!is_tchar((unsigned char)n[k]))
-                return refuse(c, PG_E_BAD_REQUEST);
         if (!pg_hdr_value_ok(v, vl))
             return refuse(c, PG_E_BAD_REQUEST);
         if (pg_ieq(n, nl, "transfer-encoding")) {

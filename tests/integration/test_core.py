@@ -158,6 +158,13 @@ class Core(unittest.TestCase):
             e = self.env.get("/echo/m", method=m, body=b"abc").json()
             self.assertEqual((e["method"], e["body"]), (m, "abc"))
 
+    def test_get_with_body_stays_get(self):
+        # a body must not turn a GET into a POST (that would also dodge method narrowing)
+        r = self.env.get("/echo/g", key=KEY_BOB, method="GET", body=b'{"a":1}')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["method"], "GET")
+        self.assertEqual(r.json()["body"], '{"a":1}')
+
     def test_chunked_request_body(self):
         c = self.env.conn()
         c.send(pgtest.build("POST", "/echo/c", dict(auth(KEY_ALICE), **{

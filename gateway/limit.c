@@ -19,7 +19,7 @@
 struct lqueue {
     struct lqueue *next;
     struct pg_limit *l;
-    char name[72];
+    char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
     struct pg_req *head, *tail;
     size_t n;
     struct event timer;
@@ -149,58 +149,76 @@ static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg)
 
 enum attempt { TAKEN, WAIT, FAILED };
 
-/* Try once: cool-down, then one token from every bucket. On WAIT, *wait_ms and *queue (may the
- * request wait, and until when) are set. */
-static enum attempt attempt(struct pg_limit *l, struct pg_req *r, uint64_t now, uint64_t *wait_ms,
-                            bool *queue, uint64_t *max_wait)
+/* May a request with the buckets of w wait (every one in queue mode), and how long at most? */
+static void queue_policy(const struct want *w, bool *queue, uint64_t *max_wait)
 {
-    struct want w;
-    collect(r, &w);
-    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
-    uint64_t cd = l->store->ops->cooldown_get(l->store, w.cd_key, now);
-    *queue = true;
+    *queue = w->n > 0;
     *max_wait = UINT64_MAX;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->rates[i]->mode != PG_RL_QUEUE)
+            *queue = false;
+        if (w->rates[i]->max_wait_ms < *max_wait)
+            *max_wait = w->rates[i]->max_wait_ms;
+    }
+}
+
+/* Try once: cool-down, then one token from every bucket of w. On WAIT, *wait_ms, whether r may
+ * queue and for how long, and *block (the key it waits for) are set. */
+static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
+                            uint64_t now, uint64_t *wait_ms, bool *queue, uint64_t *max_wait,
+                            const char **block)
+{
+    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+    uint64_t cd = l->store->ops->cooldown_get(l->store, w->cd_key, now);
+    *block = w->cd_key;
     if (cd) {
         *wait_ms = cd;
         *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
         *max_wait = up->rl.max_wait_ms;
         return WAIT;
     }
-    if (w.n == 0)
+    if (w->n == 0)
         return TAKEN;
     struct pg_bucket_result res;
     memset(&res, 0, sizeof res);
-    int rc = l->store->ops->take_all(l->store, w.kp, w.rates, w.n, now, &res);
+    int rc = l->store->ops->take_all(l->store, w->kp, w->rates, w->n, now, &res);
     if (rc < 0 || res.status < 0)
         return FAILED;
-    set_headers(r, &w, &res);
+    set_headers(r, w, &res);
     if (res.taken)
         return TAKEN;
     *wait_ms = res.wait_ms;
+    *queue = true;
+    *max_wait = UINT64_MAX;
+    bool found = false;
     for (size_t i = 0; i < res.n; i++) {
         if (res.b[i].remaining > 0)
             continue; /* this bucket had a token: its mode does not matter */
-        if (w.rates[i]->mode != PG_RL_QUEUE)
+        if (!found)
+            *block = w->kp[i];
+        found = true;
+        if (w->rates[i]->mode != PG_RL_QUEUE)
             *queue = false;
-        if (w.rates[i]->max_wait_ms < *max_wait)
-            *max_wait = w.rates[i]->max_wait_ms;
+        if (w->rates[i]->max_wait_ms < *max_wait)
+            *max_wait = w->rates[i]->max_wait_ms;
     }
     return WAIT;
 }
 
-/* May r wait (every bucket that applies is in queue mode), and how long at most? */
-static void queue_policy(const struct pg_req *r, bool *queue, uint64_t *max_wait)
+/* ms until r could take its tokens, looked up without taking any (queue timers). */
+static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t now)
 {
     struct want w;
     collect(r, &w);
-    *queue = w.n > 0;
-    *max_wait = UINT64_MAX;
+    uint64_t wait = l->store->ops->cooldown_get(l->store, w.cd_key, now);
     for (size_t i = 0; i < w.n; i++) {
-        if (w.rates[i]->mode != PG_RL_QUEUE)
-            *queue = false;
-        if (w.rates[i]->max_wait_ms < *max_wait)
-            *max_wait = w.rates[i]->max_wait_ms;
+        struct pg_bucket_result res;
+        memset(&res, 0, sizeof res);
+        if (l->store->ops->peek(l->store, w.kp[i], w.rates[i], now, &res) >= 0 && res.n == 1 &&
+            res.b[0].wait_ms > wait)
+            wait = res.b[0].wait_ms;
     }
+    return wait;
 }
 
 static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create);
@@ -241,9 +259,12 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
      * max_wait leave with a 429 wherever they are */
     while (q->head) {
         struct pg_req *r = q->head;
+        struct want w;
         uint64_t wait = 0, max_wait;
         bool qok;
-        enum attempt a = attempt(l, r, now, &wait, &qok, &max_wait);
+        const char *block;
+        collect(r, &w);
+        enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block);
         if (a == WAIT && now < r->ldeadline_ms)
             break;
         pg_limit_go_fn *go = (pg_limit_go_fn *)r->lgo;
@@ -267,17 +288,14 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         arm(q, now);
 }
 
-/* Wake at the next token for the head or the earliest deadline, whichever comes first. */
+/* Wake at the head's next token or the earliest deadline, whichever comes first. */
 static void arm(struct lqueue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
     for (struct pg_req *r = q->head; r; r = r->lnext)
         if (r->ldeadline_ms < at)
             at = r->ldeadline_ms;
-    uint64_t wait = 0, max_wait;
-    bool qok;
-    if (q->head && attempt(q->l, q->head, now, &wait, &qok, &max_wait) != WAIT)
-        wait = 0;
+    uint64_t wait = q->head ? peek_wait(q->l, q->head, now) : 0;
     if (now + wait < at)
         at = now + wait;
     uint64_t ms = at > now ? at - now : 0;
@@ -285,6 +303,7 @@ static void arm(struct lqueue *q, uint64_t now)
     event_add(&q->timer, &tv);
 }
 
+/* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
 static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create)
 {
     for (struct lqueue *q = l->queues; q; q = q->next)
@@ -306,20 +325,35 @@ static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create
     return q;
 }
 
+/* A queue that already holds requests wanting one of w's buckets (or its cool-down). */
+static struct lqueue *busy_queue(struct pg_limit *l, const struct want *w)
+{
+    struct lqueue *q = queue_of(l, w->cd_key, false);
+    if (q && q->head)
+        return q;
+    for (size_t i = 0; i < w->n; i++)
+        if ((q = queue_of(l, w->kp[i], false)) && q->head)
+            return q;
+    return NULL;
+}
+
 void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
 {
-    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     uint64_t now = pg_now_ms(), wait = 0, max_wait;
     bool queue;
+    struct want w;
+    const char *block = NULL;
     r->rl_hdrs_len = 0;
-    struct lqueue *q = queue_of(l, up->name, false);
+    collect(r, &w);
+    struct lqueue *q = busy_queue(l, &w);
     enum attempt a;
-    if (q && q->head) {
-        /* arrival order: nobody overtakes the queue, so no token is tried for now */
+    if (q) {
+        /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
-        queue_policy(r, &queue, &max_wait);
+        queue_policy(&w, &queue, &max_wait);
+        wait = peek_wait(l, q->head, now);
     } else {
-        a = attempt(l, r, now, &wait, &queue, &max_wait);
+        a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
     }
     if (a == TAKEN) {
         go(r);
@@ -333,12 +367,11 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
             pg_resp_fail(r, PG_E_INTERNAL, "The rate-limit store is unavailable.");
         return;
     }
-    if (!queue || max_wait == 0 || wait > max_wait) {
+    if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
         reject(r, wait, NULL);
         return;
     }
-    q = queue_of(l, up->name, true);
-    if (!q) {
+    if (!q && !(q = queue_of(l, block, true))) {
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
@@ -366,15 +399,17 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     uint64_t now = pg_now_ms();
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
-    struct lqueue *q = queue_of(l, up->name, false);
+    struct lqueue *q = queue_of(l, key, false);
     if (q && q->head)
         arm(q, now);
 }
 
 size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)
 {
+    char key[PG_KEY_MAX];
+    snprintf(key, sizeof key, "u:%s", up->name);
     for (const struct lqueue *q = l->queues; q; q = q->next)
-        if (strcmp(q->name, up->name) == 0)
+        if (strcmp(q->name, key) == 0)
             return q->n;
     return 0;
 }

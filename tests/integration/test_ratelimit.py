@@ -8,6 +8,7 @@ import unittest
 import pgtest
 from pgtest import KEY_ALICE, KEY_BOB, KEY_CAROL, Conn, auth, free_port, sha
 
+KEY_DAN = "pgk_test_dan_00000000000000000000000000000000"
 NAVIREC = free_port()
 NAVIXY = free_port()
 
@@ -20,6 +21,8 @@ limits: {max_connections: 2000}
 consumers:
   - {name: alice, key: "%(alice)s", allow: ["*"]}
   - {name: bob, key: "%(bob)s", allow: ["*"], rate_limit: {rate: 3/min, burst: 3}}
+  - {name: dan, key: "%(dan)s", allow: [free],
+     rate_limit: {rate: 30/min, burst: 1, mode: queue, max_wait: 5s}}
   - {name: carol, key: "%(carol)s", allow: [free, "reject:GET"],
      rate_limit: {rate: 3/min, burst: 3}}
 upstreams:
@@ -52,7 +55,7 @@ upstreams:
   - name: navixy
     url: http://127.0.0.1:%(navixy)d/v2
     auth: {type: navixy_session, login: fake-navixy-user, password: fake-navixy-pass}
-""" % dict(port=env.port, alice=sha(KEY_ALICE), bob=sha(KEY_BOB), carol=sha(KEY_CAROL), echo=env.echo_port,
+""" % dict(port=env.port, alice=sha(KEY_ALICE), bob=sha(KEY_BOB), carol=sha(KEY_CAROL), dan=sha(KEY_DAN), echo=env.echo_port,
            navirec=NAVIREC, navixy=NAVIXY)
 
 
@@ -164,6 +167,22 @@ class RateLimits(unittest.TestCase):
         codes = [self.env.get("/free/x", key=KEY_BOB).status for i in range(4)]
         self.assertEqual(codes, [200, 200, 200, 429])
         self.assertEqual(self.env.get("/free/x", key=KEY_ALICE).status, 200)
+
+    def test_queue_blocks_only_the_same_bucket(self):
+        self.assertEqual(self.env.get("/free/a", key=KEY_DAN).status, 200)  # dan's one token
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=self.env.get("/free/b", key=KEY_DAN)))
+        t.start()  # dan waits about 2 s for his next token
+        end = time.monotonic() + 5
+        while self.env.fake_stats()["hits"] < 1 and time.monotonic() < end:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        r = self.env.get("/free/c", key=KEY_ALICE)  # no bucket of alice's is involved
+        self.assertEqual(r.status, 200)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        t.join(10)
+        self.assertEqual(out["r"].status, 200)
 
     def cooldown(self, prefix, port, knob):
         fake(port, "POST", "/_fake/reset")

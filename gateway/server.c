@@ -310,7 +310,8 @@ static void access_log(struct pg_conn *c, int status)
 {
     struct pg_worker *w = &c->srv->w;
     struct pg_req *r = &c->req;
-    if (!w->log)
+    /* a log that cannot keep up loses lines rather than memory */
+    if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
         return;
     /* the path only: query strings may carry panel credentials */
     const char *u = r->url_len ? r->hbuf + r->url : "-";

@@ -65,6 +65,26 @@ else
     done_step "ASan+UBSan tests"
 fi
 
+step "fuzz (libFuzzer, when clang is installed)"
+if command -v clang >/dev/null 2>&1; then
+    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPG_FUZZ=ON -DPG_TESTS=ON >/dev/null ||
+        fail "configure build-fuzz/"
+    cmake --build build-fuzz -j"$JOBS" --target fuzz_perr || fail "build fuzz_perr"
+    FUZZ_CORPUS=$(mktemp -d)
+    cp tests/fuzz/corpus/perr/* "$FUZZ_CORPUS"/
+    build-fuzz/tests/fuzz_perr -max_total_time="${PG_FUZZ_SECONDS:-20}" "$FUZZ_CORPUS" \
+        >build-fuzz/fuzz_perr.log 2>&1 || {
+        tail -n 40 build-fuzz/fuzz_perr.log
+        fail "fuzz_perr found a crash (log: build-fuzz/fuzz_perr.log)"
+    }
+    rm -rf "$FUZZ_CORPUS"
+    tail -n 1 build-fuzz/fuzz_perr.log
+    SUMMARY+=("fuzz")
+else
+    echo "clang not installed: libFuzzer run SKIPPED (the corpus replay ran in ctest)"
+    SUMMARY+=("fuzz: SKIPPED")
+fi
+
 step "clang-format"
 if command -v clang-format >/dev/null 2>&1; then
     mapfile -t CFILES < <(find gateway plugins tests -type f -name '*.[ch]' 2>/dev/null | sort)

@@ -169,6 +169,19 @@ static int h_status(struct fp_service *svc, struct evhttp_request *req,
         fp_reply_error(req, HTTP_BADREQUEST, "bad code (200-599)");
         return 0;
     }
+    /* header=Name:value (repeatable): extra answer headers, to test what the gateway drops */
+    const struct evkeyval *kv;
+    TAILQ_FOREACH(kv, query, next)
+    {
+        const char *colon = strcmp(kv->key, "header") == 0 ? strchr(kv->value, ':') : NULL;
+        char name[64];
+        size_t nl = colon ? (size_t)(colon - kv->value) : 0;
+        if (!colon || nl == 0 || nl >= sizeof name)
+            continue;
+        memcpy(name, kv->value, nl);
+        name[nl] = '\0';
+        evhttp_add_header(evhttp_request_get_output_headers(req), name, colon + 1);
+    }
     if (body != NULL)
         return fp_reply_text(req, (int)code, body);
     n = snprintf(dflt, sizeof(dflt), "{\"status\":%" PRIu64 "}", code);

@@ -203,6 +203,14 @@ class Core(unittest.TestCase):
         for h in ("x-drop-me", "keep-alive", "te", "upgrade", "proxy-authorization"):
             self.assertEqual(hdr(e, h), [], h)
 
+    def test_upstream_connection_listed_headers_dropped(self):
+        r = self.env.get("/echo/status?code=200&body=x&header=Connection:X-Internal"
+                         "&header=X-Internal:secret&header=X-Public:ok&header=Keep-Alive:t%3D5")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("x-public"), "ok")
+        self.assertIsNone(r.header("x-internal"))
+        self.assertIsNone(r.header("keep-alive"))
+
     def test_keepalive_200_requests(self):
         c = self.env.conn()
         try:

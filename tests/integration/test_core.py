@@ -410,6 +410,31 @@ class Core(unittest.TestCase):
             self.assertLess(time.monotonic(), end)
             time.sleep(0.05)
 
+    def test_access_log_line(self):
+        r = self.env.get("/echo/logged/path?hash=0123456789abcdef0123456789abcdef",
+                         headers={"X-Request-Id": "log-line-1"})
+        self.assertEqual(r.status, 200)
+        path = self.env.tmp + "/access.log"
+        end = time.monotonic() + 5  # the log is flushed once a second
+        line = None
+        while line is None and time.monotonic() < end:
+            try:
+                with open(path) as f:
+                    line = next((l for l in f if " log-line-1 " in l), None)
+            except FileNotFoundError:
+                pass
+            if line is None:
+                time.sleep(0.1)
+        self.assertIsNotNone(line)
+        fields = line.split()
+        # time peer request-id consumer method path status bytes duration upstream
+        self.assertEqual(fields[1:7], ["127.0.0.1", "log-line-1", "alice", "GET",
+                                       "/echo/logged/path", "200"])
+        self.assertEqual(int(fields[7]), len(r.body))
+        self.assertRegex(fields[8], r"^\d+ms$")
+        self.assertEqual(fields[9], "echo")
+        self.assertNotIn("hash", line)
+
     def test_access_log_no_secrets(self):
         self.env.get("/echo/x?hash=0123456789abcdef0123456789abcdef")
         out = self.env.gateway_output()

@@ -1,7 +1,7 @@
 /* limit.h -- rate-limit admission (SPEC section 4): the buckets a request takes from (upstream,
  * longest matching route, consumer), reject or FIFO queue, panel cool-downs, the RateLimit
  * headers and /_gateway/me. One per worker, on a bucket store it owns. Queued requests cost no
- * thread and no timer of their own: one timer per upstream queue. */
+ * thread and no timer of their own: one timer per queue, one queue per bucket key. */
 #ifndef PG_LIMIT_H
 #define PG_LIMIT_H
 

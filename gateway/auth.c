@@ -10,6 +10,7 @@
 
 #include "curlev.h"
 #include "envelope.h"
+#include "metrics.h"
 #include "util.h"
 
 #define PG_LOGIN_BODY_MAX (64 * 1024)
@@ -178,6 +179,7 @@ static void login_done(CURL *e, CURLcode res, void *priv)
         OPENSSL_cleanse(&s, sizeof s);
     }
     OPENSSL_cleanse(rt->rbuf, rt->rlen);
+    pg_metrics_login(rt->w->metrics, rt->up->name, rc == 0);
     if (rc == 0) {
         pg_log(PG_LOG_INFO, "upstream %s: logged in", rt->up->name);
         wake(rt, true, NULL);

@@ -19,6 +19,7 @@
 #include "curlev.h"
 #include "hdr.h"
 #include "limit.h"
+#include "metrics.h"
 #include "perr.h"
 #include "query.h"
 #include "util.h"
@@ -169,6 +170,7 @@ static void fwd_put(struct pg_fwd *f)
     pg_auth_cancel(&f->wait);
     if (event_initialized(&f->idle))
         event_del(&f->idle);
+    pg_metrics_inflight(r->w->metrics, f->up->name, -1);
     r->fwd = NULL;
     r->on_abort = NULL;
     r->on_writable = NULL;
@@ -443,6 +445,7 @@ static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_s
     char msg[160];
     snprintf(msg, sizeof msg, "%s rejected the gateway's credentials", up->name);
     struct pg_envelope e = { .code = PG_E_UPSTREAM_AUTH_FAILED, .message = msg };
+    pg_metrics_upstream_error(r->w->metrics, up->name, PG_ME_AUTH);
     if (err && !upstream_status)
         upstream_status = err->upstream_status;
     if (err && (upstream_status || err->upstream_code[0] || err->upstream_message[0])) {
@@ -496,6 +499,7 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     }
     f->req = r;
     f->up = up;
+    pg_metrics_inflight(r->w->metrics, up->name, 1);
     f->rest = rest;
     f->rest_len = rest_len;
     f->query = query;
@@ -783,6 +787,10 @@ static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLc
         code = PG_E_UPSTREAM_ERROR;
         what = "sent a malformed answer";
     }
+    pg_metrics_upstream_error(r->w->metrics, up->name,
+                              code == PG_E_UPSTREAM_TIMEOUT ? PG_ME_TIMEOUT
+                              : code == PG_E_UPSTREAM_ERROR ? PG_ME_MALFORMED
+                                                            : PG_ME_UNAVAILABLE);
     int k = snprintf(msg, sizeof msg, "Upstream %s %s.", up->name, what);
     pg_resp_fail(r, code, k > 0 && (size_t)k < sizeof msg ? msg : NULL);
 }

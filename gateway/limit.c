@@ -11,6 +11,7 @@
 #include <event2/event_struct.h>
 
 #include "envelope.h"
+#include "metrics.h"
 #include "util.h"
 
 #define PG_KEY_MAX 200
@@ -138,8 +139,17 @@ static uint64_t ceil_s(uint64_t ms)
     return ms ? (ms + 999) / 1000 : 0;
 }
 
-static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg)
+/* The metric scope of a bucket key ("u:", "r:", "c:"); the cool-down key is the "u:" one. */
+static enum pg_metric_scope scope_of(const char *key, bool cooldown)
 {
+    if (cooldown)
+        return PG_MS_COOLDOWN;
+    return key[0] == 'r' ? PG_MS_ROUTE : key[0] == 'c' ? PG_MS_CONSUMER : PG_MS_UPSTREAM;
+}
+
+static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_metric_scope sc)
+{
+    pg_metrics_limited(r->w->metrics, r->conf->upstreams[r->upstream].name, sc);
     struct pg_envelope e = { .code = PG_E_RATE_LIMITED, .message = msg, .has_retry_after = true };
     e.retry_after_s = ceil_s(wait_ms);
     if (e.retry_after_s == 0)
@@ -272,7 +282,8 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         if (a == TAKEN)
             go(r);
         else if (a == WAIT)
-            reject(r, wait, "Rate limit exceeded: waited max_wait in the queue.");
+            reject(r, wait, "Rate limit exceeded: waited max_wait in the queue.",
+                   scope_of(q->name, false));
         else
             pg_resp_fail(r, PG_E_INTERNAL, NULL);
     }
@@ -280,7 +291,8 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         struct pg_req *next = r->lnext;
         if (r->ldeadline_ms <= now) {
             unlink_req(q, r);
-            reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.");
+            reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.",
+                   scope_of(q->name, false));
         }
         r = next;
     }
@@ -368,7 +380,7 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
         return;
     }
     if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
-        reject(r, wait, NULL);
+        reject(r, wait, NULL, q ? scope_of(q->name, false) : scope_of(block, block == w.cd_key));
         return;
     }
     if (!q && !(q = queue_of(l, block, true))) {

@@ -28,6 +28,7 @@ struct pg_worker {
     struct pg_curlev *curl;
     struct pg_fwd_pool *fwds;
     struct pg_limit *limit;
+    struct pg_metrics *metrics;
     bool tls; /* listener speaks TLS (X-Forwarded-Proto) */
     bool draining;
     uint64_t nconns;

@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "keys.h"
 #include "limit.h"
+#include "metrics.h"
 #include "req.h"
 #include "route.h"
 #include "util.h"
@@ -310,6 +311,9 @@ static void access_log(struct pg_conn *c, int status)
 {
     struct pg_worker *w = &c->srv->w;
     struct pg_req *r = &c->req;
+    pg_metrics_request(w->metrics,
+                       r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
+                       r->method, status, r->start_ms ? pg_now_ms() - r->start_ms : 0);
     /* a log that cannot keep up loses lines rather than memory */
     if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
         return;
@@ -522,9 +526,43 @@ static void serve_status(struct pg_conn *c)
     evbuffer_free(b);
 }
 
+/* GET /_gateway/metrics: Prometheus text; an admin key unless metrics.public (SPEC 6). */
+static void serve_metrics(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    if (!r->conf->metrics_public) {
+        r->consumer = caller(c);
+        if (!r->consumer) {
+            pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
+            return;
+        }
+        if (!r->consumer->admin) {
+            pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
+            return;
+        }
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b || pg_metrics_render(r->w->metrics, r->w->nconns, b)) {
+        if (b)
+            evbuffer_free(b);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    size_t n = evbuffer_get_length(b);
+    pg_resp_simple(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(b, -1), n);
+    evbuffer_free(b);
+}
+
 static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
 {
     struct pg_req *r = &c->req;
+    if (pg_ieq(path, n, "/_gateway/metrics")) {
+        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
+            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
+        else
+            serve_metrics(c);
+        return;
+    }
     if (pg_ieq(path, n, "/_gateway/status")) {
         if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
             pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
@@ -948,7 +986,8 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     s->w.fwds = pg_fwd_pool_new();
     /* bounded by the configured names (upstreams + routes + consumers), far below this */
     s->w.limit = pg_limit_new(base, pg_bucket_local_new(100000));
-    if (!s->w.curl || !s->w.fwds || !s->w.limit)
+    s->w.metrics = pg_metrics_new();
+    if (!s->w.curl || !s->w.fwds || !s->w.limit || !s->w.metrics)
         goto fail_msg;
     if (open_log(s, err, cap))
         goto fail;
@@ -1040,6 +1079,7 @@ void pg_server_free(struct pg_server *s)
     if (s->w.log_fd > STDERR_FILENO)
         close(s->w.log_fd);
     pg_limit_free(s->w.limit);
+    pg_metrics_free(s->w.metrics);
     /* the snapshot first: its login transfers leave the multi before the multi goes */
     pg_conf_unref(s->w.conf);
     pg_fwd_pool_free(s->w.fwds);

@@ -26,6 +26,7 @@ def config(env):
 listen: {address: 127.0.0.1, port: %(port)d}
 public_url: http://127.0.0.1:%(port)d
 access_log: stdout
+metrics: {public: true}
 consumers:
   - {name: alice, key: "%(alice)s", allow: ["*"]}
 upstreams:
@@ -236,6 +237,12 @@ class Panels(unittest.TestCase):
         st = self.cold_burst("navixy", "/navixy_cold/tracker/list")
         self.assertEqual(st["logins"], 1)
         self.assertEqual(st["hits"], 51)  # 50 requests and the one login
+        m = self.env.get("/_gateway/metrics", key=None)  # metrics.public: no key needed
+        self.assertEqual(m.status, 200)
+        self.assertIn(b'panelgate_upstream_logins_total{upstream="navixy_cold",result="ok"} 1\n',
+                      m.body)
+        self.assertIn(b'panelgate_requests_total{upstream="navixy_cold",method="GET",'
+                      b'status="200"} 50\n', m.body)
 
     def test_single_flight_openpanel(self):
         st = self.cold_burst("openpanel", "/openpanel_cold/api/users")

@@ -19,7 +19,7 @@ listen: {address: 127.0.0.1, port: %(port)d}
 access_log: off
 limits: {max_connections: 2000}
 consumers:
-  - {name: alice, key: "%(alice)s", allow: ["*"]}
+  - {name: alice, key: "%(alice)s", allow: ["*"], admin: true}
   - {name: bob, key: "%(bob)s", allow: ["*"], rate_limit: {rate: 3/min, burst: 3}}
   - {name: dan, key: "%(dan)s", allow: [free],
      rate_limit: {rate: 30/min, burst: 1, mode: queue, max_wait: 5s}}
@@ -46,6 +46,10 @@ upstreams:
     url: http://127.0.0.1:%(echo)d
     auth: {type: static, bearer: rl-test-token}
     rate_limit: {rate: 20/s, burst: 20}
+  - name: metered
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: rl-test-token}
+    rate_limit: {rate: 1/min, burst: 2}
   - name: free
     url: http://127.0.0.1:%(echo)d
     auth: {type: static, bearer: rl-test-token}
@@ -157,6 +161,32 @@ class RateLimits(unittest.TestCase):
         c1.close()
         paths = self.env.fake_stats()["last_path"]
         self.assertEqual(paths, "/short/c".replace("/short", ""))
+
+    def test_metrics(self):
+        parallel(6, lambda c, i: c.request("GET", "/metered/m?i=%d" % i, auth(KEY_ALICE)))
+        self.assertEqual(self.env.get("/_gateway/metrics", key=KEY_BOB).status, 403)
+        self.assertEqual(self.env.get("/_gateway/metrics", key=None).status, 401)
+        r = self.env.get("/_gateway/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("content-type").startswith("text/plain"))
+        text = r.body.decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                values[k] = float(v)
+        self.assertEqual(values['panelgate_rate_limited_total{upstream="metered",'
+                                'scope="upstream"}'], 4)
+        self.assertEqual(values['panelgate_requests_total{upstream="metered",'
+                                'method="GET",status="429"}'], 4)
+        self.assertEqual(values['panelgate_requests_total{upstream="metered",'
+                                'method="GET",status="200"}'], 2)
+        self.assertGreaterEqual(values["panelgate_connections_active"], 1)
+        self.assertEqual(values['panelgate_inflight_requests{upstream="metered"}'], 0)
+        self.assertEqual(values['panelgate_request_duration_seconds_count{upstream="metered"}'], 6)
+        self.assertEqual(values['panelgate_request_duration_seconds_bucket{upstream="metered",'
+                                'le="+Inf"}'], 6)
+        self.assertIn("# TYPE panelgate_request_duration_seconds histogram", text)
 
     def test_route_and_consumer_buckets_independent(self):
         codes = [self.env.get("/routed/trips/%d" % i).status for i in range(3)]

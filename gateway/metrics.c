@@ -14,6 +14,8 @@
 
 static const double bucket_s[PG_MET_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                  0.5,   1,    2.5,   5,    10 };
+static const uint64_t bucket_ms[PG_MET_BUCKETS] = { 5,   10,   25,   50,   100,  250,
+                                                    500, 1000, 2500, 5000, 10000 };
 static const char *const methods[] = { "GET",   "HEAD",   "POST",    "PUT",
                                        "PATCH", "DELETE", "OPTIONS", "other" };
 #define PG_MET_METHODS (sizeof methods / sizeof methods[0])
@@ -97,7 +99,7 @@ void pg_metrics_request(struct pg_metrics *m, const char *upstream, const char *
     }
     c->n++;
     size_t b = 0;
-    while (b < PG_MET_BUCKETS && (double)ms / 1000.0 > bucket_s[b])
+    while (b < PG_MET_BUCKETS && ms > bucket_ms[b])
         b++;
     if (b < PG_MET_BUCKETS)
         s->hist[b]++;

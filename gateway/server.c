@@ -469,126 +469,106 @@ static void set_rid(struct pg_conn *c)
 
 static const struct pg_consumer *caller(struct pg_conn *c);
 
-static void serve_me(struct pg_conn *c)
+/* ---- the gateway's own endpoints (SPEC section 6) ---- */
+
+static int body_me(struct pg_conn *c, struct evbuffer *out)
 {
     struct pg_req *r = &c->req;
-    r->consumer = caller(c);
-    if (!r->consumer) {
-        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
-        return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    if (!b || pg_limit_me(r->w->limit, r->conf, r->consumer, b)) {
-        if (b)
-            evbuffer_free(b);
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
-    }
-    size_t n = evbuffer_get_length(b);
-    const char *p = (const char *)evbuffer_pullup(b, -1);
-    pg_resp_simple(r, 200, "application/json", p, n);
-    evbuffer_free(b);
+    return pg_limit_me(r->w->limit, r->conf, r->consumer, out);
 }
 
-/* GET /_gateway/status (admin key): per upstream, logins, queue and cool-down (SPEC 6). */
-static void serve_status(struct pg_conn *c)
+static int body_status(struct pg_conn *c, struct evbuffer *out)
 {
     struct pg_req *r = &c->req;
-    r->consumer = caller(c);
-    if (!r->consumer) {
-        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
-        return;
-    }
-    if (!r->consumer->admin) {
-        pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
-        return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    int rc = b ? evbuffer_add_printf(b, "{\"connections\":%llu,\"upstreams\":[",
-                                     (unsigned long long)r->w->nconns)
-               : -1;
-    for (size_t i = 0; rc >= 0 && i < r->conf->nupstreams; i++) {
+    if (evbuffer_add_printf(out, "{\"connections\":%llu,\"upstreams\":[",
+                            (unsigned long long)r->w->nconns) < 0)
+        return -1;
+    for (size_t i = 0; i < r->conf->nupstreams; i++) {
         const struct pg_upstream *up = &r->conf->upstreams[i];
-        rc = evbuffer_add_printf(
-            b, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
-            i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
-            pg_limit_queued(r->w->limit, up),
-            (unsigned long long)pg_limit_cooldown_left(r->w->limit, up));
+        if (evbuffer_add_printf(
+                out, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
+                i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
+                pg_limit_queued(r->w->limit, up),
+                (unsigned long long)pg_limit_cooldown_left(r->w->limit, up)) < 0)
+            return -1;
     }
-    if (rc < 0 || evbuffer_add(b, "]}", 2)) {
-        if (b)
-            evbuffer_free(b);
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
-    }
-    size_t n = evbuffer_get_length(b);
-    pg_resp_simple(r, 200, "application/json", (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
+    return evbuffer_add(out, "]}", 2);
 }
 
-/* GET /_gateway/metrics: Prometheus text; an admin key unless metrics.public (SPEC 6). */
-static void serve_metrics(struct pg_conn *c)
+static int body_metrics(struct pg_conn *c, struct evbuffer *out)
+{
+    return pg_metrics_render(c->srv->w.metrics, c->srv->w.nconns, out);
+}
+
+enum access { ACC_KEY, ACC_ADMIN, ACC_ADMIN_UNLESS_PUBLIC };
+
+static const struct endpoint {
+    const char *path;
+    enum access access;
+    const char *ctype;
+    int (*body)(struct pg_conn *c, struct evbuffer *out);
+} endpoints[] = {
+    { "/_gateway/me", ACC_KEY, "application/json", body_me },
+    { "/_gateway/status", ACC_ADMIN, "application/json", body_status },
+    { "/_gateway/metrics", ACC_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics },
+};
+
+/* Who may read it: 401 without a known key, 403 without an admin one. true when allowed. */
+static bool endpoint_allowed(struct pg_conn *c, enum access access)
 {
     struct pg_req *r = &c->req;
-    if (!r->conf->metrics_public) {
-        r->consumer = caller(c);
-        if (!r->consumer) {
-            pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
-            return;
-        }
-        if (!r->consumer->admin) {
-            pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
-            return;
-        }
+    if (access == ACC_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)
+        return true;
+    r->consumer = caller(c);
+    if (!r->consumer) {
+        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
+        return false;
     }
-    struct evbuffer *b = evbuffer_new();
-    if (!b || pg_metrics_render(r->w->metrics, r->w->nconns, b)) {
-        if (b)
-            evbuffer_free(b);
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
+    if (access != ACC_KEY && !r->consumer->admin) {
+        pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
+        return false;
     }
-    size_t n = evbuffer_get_length(b);
-    pg_resp_simple(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
+    return true;
 }
 
 static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
 {
     struct pg_req *r = &c->req;
-    if (pg_ieq(path, n, "/_gateway/metrics")) {
-        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
-            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        else
-            serve_metrics(c);
-        return;
-    }
-    if (pg_ieq(path, n, "/_gateway/status")) {
-        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
-            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        else
-            serve_status(c);
-        return;
-    }
-    if (pg_ieq(path, n, "/_gateway/me")) {
-        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
-            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        else
-            serve_me(c);
-        return;
-    }
+    bool read = r->method_bit == PG_M_GET || r->method_bit == PG_M_HEAD;
     if (pg_ieq(path, n, "/_gateway/health")) {
-        if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        if (!read)
             pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        } else if (c->srv->w.draining) {
+        else if (c->srv->w.draining)
             pg_resp_fail(r, PG_E_DRAINING, NULL);
-        } else {
-            static const char ok[] = "{\"status\":\"ok\"}";
+        else
             pg_resp_simple(r, 200, "application/json", ok, sizeof ok - 1);
-        }
         return;
     }
-    pg_resp_fail(r, PG_E_NOT_FOUND, "No such gateway endpoint.");
+    const struct endpoint *ep = NULL;
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (pg_ieq(path, n, endpoints[i].path))
+            ep = &endpoints[i];
+    if (!ep) {
+        pg_resp_fail(r, PG_E_NOT_FOUND, "No such gateway endpoint.");
+        return;
+    }
+    if (!read) {
+        pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (!endpoint_allowed(c, ep->access))
+        return;
+    struct evbuffer *b = evbuffer_new();
+    if (!b || ep->body(c, b)) {
+        if (b)
+            evbuffer_free(b);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    size_t len = evbuffer_get_length(b);
+    pg_resp_simple(r, 200, ep->ctype, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
 }
 
 /* The consumer whose key the request carries, or NULL. */

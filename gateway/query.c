@@ -66,12 +66,6 @@ size_t pg_query_add_room(const char *name, const char *value)
     return strlen(name) + 3 * strlen(value) + 3;
 }
 
-static bool unreserved(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
 size_t pg_query_add(char *out, bool has_query, const char *name, const char *value)
 {
     static const char hexd[] = "0123456789ABCDEF";
@@ -82,7 +76,7 @@ size_t pg_query_add(char *out, bool has_query, const char *name, const char *val
     out[n++] = '=';
     for (; *value; value++) {
         unsigned char c = (unsigned char)*value;
-        if (unreserved(c)) {
+        if (pg_unreserved(c)) {
             out[n++] = (char)c;
         } else {
             out[n++] = '%';

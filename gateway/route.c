@@ -5,12 +5,6 @@
 
 #include "util.h"
 
-static bool is_unreserved(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
 /* Handle the segment just finished in out[seg..*o): drop "." and resolve "..". -1 above root. */
 static int close_segment(char *out, size_t seg, size_t *o)
 {
@@ -51,7 +45,7 @@ long pg_path_normalize(const char *p, size_t n, char *out, size_t cap)
                 return -1;
             int d = hi * 16 + lo;
             i += 2;
-            if (is_unreserved(d)) {
+            if (pg_unreserved(d)) {
                 out[o++] = (char)d;
             } else if (d == '/' || d == '\\' || d == 0) {
                 return -1; /* an upstream might decode these into a path separator */

@@ -73,6 +73,12 @@ int pg_hexval(int c)
     return -1;
 }
 
+bool pg_unreserved(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 void pg_trim(const char **p, size_t *n)
 {
     while (*n && ((*p)[0] == ' ' || (*p)[0] == '\t')) {

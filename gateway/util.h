@@ -27,6 +27,9 @@ void pg_hex(const uint8_t *in, size_t n, char *out);
 /* Value of a hex digit, -1 if c is not one. */
 int pg_hexval(int c);
 
+/* Is c an RFC 3986 unreserved character (ALPHA DIGIT - . _ ~)? */
+bool pg_unreserved(int c);
+
 /* Trim spaces and tabs at both ends of (*p, *n). */
 void pg_trim(const char **p, size_t *n);
 

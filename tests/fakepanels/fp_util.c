@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "gateway/util.h"
 #include "fp.h"
 
 /* ---- numbers, time, strings ------------------------------------------------------------------ */
@@ -319,17 +320,6 @@ bool fp_media_is(const char *value, const char *type)
 
 /* ---- forms and queries ----------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decoded byte at p[*i] (advancing *i): "%XX" is one byte, '+' a space; a '%' without two hex
  * digits stays itself, as the panels' frameworks leave it. */
 static char decode_at(const char *p, size_t n, size_t *i)
@@ -340,8 +330,8 @@ static char decode_at(const char *p, size_t n, size_t *i)
         (*i)++;
         return ' ';
     }
-    if (c == '%' && n - *i >= 3 && hexval(p[*i + 1]) >= 0 && hexval(p[*i + 2]) >= 0) {
-        char v = (char)(hexval(p[*i + 1]) * 16 + hexval(p[*i + 2]));
+    if (c == '%' && n - *i >= 3 && pg_hexval(p[*i + 1]) >= 0 && pg_hexval(p[*i + 2]) >= 0) {
+        char v = (char)(pg_hexval(p[*i + 1]) * 16 + pg_hexval(p[*i + 2]));
         *i += 3;
         return v;
     }

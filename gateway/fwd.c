@@ -47,7 +47,8 @@ struct pg_fwd {
     size_t hcap, hused;
     char *url;
     size_t ucap;
-    char *head; /* answer header lines for the caller, until the head is complete */
+    size_t path_off, path_end; /* in url: where the path starts, and its end ('?' or NUL) */
+    char *head;                /* answer header lines for the caller, until the head is complete */
     size_t head_len, head_cap;
     const char *rest, *query; /* the request's target, borrowed from the connection */
     size_t rest_len, query_len;
@@ -313,6 +314,7 @@ static int build_url(struct pg_fwd *f, const char **target, size_t *target_len)
         memcpy(u + n, f->rest, rn);
         n += rn;
     }
+    f->path_end = n;
     if (qn) {
         u[n++] = '?';
         memcpy(u + n, f->query, qn);
@@ -321,8 +323,9 @@ static int build_url(struct pg_fwd *f, const char **target, size_t *target_len)
     u[n] = '\0';
     const char *p = strstr(u, "://");
     p = p ? strchr(p + 3, '/') : NULL;
-    *target = p ? p : u + n;
-    *target_len = p ? (size_t)(u + n - p) : 0;
+    f->path_off = p ? (size_t)(p - u) : n;
+    *target = u + f->path_off;
+    *target_len = n - f->path_off;
     return 0;
 }
 
@@ -351,11 +354,9 @@ static int set_url(struct pg_fwd *f)
         f->cu_up = strdup(f->up->url);
         return 0;
     }
-    const char *p = strstr(f->url, "://");
-    p = p ? strchr(p + 3, '/') : NULL;
-    if (!p)
-        return -1;
-    char *q = strchr(p, '?');
+    /* build_url found the path; the plugin's parameter may have added the '?' since */
+    const char *p = f->url + f->path_off;
+    char *q = f->url[f->path_end] == '?' ? f->url + f->path_end : NULL;
     if (q)
         *q = '\0';
     int rc = curl_url_set(f->cu, CURLUPART_PATH, p, CURLU_PATH_AS_IS) != CURLUE_OK ||

@@ -298,7 +298,7 @@ static const http_parser_settings psettings = {
     .on_message_complete = on_complete,
 };
 
-/* ---- access log ---- */
+/* ---- per-answer accounting: metrics and the access log ---- */
 
 static void log_flush(struct pg_worker *w)
 {
@@ -307,7 +307,8 @@ static void log_flush(struct pg_worker *w)
             break;
 }
 
-static void access_log(struct pg_conn *c, int status)
+/* An answer is done: count it (metrics) and log it (access log). */
+static void record_answer(struct pg_conn *c, int status)
 {
     struct pg_worker *w = &c->srv->w;
     struct pg_req *r = &c->req;
@@ -423,7 +424,7 @@ static void start_close(struct pg_conn *c)
 static void req_done(struct pg_req *r, bool ok)
 {
     struct pg_conn *c = conn_of(r);
-    access_log(c, r->status);
+    record_answer(c, r->status);
     if (r->conf) {
         pg_conf_unref(r->conf);
         r->conf = NULL;
@@ -816,7 +817,7 @@ static void conn_free(struct pg_conn *c)
     if (c->state == CS_BUSY) {
         if (r->on_abort)
             r->on_abort(r);
-        access_log(c, 499); /* nginx's code for "the caller closed first" */
+        record_answer(c, 499); /* nginx's code for "the caller closed first" */
     }
     if (r->conf)
         pg_conf_unref(r->conf);

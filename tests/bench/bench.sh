@@ -8,6 +8,8 @@
 #
 # Environment (defaults in brackets):
 #   DUR [10] seconds per run   ROUNDS [3]   CONNS [50]   THREADS [1]   WARMUP [2] seconds, 0 = none
+#   PANELGATE_B                with PEERS containing "baseline": a second panelgate binary run
+#                              on the same config, for before/after comparisons (A/B)
 #   PEERS ["nginx panelgate"]  which to measure, in this order each round; "upstream" = the
 #                              upstream alone (calibration)
 #   PANELGATE                  a prebuilt binary; default: a Release build in build-bench/
@@ -64,8 +66,8 @@ konglike)
 esac
 for p in $PEERS; do
     case $p in
-    upstream | nginx | panelgate) ;;
-    *) die "PEERS: unknown peer '$p' (upstream, nginx, panelgate)" ;;
+    upstream | nginx | panelgate | baseline) ;;
+    *) die "PEERS: unknown peer '$p' (upstream, nginx, panelgate, baseline)" ;;
     esac
 done
 want()
@@ -80,6 +82,9 @@ echo "==> dependencies"
 pg_deps_ensure
 if [ ${#EXTRA_PKGS[@]} -gt 0 ]; then
     pg_deps_ensure "${EXTRA_PKGS[@]}"
+fi
+if want baseline && [ ! -x "${PANELGATE_B:-}" ]; then
+    die "PEERS has baseline: set PANELGATE_B to a panelgate binary"
 fi
 for c in nginx wrk curl python3 sha256sum; do
     command -v "$c" >/dev/null 2>&1 || die "$c not found"
@@ -118,9 +123,9 @@ trap cleanup EXIT
 trap 'echo; echo "bench: interrupted; results so far in $WORK" >&2; exit 130' INT TERM
 
 # ---- ports ------------------------------------------------------------------------------------
-read -r P1 P2 P3 < <(python3 -c '
+read -r P1 P2 P3 P4 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))
@@ -128,6 +133,7 @@ print(*(s.getsockname()[1] for s in ss))
 UP_PORT=${UP_PORT:-$P1}
 NGINX_PORT=${NGINX_PORT:-$P2}
 PG_PORT=${PG_PORT:-$P3}
+PG_B_PORT=${PG_B_PORT:-$P4}
 
 # ---- caller key -------------------------------------------------------------------------------
 # `panelgate keygen --name N` prints the key (pgk_...) first and a config line with
@@ -235,6 +241,13 @@ if want panelgate; then
     PIDS+=($!)
     wait_http "http://127.0.0.1:$PG_PORT/_gateway/health" $! "$WORK/panelgate.log"
 fi
+if want baseline; then
+    echo "==> baseline panelgate on 127.0.0.1:$PG_B_PORT ($PANELGATE_B)"
+    sed "s/port: $PG_PORT}/port: $PG_B_PORT}/" "$WORK/panelgate.yaml" >"$WORK/baseline.yaml"
+    "$PANELGATE_B" -c "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$PG_B_PORT/_gateway/health" $! "$WORK/baseline.log"
+fi
 
 url_of()
 {
@@ -242,6 +255,7 @@ url_of()
     upstream) echo "http://127.0.0.1:$UP_PORT/anything" ;;
     nginx) echo "http://127.0.0.1:$NGINX_PORT/anything" ;;
     panelgate) echo "http://127.0.0.1:$PG_PORT/$UPNAME/anything" ;;
+    baseline) echo "http://127.0.0.1:$PG_B_PORT/$UPNAME/anything" ;;
     esac
 }
 
@@ -340,6 +354,11 @@ col()
             printf "panelgate / nginx-%s median req/s: %.2f  (%.0f vs %.0f)\n", mode,
                 (ng > 0 ? pg / ng : 0), pg, ng
             printf "median p99: panelgate %.3f ms, nginx-%s %.3f ms\n", p99pg, mode, p99ng }'
+    fi
+    if want baseline && want panelgate; then
+        awk -v pg="$(col panelgate 3 | median)" -v b="$(col baseline 3 | median)" 'BEGIN {
+            printf "panelgate / baseline median req/s: %.3f  (%.0f vs %.0f)\n",
+                (b > 0 ? pg / b : 0), pg, b }'
     fi
 } | tee "$RESULTS"
 

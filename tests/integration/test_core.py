@@ -211,6 +211,12 @@ class Core(unittest.TestCase):
         self.assertIsNone(r.header("x-internal"))
         self.assertIsNone(r.header("keep-alive"))
 
+    def test_upstream_bad_header_name_dropped(self):
+        r = self.env.get("/echo/status?code=200&body=x&header=X-A%20B:c&header=X-Ok:1")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("x-ok"), "1")
+        self.assertFalse(any(" " in n for n, _ in r.headers), r.headers)
+
     def test_keepalive_200_requests(self):
         c = self.env.conn()
         try:

@@ -14,6 +14,8 @@
 #include <openssl/crypto.h>
 #include <yaml.h>
 
+#include "h1.h"
+
 #define CONF_MAX_FILE (4u << 20)    /* a config file larger than 4 MiB is a mistake */
 #define SECRET_MAX_FILE (64u << 10) /* file:/path secrets */
 #define NAME_MAX_LEN 64             /* upstream and consumer names */
@@ -1063,6 +1065,9 @@ static int set_upstreams(struct ctx *cx, const struct pg_conf_key *k, yaml_node_
         if (!rc) {
             u->name_len = strlen(u->name);
             u->url_len = strlen(u->url);
+            if (pg_h1_url_addr(u->url, &u->h1_addr, &u->h1_addrlen, &u->authority_off,
+                               &u->authority_len))
+                u->h1_addrlen = 0;
             int j = pg_conf_upstream(c, u->name, u->name_len);
             if (j >= 0 && (size_t)j < i)
                 rc = fail(cx, map_get(cx, it, "name"), "duplicate upstream name '%s'", u->name);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "../plugins/plugin.h"
 
 enum pg_rl_mode { PG_RL_REJECT = 0, PG_RL_QUEUE = 1 };
@@ -60,6 +62,11 @@ struct pg_upstream {
     size_t name_len;
     char *url; /* no trailing '/' */
     size_t url_len;
+    /* http://IP[:port] urls: the address the gateway's own client connects to, and the
+     * authority sent as Host (offsets into url); h1_addrlen 0: libcurl serves this upstream */
+    struct sockaddr_storage h1_addr;
+    socklen_t h1_addrlen;
+    size_t authority_off, authority_len;
     uint64_t timeout_ms;            /* connect + idle timeout; default 10s */
     bool tls_verify;                /* default true */
     char *tls_ca_file;              /* NULL: system store */

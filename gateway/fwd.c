@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "curlev.h"
+#include "h1.h"
 #include "hdr.h"
 #include "limit.h"
 #include "metrics.h"
@@ -36,7 +37,9 @@
 #define PG_FWD_HOLD_MAX (64 * 1024)
 
 struct pg_fwd {
-    struct pg_xfer x; /* first: CURLOPT_PRIVATE */
+    struct pg_xfer x;     /* first: CURLOPT_PRIVATE */
+    struct pg_h1_xfer hx; /* the own client's transfer, when f->h1 */
+    bool h1;              /* this exchange goes through h1.c, not curl */
     struct pg_fwd *next_free;
     struct pg_fwd_pool *pool;
     struct pg_req *req;
@@ -160,14 +163,23 @@ static struct pg_fwd *fwd_get(struct pg_fwd_pool *pool)
     return f;
 }
 
+/* End the upstream exchange (finished or not); the request stays. */
+static void stop_transfer(struct pg_fwd *f)
+{
+    if (!f->running)
+        return;
+    if (f->h1)
+        pg_h1_cancel(&f->hx);
+    else
+        pg_curlev_remove(f->req->w->curl, f->easy);
+    f->running = false;
+}
+
 /* Detach f from its request and curl, and return it to the pool. */
 static void fwd_put(struct pg_fwd *f)
 {
     struct pg_req *r = f->req;
-    if (f->running) {
-        pg_curlev_remove(r->w->curl, f->easy);
-        f->running = false;
-    }
+    stop_transfer(f);
     pg_auth_cancel(&f->wait);
     if (event_initialized(&f->idle))
         event_del(&f->idle);
@@ -190,15 +202,32 @@ static void fwd_put(struct pg_fwd *f)
 
 /* ---- upstream request ---- */
 
-/* Append one header line "name: value" (NUL-terminated) to f->hb and link it into the list.
- * An empty value is written "name;" which is curl's syntax for sending it empty. */
+/* Append raw bytes to f->hb; build_headers reserved the room. */
+static void put_raw(struct pg_fwd *f, const char *p, size_t n)
+{
+    memcpy(f->hb + f->hused, p, n);
+    f->hused += n;
+}
+
+/* Append one header line. For h1 it is the wire form "name: value\r\n" and a NULL value (a
+ * curl default to suppress) adds nothing. For curl it is "name: value" NUL-terminated and linked
+ * into the list; an empty value is written "name;", curl's syntax for sending it empty. */
 static int add_hdr(struct pg_fwd *f, size_t *nn, const char *name, size_t nl, const char *value,
                    size_t vl)
 {
-    if (*nn >= sizeof f->nodes / sizeof f->nodes[0])
-        return -1;
-    size_t need = nl + vl + 3;
+    size_t need = nl + vl + 4;
     if (f->hused + need > f->hcap)
+        return -1;
+    if (f->h1) {
+        if (value) {
+            put_raw(f, name, nl);
+            put_raw(f, ": ", 2);
+            put_raw(f, value, vl);
+            put_raw(f, "\r\n", 2);
+        }
+        return 0;
+    }
+    if (*nn >= sizeof f->nodes / sizeof f->nodes[0])
         return -1;
     char *s = f->hb + f->hused;
     size_t len = nl + 1;
@@ -247,13 +276,23 @@ static bool plugin_sets(const struct pg_out_req *o, const char *name, size_t nl)
 static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
 {
     struct pg_req *r = f->req;
-    size_t need = r->hlen + 4 * r->nhdrs + 1024 + 2 * PG_RID_MAX;
+    const char *target = f->url + f->path_off;
+    size_t tn = strlen(target);
+    size_t need = r->hlen + 4 * r->nhdrs + 1024 + 2 * PG_RID_MAX + tn + f->up->url_len;
     for (size_t i = 0; i < o->nhdr; i++)
         need += strlen(o->hdr[i].name) + strlen(o->hdr[i].value) + 4;
     if (ensure_cap(&f->hb, &f->hcap, need))
         return -1;
     f->hused = 0;
     size_t nn = 0;
+    if (f->h1) {
+        put_raw(f, r->method, strlen(r->method));
+        put_raw(f, " ", 1);
+        put_raw(f, target, tn);
+        put_raw(f, " HTTP/1.1\r\nHost: ", 17);
+        put_raw(f, f->up->url + f->up->authority_off, f->up->authority_len);
+        put_raw(f, "\r\n", 2);
+    }
     size_t cvn = 0, xffn = 0;
     const char *conn = pg_req_header(r, "connection", &cvn);
     const char *xff = pg_req_header(r, "x-forwarded-for", &xffn);
@@ -285,10 +324,21 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
         if (add_hdr(f, &nn, o->hdr[i].name, strlen(o->hdr[i].name), o->hdr[i].value,
                     strlen(o->hdr[i].value)))
             return -1;
+    size_t bn = evbuffer_get_length(r->body);
+    if (f->h1) {
+        /* RFC 9112 6.3: a body has a length; POST, PUT and PATCH say 0 rather than nothing */
+        if (bn || (r->method_bit & (PG_M_POST | PG_M_PUT | PG_M_PATCH))) {
+            char cl[48];
+            int cn = snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", bn);
+            put_raw(f, cl, (size_t)cn);
+        }
+        put_raw(f, "\r\n", 2);
+        return 0;
+    }
     /* curl adds these unless told not to; the upstream should see only what the caller sent */
     /* curl adds Expect and a form Content-Type only to requests with a body; every header in
      * the list costs curl a scan per transfer, so suppress them only there */
-    bool body = evbuffer_get_length(r->body) > 0 || strcmp(r->method, "POST") == 0;
+    bool body = bn > 0 || strcmp(r->method, "POST") == 0;
     if ((body && add_hdr(f, &nn, "Expect", 6, NULL, 0)) ||
         (!accept && add_hdr(f, &nn, "Accept", 6, NULL, 0)) ||
         (body && !ctype && add_hdr(f, &nn, "Content-Type", 12, NULL, 0)))
@@ -395,8 +445,10 @@ static void on_writable(struct pg_req *r)
     struct pg_fwd *f = r->fwd;
     if (f && f->paused) {
         f->paused = false;
-        /* may call on_body before it returns; on_body is re-entrant */
-        curl_easy_pause(f->easy, CURLPAUSE_CONT);
+        if (f->h1)
+            pg_h1_resume(&f->hx);
+        else /* may call on_body before it returns; on_body is re-entrant */
+            curl_easy_pause(f->easy, CURLPAUSE_CONT);
     }
 }
 
@@ -437,6 +489,9 @@ static bool body_has_param(const struct pg_req *r, const char *body, size_t bn, 
 }
 
 static void go(struct pg_fwd *f, const struct pg_session *sess);
+static int start_h1(struct pg_fwd *f, const char *body, size_t bn);
+static int start_curl(struct pg_fwd *f, const char *body, size_t bn);
+static const struct pg_h1_ops h1_ops;
 static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err);
 
 static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_status)
@@ -533,6 +588,7 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
 {
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
+    f->h1 = up->h1_addrlen != 0;
     f->status = 0;
     f->clen = -1;
     f->chunked_up = false;
@@ -574,20 +630,12 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
         return;
     }
     OPENSSL_cleanse(o.scratch, sizeof o.scratch);
-    CURL *e = f->easy;
-    if (set_url(f)) {
+    if (event_assign(&f->idle, r->w->base, -1, 0, on_idle, f)) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    curl_easy_setopt(e, CURLOPT_CURLU, f->cu);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
-    set_method(e, r, body, bn);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
-    if (event_assign(&f->idle, r->w->base, -1, 0, on_idle, f) || pg_curlev_add(r->w->curl, e)) {
+    if (f->h1 ? start_h1(f, body, bn) : start_curl(f, body, bn)) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
@@ -595,6 +643,40 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
     f->running = true;
     f->last_ms = pg_now_ms();
     arm_idle(f, up->timeout_ms);
+}
+
+static int start_h1(struct pg_fwd *f, const char *body, size_t bn)
+{
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    f->hx.ops = &h1_ops;
+    f->hx.arg = f;
+    f->hx.errbuf = f->errbuf;
+    f->hx.addr = (const struct sockaddr *)&up->h1_addr;
+    f->hx.addrlen = up->h1_addrlen;
+    f->hx.head = f->hb;
+    f->hx.head_len = f->hused;
+    f->hx.body = body;
+    f->hx.body_len = bn;
+    f->hx.head_method = r->head;
+    return pg_h1_start(r->w->h1, &f->hx);
+}
+
+static int start_curl(struct pg_fwd *f, const char *body, size_t bn)
+{
+    struct pg_req *r = f->req;
+    const struct pg_upstream *up = f->up;
+    CURL *e = f->easy;
+    if (set_url(f))
+        return -1;
+    curl_easy_setopt(e, CURLOPT_CURLU, f->cu);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
+    set_method(e, r, body, bn);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
+    return pg_curlev_add(r->w->curl, e);
 }
 
 /* ---- upstream answer ---- */
@@ -660,37 +742,31 @@ static int send_head(struct pg_fwd *f)
     return rc;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+/* The answer's status line (again after each 1xx curl reports): the head starts over. */
+static void head_status(struct pg_fwd *f, int status)
 {
-    struct pg_fwd *f = arg;
-    size_t len = size * n;
     f->last_ms = pg_now_ms();
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        f->status = parse_status(p, len);
-        f->clen = -1;
-        f->chunked_up = false;
-        f->head_len = 0;
-        f->conn_len = 0;
-        return f->status < 100 ? 0 : len;
+    f->status = status;
+    f->clen = -1;
+    f->chunked_up = false;
+    f->head_len = 0;
+    f->conn_len = 0;
+}
+
+/* The head is complete: it goes to the caller, or an error answer is held for the verdict. */
+static int head_done(struct pg_fwd *f)
+{
+    if (f->status >= 400) {
+        f->hold = true; /* an error answer becomes an envelope (SPEC section 5) */
+        return 0;
     }
-    size_t ln = len;
-    while (ln && (p[ln - 1] == '\r' || p[ln - 1] == '\n'))
-        ln--;
-    if (ln == 0) {
-        if (f->status < 200) /* the end of a 1xx block: the real answer follows */
-            return len;
-        if (f->status >= 400) {
-            f->hold = true; /* an error answer becomes an envelope (SPEC section 5) */
-            return len;
-        }
-        return send_head(f) ? 0 : len;
-    }
-    const char *colon = memchr(p, ':', ln);
-    if (!colon || p[0] == ' ' || p[0] == '\t')
-        return len; /* obs-fold or garbage: dropped rather than passed on */
-    size_t nl = (size_t)(colon - p);
-    const char *v = colon + 1;
-    size_t vn = ln - nl - 1;
+    return send_head(f);
+}
+
+/* One answer header: noted for framing and the verdict, filtered, maybe rewritten by the
+ * plugin, and kept for the caller's head. 0 ok, -1 the head is too big (or no memory). */
+static int head_field(struct pg_fwd *f, const char *p, size_t nl, const char *v, size_t vn)
+{
     pg_trim(&v, &vn);
     if (pg_ieq(p, nl, "content-length"))
         f->clen = parse_clen(v, vn);
@@ -711,7 +787,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         f->conn_len += vn;
     }
     if (!pg_hdr_name_ok(p, nl) || pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
-        return len;
+        return 0;
     char rw[4096];
     if (f->up->auth && f->up->auth->rewrite_header) {
         char base[1024];
@@ -724,7 +800,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
                                                    base, rw, sizeof rw, &rn)
                      : 0;
         if (rc < 0)
-            return len;
+            return 0;
         if (rc > 0 && rn <= sizeof rw && pg_hdr_value_ok(rw, rn)) {
             v = rw;
             vn = rn;
@@ -733,14 +809,55 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     /* the whole answer head is bounded like a request's */
     size_t need = f->head_len + nl + vn + 4;
     if (need > PG_FWD_HEAD_MAX || ensure_cap(&f->head, &f->head_cap, need))
-        return 0;
+        return -1;
     char *d = f->head + f->head_len;
     memcpy(d, p, nl);
     memcpy(d + nl, ": ", 2);
     memcpy(d + nl + 2, v, vn);
     memcpy(d + nl + 2 + vn, "\r\n", 2);
     f->head_len = need;
-    return len;
+    return 0;
+}
+
+/* Keep a piece of the held error answer. -1 once it outgrows PG_FWD_HOLD_MAX: it is judged on
+ * what was kept, the rest is not worth reading. */
+static int hold_body(struct pg_fwd *f, const char *p, size_t len)
+{
+    if (!f->ebuf && !(f->ebuf = malloc(PG_FWD_HOLD_MAX)))
+        return -1;
+    size_t room = PG_FWD_HOLD_MAX - f->elen, k = len < room ? len : room;
+    memcpy(f->ebuf + f->elen, p, k);
+    f->elen += k;
+    if (k == len)
+        return 0;
+    f->truncated = true;
+    return -1;
+}
+
+/* curl's header callback: one raw line at a time. */
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct pg_fwd *f = arg;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        int st = parse_status(p, len);
+        head_status(f, st);
+        return st < 100 ? 0 : len;
+    }
+    f->last_ms = pg_now_ms();
+    size_t ln = len;
+    while (ln && (p[ln - 1] == '\r' || p[ln - 1] == '\n'))
+        ln--;
+    if (ln == 0) {
+        if (f->status < 200) /* the end of a 1xx block: the real answer follows */
+            return len;
+        return head_done(f) ? 0 : len;
+    }
+    const char *colon = memchr(p, ':', ln);
+    if (!colon || p[0] == ' ' || p[0] == '\t')
+        return len; /* obs-fold or garbage: dropped rather than passed on */
+    size_t nl = (size_t)(colon - p);
+    return head_field(f, p, nl, colon + 1, ln - nl - 1) ? 0 : len;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -748,17 +865,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     struct pg_fwd *f = arg;
     size_t len = size * n;
     f->last_ms = pg_now_ms();
-    if (f->hold) {
-        if (!f->ebuf && !(f->ebuf = malloc(PG_FWD_HOLD_MAX)))
-            return 0;
-        size_t room = PG_FWD_HOLD_MAX - f->elen, k = len < room ? len : room;
-        memcpy(f->ebuf + f->elen, p, k);
-        f->elen += k;
-        if (k == len)
-            return len;
-        f->truncated = true; /* judged on what was kept; the rest is not worth reading */
-        return 0;
-    }
+    if (f->hold)
+        return hold_body(f, p, len) ? 0 : len;
     if (!f->head_done)
         return 0;
     if (pg_resp_pending(f->req) >= PG_FWD_HIGH) {
@@ -767,6 +875,57 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     }
     return pg_resp_body(f->req, p, len) ? 0 : len;
 }
+
+/* ---- the own client's callbacks (h1.c): the same steps as curl's ---- */
+
+static int h1_status(void *arg, int status)
+{
+    head_status(arg, status);
+    return 0;
+}
+
+static int h1_header(void *arg, const char *name, size_t nl, const char *value, size_t vn)
+{
+    return head_field(arg, name, nl, value, vn);
+}
+
+static int h1_head_end(void *arg)
+{
+    return head_done(arg);
+}
+
+/* Unlike curl's, these bytes are taken in any case: the client stops reading after them, so a
+ * slow caller holds at most PG_FWD_HIGH plus one read. */
+static enum pg_h1_more h1_body(void *arg, const char *p, size_t n)
+{
+    struct pg_fwd *f = arg;
+    f->last_ms = pg_now_ms();
+    if (f->hold)
+        return hold_body(f, p, n) ? PG_H1_ABORT : PG_H1_GO;
+    if (!f->head_done || pg_resp_body(f->req, p, n))
+        return PG_H1_ABORT;
+    if (pg_resp_pending(f->req) < PG_FWD_HIGH)
+        return PG_H1_GO;
+    f->paused = true;
+    return PG_H1_PAUSE;
+}
+
+static void fwd_done(struct pg_fwd *f, CURLcode res);
+
+static void h1_done(void *arg, CURLcode res)
+{
+    struct pg_fwd *f = arg;
+    f->running = false; /* the client let go of the transfer already */
+    fwd_done(f, res);
+}
+
+static const struct pg_h1_ops h1_ops = {
+    .status = h1_status,
+    .header = h1_header,
+    .head_end = h1_head_end,
+    .body = h1_body,
+    .done = h1_done,
+};
 
 static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLcode res)
 {
@@ -891,17 +1050,19 @@ static bool judge(struct pg_fwd *f)
 
 void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
 {
-    struct pg_fwd *f = priv;
+    (void)e;
+    fwd_done(priv, res);
+}
+
+/* The exchange is over, whichever client ran it and however it ended. */
+static void fwd_done(struct pg_fwd *f, CURLcode res)
+{
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
-    (void)e;
     if (res != CURLE_OK && res != CURLE_WRITE_ERROR)
         pg_log(PG_LOG_WARN, "request %s: upstream %s: %s", r->rid, up->name,
                f->errbuf[0] ? f->errbuf : curl_easy_strerror(res));
-    if (f->running) {
-        pg_curlev_remove(r->w->curl, f->easy);
-        f->running = false;
-    }
+    stop_transfer(f);
     event_del(&f->idle);
     if (f->hold && (res == CURLE_OK || f->truncated)) {
         if (!judge(f))
@@ -931,5 +1092,5 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
         arm_idle(f, to - (now - f->last_ms));
         return;
     }
-    pg_fwd_curl_done(f->easy, CURLE_OPERATION_TIMEDOUT, f);
+    fwd_done(f, CURLE_OPERATION_TIMEDOUT);
 }

@@ -15,6 +15,7 @@ struct event;
 struct event_base;
 struct evbuffer;
 struct pg_curlev;
+struct pg_h1;
 struct pg_fwd_pool;
 
 #define PG_MAX_HDRS 100
@@ -26,6 +27,7 @@ struct pg_worker {
     struct pg_conf *conf; /* current snapshot; requests take their own reference */
     uint64_t conf_gen;    /* bumped on every reload */
     struct pg_curlev *curl;
+    struct pg_h1 *h1; /* plain-http upstreams at an IP address */
     struct pg_fwd_pool *fwds;
     struct pg_limit *limit;
     struct pg_metrics *metrics;

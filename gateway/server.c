@@ -25,6 +25,7 @@
 
 #include "curlev.h"
 #include "fwd.h"
+#include "h1.h"
 #include "hdr.h"
 #include "auth.h"
 #include "keys.h"
@@ -964,11 +965,12 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
         goto fail_msg;
     s->w.curl = pg_curlev_new(base);
+    s->w.h1 = pg_h1_new(base);
     s->w.fwds = pg_fwd_pool_new();
     /* bounded by the configured names (upstreams + routes + consumers), far below this */
     s->w.limit = pg_limit_new(base, pg_bucket_local_new(100000));
     s->w.metrics = pg_metrics_new();
-    if (!s->w.curl || !s->w.fwds || !s->w.limit || !s->w.metrics)
+    if (!s->w.curl || !s->w.h1 || !s->w.fwds || !s->w.limit || !s->w.metrics)
         goto fail_msg;
     if (open_log(s, err, cap))
         goto fail;
@@ -1064,6 +1066,7 @@ void pg_server_free(struct pg_server *s)
     /* the snapshot first: its login transfers leave the multi before the multi goes */
     pg_conf_unref(s->w.conf);
     pg_fwd_pool_free(s->w.fwds);
+    pg_h1_free(s->w.h1);
     pg_curlev_free(s->w.curl);
     free(s);
 }

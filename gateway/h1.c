@@ -1,0 +1,622 @@
+/* h1.c -- HTTP/1.1 upstream client on the worker's loop: non-blocking sockets, Debian's
+ * http_parser for the answer, a keep-alive pool per upstream address.
+ *
+ * Per proxied request on a pooled connection this costs one sendmsg and one recv (plus the
+ * loop's epoll_wait): a pooled connection keeps its read event armed, so it costs no epoll_ctl
+ * per request, and the same armed event tells us when the upstream closes an idle connection. */
+#include "h1.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <http_parser.h>
+
+#include "util.h"
+
+#define H1_RBUF (64 * 1024)
+#define H1_HEAD_MAX (64 * 1024) /* an answer head larger than this is refused */
+#define H1_MAX_HDRS 128
+#define H1_IDLE_MAX 512  /* pooled connections per address */
+#define H1_IDLE_MS 50000 /* a pooled connection idle longer is closed instead of reused */
+
+struct host {
+    struct host *next;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct pg_h1_conn *idle; /* most recently used first */
+    size_t nidle;
+};
+
+struct pg_h1 {
+    struct event_base *base;
+    struct host *hosts;
+    char rbuf[H1_RBUF]; /* every read lands here and is parsed at once */
+};
+
+struct pg_h1_conn {
+    struct pg_h1 *h;
+    struct host *host;
+    struct pg_h1_conn *prev, *next; /* in host->idle */
+    struct pg_h1_xfer *x;           /* NULL while pooled */
+    int fd;
+    bool connecting, reading, pooled;
+    CURLcode err_code; /* a failure found inside pg_h1_start, reported on the next loop turn */
+    int err;
+    struct event rev, wev;
+    http_parser p;
+    bool complete; /* the answer (not a 1xx) is complete */
+    bool in_field;
+    CURLcode cb_fail;    /* set when a callback aborted the parse */
+    uint64_t idle_since; /* when it was pooled */
+    /* the answer head being parsed: name and value as offsets into hb */
+    char *hb;
+    size_t hlen, hcap;
+    uint32_t hv[H1_MAX_HDRS][4];
+    size_t nh;
+};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+struct pg_h1 *pg_h1_new(struct event_base *base)
+{
+    struct pg_h1 *h = calloc(1, sizeof *h);
+    if (h)
+        h->base = base;
+    return h;
+}
+
+static void idle_unlink(struct pg_h1_conn *c)
+{
+    if (!c->pooled)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->host->idle = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->pooled = false;
+    c->host->nidle--;
+}
+
+static void conn_close(struct pg_h1_conn *c)
+{
+    idle_unlink(c);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    free(c->hb);
+    free(c);
+}
+
+void pg_h1_free(struct pg_h1 *h)
+{
+    if (!h)
+        return;
+    while (h->hosts) {
+        struct host *o = h->hosts;
+        h->hosts = o->next;
+        while (o->idle)
+            conn_close(o->idle);
+        free(o);
+    }
+    free(h);
+}
+
+static struct host *host_get(struct pg_h1 *h, const struct sockaddr *sa, socklen_t len)
+{
+    struct host *o;
+    for (o = h->hosts; o; o = o->next)
+        if (o->salen == len && memcmp(&o->sa, sa, len) == 0)
+            return o;
+    if (len > sizeof o->sa || !(o = calloc(1, sizeof *o)))
+        return NULL;
+    memcpy(&o->sa, sa, len);
+    o->salen = len;
+    o->next = h->hosts;
+    h->hosts = o;
+    return o;
+}
+
+/* A pooled connection, most recently used first; stale ones are closed on the way. */
+static struct pg_h1_conn *pool_take(struct host *o)
+{
+    uint64_t now = pg_now_ms();
+    while (o->idle) {
+        struct pg_h1_conn *c = o->idle;
+        idle_unlink(c);
+        if (now - c->idle_since < H1_IDLE_MS)
+            return c;
+        conn_close(c);
+    }
+    return NULL;
+}
+
+/* The answer is complete and the connection clean: keep it for the next request. */
+static void pool_put(struct pg_h1_conn *c)
+{
+    struct host *o = c->host;
+    if (o->nidle >= H1_IDLE_MAX || !c->reading) {
+        conn_close(c);
+        return;
+    }
+    c->idle_since = pg_now_ms();
+    c->pooled = true;
+    c->prev = NULL;
+    c->next = o->idle;
+    if (o->idle)
+        o->idle->prev = c;
+    o->idle = c;
+    o->nidle++;
+}
+
+/* ---- the answer ---- */
+
+static struct pg_h1_conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    c->hlen = 0;
+    c->nh = 0;
+    c->in_field = false;
+    return 0;
+}
+
+static int head_add(struct pg_h1_conn *c, const char *at, size_t len)
+{
+    if (c->hlen + len > H1_HEAD_MAX)
+        return -1;
+    if (c->hlen + len > c->hcap) {
+        size_t cap = c->hcap ? c->hcap * 2 : 2048;
+        while (cap < c->hlen + len)
+            cap *= 2;
+        char *nb = realloc(c->hb, cap);
+        if (!nb)
+            return -1;
+        c->hb = nb;
+        c->hcap = cap;
+    }
+    memcpy(c->hb + c->hlen, at, len);
+    c->hlen += len;
+    return 0;
+}
+
+/* http_parser may hand a name or value over in pieces (split reads); they are joined in hb. */
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    if (!c->in_field) {
+        if (c->nh == H1_MAX_HDRS)
+            return -1;
+        uint32_t *e = c->hv[c->nh++];
+        e[0] = e[2] = (uint32_t)c->hlen;
+        e[1] = e[3] = 0;
+        c->in_field = true;
+    }
+    c->hv[c->nh - 1][1] += (uint32_t)len;
+    return head_add(c, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    if (c->nh == 0)
+        return -1;
+    uint32_t *e = c->hv[c->nh - 1];
+    if (c->in_field) {
+        e[2] = (uint32_t)c->hlen;
+        c->in_field = false;
+    }
+    e[3] += (uint32_t)len;
+    return head_add(c, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    struct pg_h1_xfer *x = c->x;
+    int st = p->status_code;
+    if (st < 200)
+        return st == 101 ? -1 : 0; /* interim answers are skipped; nobody asked to upgrade */
+    const struct pg_h1_ops *ops = x->ops;
+    if (ops->status(x->arg, st))
+        goto abort;
+    for (size_t i = 0; i < c->nh; i++) {
+        const uint32_t *e = c->hv[i];
+        if (ops->header(x->arg, c->hb + e[0], e[1], c->hb + e[2], e[3]))
+            goto abort;
+    }
+    if (ops->head_end(x->arg))
+        goto abort;
+    return x->head_method ? 1 : 0; /* 1: no body follows, whatever the head says */
+abort:
+    c->cb_fail = CURLE_WRITE_ERROR;
+    return -1;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    struct pg_h1_xfer *x = c->x;
+    switch (x->ops->body(x->arg, at, len)) {
+    case PG_H1_GO:
+        return 0;
+    case PG_H1_PAUSE:
+        x->paused = true; /* the rest of this read is still delivered; reading stops after it */
+        return 0;
+    default:
+        c->cb_fail = CURLE_WRITE_ERROR;
+        return -1;
+    }
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct pg_h1_conn *c = conn_of(p);
+    if (p->status_code < 200)
+        return 0;
+    c->complete = true;
+    http_parser_pause(p, 1); /* bytes after the answer are not ours to parse */
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connections ---- */
+
+static struct pg_h1_conn *conn_open(struct pg_h1 *h, struct host *o)
+{
+    struct pg_h1_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->h = h;
+    c->host = o;
+    c->fd = socket(o->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (event_assign(&c->rev, h->base, c->fd, EV_READ | EV_PERSIST, on_read, c) ||
+        event_assign(&c->wev, h->base, c->fd, EV_WRITE, on_write, c)) {
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    if (connect(c->fd, (const struct sockaddr *)&o->sa, o->salen) == 0) {
+        if (event_add(&c->rev, NULL))
+            goto fail;
+        c->reading = true;
+        return c;
+    }
+    c->connecting = true;
+    if (errno == EINPROGRESS) {
+        if (event_add(&c->wev, NULL))
+            goto fail;
+        return c;
+    }
+    /* refused at once (loopback): reported from the loop, never inside pg_h1_start */
+    c->err = errno;
+    c->err_code = CURLE_COULDNT_CONNECT;
+    event_active(&c->wev, EV_WRITE, 1);
+    return c;
+fail:
+    conn_close(c);
+    return NULL;
+}
+
+static void attach(struct pg_h1_conn *c, struct pg_h1_xfer *x)
+{
+    c->x = x;
+    x->c = c;
+    x->sent = 0;
+    x->got_any = false;
+    x->paused = false;
+    c->complete = false;
+    c->cb_fail = CURLE_OK;
+    http_parser_init(&c->p, HTTP_RESPONSE);
+    c->p.data = c;
+}
+
+/* Write what is left of the request. 0: all sent or waiting for room; -1: errno says why. */
+static int send_more(struct pg_h1_conn *c)
+{
+    struct pg_h1_xfer *x = c->x;
+    size_t total = x->head_len + x->body_len;
+    while (x->sent < total) {
+        struct iovec iov[2];
+        int n = 0;
+        if (x->sent < x->head_len)
+            iov[n++] = (struct iovec){ (char *)x->head + x->sent, x->head_len - x->sent };
+        if (x->body_len) {
+            size_t off = x->sent > x->head_len ? x->sent - x->head_len : 0;
+            iov[n++] = (struct iovec){ (char *)x->body + off, x->body_len - off };
+        }
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return event_add(&c->wev, NULL) ? -1 : 0;
+            return -1;
+        }
+        x->sent += (size_t)k;
+    }
+    return 0;
+}
+
+static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err);
+
+/* A pooled connection the upstream had already closed: the request goes again on a new one
+ * (curl does the same). Only when nothing of an answer came back, and only once. */
+static bool retry_fresh(struct pg_h1_conn *c)
+{
+    struct pg_h1_xfer *x = c->x;
+    if (!x->reused || x->got_any)
+        return false;
+    struct pg_h1 *h = c->h;
+    struct host *o = c->host;
+    c->x = NULL;
+    conn_close(c);
+    x->c = NULL;
+    x->reused = false;
+    struct pg_h1_conn *n = conn_open(h, o);
+    if (!n) {
+        snprintf(x->errbuf, CURL_ERROR_SIZE, "cannot open a socket: %s", strerror(errno));
+        x->ops->done(x->arg, CURLE_COULDNT_CONNECT);
+        return true;
+    }
+    attach(n, x);
+    if (!n->connecting && send_more(n)) {
+        n->err = errno;
+        n->err_code = CURLE_SEND_ERROR;
+        event_active(&n->wev, EV_WRITE, 1);
+    }
+    return true;
+}
+
+/* The transfer ends: the connection is kept if the answer ended cleanly, else closed; then
+ * the owner hears of it (it may start another transfer from done). */
+static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err)
+{
+    struct pg_h1_xfer *x = c->x;
+    if (res != CURLE_OK && (res == CURLE_SEND_ERROR || res == CURLE_GOT_NOTHING) && retry_fresh(c))
+        return;
+    c->x = NULL;
+    x->c = NULL;
+    bool keep = res == CURLE_OK && c->complete && x->sent == x->head_len + x->body_len &&
+                http_should_keep_alive(&c->p);
+    if (keep)
+        pool_put(c);
+    else
+        conn_close(c);
+    if (res != CURLE_OK && x->errbuf) {
+        if (err)
+            snprintf(x->errbuf, CURL_ERROR_SIZE, "%s: %s", why, strerror(err));
+        else
+            snprintf(x->errbuf, CURL_ERROR_SIZE, "%s", why);
+    }
+    x->ops->done(x->arg, res);
+}
+
+/* The upstream closed its side. A close-delimited body ends here; anything else is cut short. */
+static void on_eof(struct pg_h1_conn *c)
+{
+    struct pg_h1_xfer *x = c->x;
+    if (!x->got_any) {
+        finish(c, CURLE_GOT_NOTHING, "the upstream closed the connection without an answer", 0);
+        return;
+    }
+    http_parser_execute(&c->p, &parser_settings, NULL, 0);
+    if (c->complete) {
+        finish(c, CURLE_OK, NULL, 0); /* not kept: http_should_keep_alive is false at EOF */
+        return;
+    }
+    finish(c, CURLE_PARTIAL_FILE, "the upstream closed the connection mid-answer", 0);
+}
+
+static void parsed(struct pg_h1_conn *c, size_t used, size_t n)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
+    if (c->complete) {
+        /* anything after the answer is a broken upstream: the connection is not reused */
+        if (used != n)
+            c->p.flags |= F_CONNECTION_CLOSE;
+        finish(c, CURLE_OK, NULL, 0);
+        return;
+    }
+    if (e != HPE_OK) {
+        if (c->cb_fail)
+            finish(c, c->cb_fail, "the answer was refused", 0);
+        else
+            finish(c, CURLE_WEIRD_SERVER_REPLY, http_errno_description(e), 0);
+        return;
+    }
+    if (c->x->paused && c->reading) {
+        event_del(&c->rev);
+        c->reading = false;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_h1_conn *c = arg;
+    (void)what;
+    if (!c->x) {
+        conn_close(c); /* pooled: the upstream closed it (or sent what nobody asked for) */
+        return;
+    }
+    char *buf = c->h->rbuf;
+    ssize_t n = recv(fd, buf, H1_RBUF, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        finish(c, c->x->got_any ? CURLE_RECV_ERROR : CURLE_GOT_NOTHING,
+               "reading the upstream's answer", errno);
+        return;
+    }
+    if (n == 0) {
+        on_eof(c);
+        return;
+    }
+    c->x->got_any = true;
+    size_t used = http_parser_execute(&c->p, &parser_settings, buf, (size_t)n);
+    parsed(c, used, (size_t)n);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_h1_conn *c = arg;
+    (void)what;
+    if (!c->x)
+        return;
+    if (c->err_code) {
+        CURLcode code = c->err_code;
+        c->err_code = CURLE_OK;
+        finish(c, code, code == CURLE_COULDNT_CONNECT ? "connect" : "sending the request", c->err);
+        return;
+    }
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+            finish(c, CURLE_COULDNT_CONNECT, "connect", err ? err : errno);
+            return;
+        }
+        c->connecting = false;
+        if (event_add(&c->rev, NULL)) {
+            finish(c, CURLE_COULDNT_CONNECT, "watching the connection", 0);
+            return;
+        }
+        c->reading = true;
+    }
+    if (send_more(c))
+        finish(c, CURLE_SEND_ERROR, "sending the request", errno);
+}
+
+/* ---- transfers ---- */
+
+int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
+{
+    struct host *o = host_get(h, x->addr, x->addrlen);
+    if (!o)
+        return -1;
+    struct pg_h1_conn *c = pool_take(o);
+    x->reused = c != NULL;
+    if (!c && !(c = conn_open(h, o)))
+        return -1;
+    attach(c, x);
+    if (!c->connecting && send_more(c)) {
+        c->err = errno;
+        c->err_code = CURLE_SEND_ERROR;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+    return 0;
+}
+
+void pg_h1_cancel(struct pg_h1_xfer *x)
+{
+    struct pg_h1_conn *c = x->c;
+    if (!c)
+        return;
+    c->x = NULL;
+    x->c = NULL;
+    conn_close(c); /* mid-answer: the connection's state is unknown */
+}
+
+void pg_h1_resume(struct pg_h1_xfer *x)
+{
+    struct pg_h1_conn *c = x->c;
+    x->paused = false;
+    if (c && !c->reading && !c->connecting && event_add(&c->rev, NULL) == 0)
+        c->reading = true;
+}
+
+/* ---- which upstreams qualify ---- */
+
+int pg_h1_url_addr(const char *url, struct sockaddr_storage *ss, socklen_t *len,
+                   size_t *authority_off, size_t *authority_len)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    const char *a = url + 7, *end = a + strcspn(a, "/");
+    char host[64];
+    const char *hp = a, *he, *port = NULL;
+    if (memchr(a, '@', (size_t)(end - a)))
+        return -1;
+    if (*a == '[') {
+        hp = a + 1;
+        he = memchr(hp, ']', (size_t)(end - hp));
+        if (!he)
+            return -1;
+        if (he + 1 < end) {
+            if (he[1] != ':')
+                return -1;
+            port = he + 2;
+        }
+    } else {
+        he = memchr(a, ':', (size_t)(end - a));
+        if (he)
+            port = he + 1;
+        else
+            he = end;
+    }
+    if ((size_t)(he - hp) >= sizeof host)
+        return -1;
+    memcpy(host, hp, (size_t)(he - hp));
+    host[he - hp] = '\0';
+    unsigned long pn = 80;
+    if (port) {
+        if (port == end || end - port > 5)
+            return -1;
+        pn = 0;
+        for (const char *q = port; q < end; q++) {
+            if (*q < '0' || *q > '9')
+                return -1;
+            pn = pn * 10 + (unsigned long)(*q - '0');
+        }
+        if (pn == 0 || pn > 65535)
+            return -1;
+    }
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (*a != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)pn);
+        *len = sizeof *s4;
+    } else if (*a == '[' && inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)pn);
+        *len = sizeof *s6;
+    } else {
+        return -1; /* a host name: libcurl resolves it, per request, with its DNS cache */
+    }
+    *authority_off = 7;
+    *authority_len = (size_t)(end - a);
+    return 0;
+}

@@ -659,6 +659,7 @@ static int start_h1(struct pg_fwd *f, const char *body, size_t bn)
     f->hx.body = body;
     f->hx.body_len = bn;
     f->hx.head_method = r->head;
+    f->hx.idempotent = !(r->method_bit & (PG_M_POST | PG_M_PATCH));
     return pg_h1_start(r->w->h1, &f->hx);
 }
 
@@ -756,6 +757,9 @@ static void head_status(struct pg_fwd *f, int status)
 /* The head is complete: it goes to the caller, or an error answer is held for the verdict. */
 static int head_done(struct pg_fwd *f)
 {
+    /* both framings: the mark of response splitting (RFC 9112 6.1); refused, not guessed */
+    if (f->clen >= 0 && f->chunked_up)
+        return -1;
     if (f->status >= 400) {
         f->hold = true; /* an error answer becomes an envelope (SPEC section 5) */
         return 0;
@@ -768,9 +772,12 @@ static int head_done(struct pg_fwd *f)
 static int head_field(struct pg_fwd *f, const char *p, size_t nl, const char *v, size_t vn)
 {
     pg_trim(&v, &vn);
-    if (pg_ieq(p, nl, "content-length"))
-        f->clen = parse_clen(v, vn);
-    else if (pg_ieq(p, nl, "transfer-encoding"))
+    if (pg_ieq(p, nl, "content-length")) {
+        int64_t cl = parse_clen(v, vn);
+        if (f->clen >= 0 && cl != f->clen)
+            return -1; /* two lengths: which body is the caller's? (RFC 9112 6.3: 502) */
+        f->clen = cl;
+    } else if (pg_ieq(p, nl, "transfer-encoding"))
         f->chunked_up = true;
     else if (pg_ieq(p, nl, "retry-after")) {
         uint64_t ra;
@@ -943,7 +950,8 @@ static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLc
         what = "failed the TLS handshake";
     } else if (res == CURLE_COULDNT_RESOLVE_HOST) {
         what = "could not be resolved";
-    } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_WRITE_ERROR) {
+    } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_WRITE_ERROR ||
+               res == CURLE_UNSUPPORTED_PROTOCOL) { /* curl's word for an HTTP/0.9 answer */
         code = PG_E_UPSTREAM_ERROR;
         what = "sent a malformed answer";
     }

@@ -129,14 +129,24 @@ static struct host *host_get(struct pg_h1 *h, const struct sockaddr *sa, socklen
     return o;
 }
 
-/* A pooled connection, most recently used first; stale ones are closed on the way. */
-static struct pg_h1_conn *pool_take(struct host *o)
+/* Has the upstream closed (or written to) this idle connection without the loop noticing yet?
+ * One extra syscall, spent only where a resend is not allowed. */
+static bool conn_dead(const struct pg_h1_conn *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* A pooled connection, most recently used first; stale ones are closed on the way. For a
+ * request that must not be sent twice, each is checked alive first. */
+static struct pg_h1_conn *pool_take(struct host *o, bool check)
 {
     uint64_t now = pg_now_ms();
     while (o->idle) {
         struct pg_h1_conn *c = o->idle;
         idle_unlink(c);
-        if (now - c->idle_since < H1_IDLE_MS)
+        if (now - c->idle_since < H1_IDLE_MS && !(check && conn_dead(c)))
             return c;
         conn_close(c);
     }
@@ -371,12 +381,13 @@ static int send_more(struct pg_h1_conn *c)
 
 static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err);
 
-/* A pooled connection the upstream had already closed: the request goes again on a new one
- * (curl does the same). Only when nothing of an answer came back, and only once. */
+/* A pooled connection the upstream had already closed: an idempotent request goes again on a
+ * new one. Only when nothing of an answer came back, and only once. A POST is never resent: the
+ * upstream may have acted on it (RFC 9110 9.2.2); pool_take checked its connection instead. */
 static bool retry_fresh(struct pg_h1_conn *c)
 {
     struct pg_h1_xfer *x = c->x;
-    if (!x->reused || x->got_any)
+    if (!x->reused || x->got_any || !x->idempotent)
         return false;
     struct pg_h1 *h = c->h;
     struct host *o = c->host;
@@ -525,7 +536,7 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
     struct host *o = host_get(h, x->addr, x->addrlen);
     if (!o)
         return -1;
-    struct pg_h1_conn *c = pool_take(o);
+    struct pg_h1_conn *c = pool_take(o, !x->idempotent);
     x->reused = c != NULL;
     if (!c && !(c = conn_open(h, o)))
         return -1;

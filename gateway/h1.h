@@ -47,10 +47,11 @@ struct pg_h1_xfer {
     const char *head, *body; /* the request, borrowed until done */
     size_t head_len, body_len;
     bool head_method; /* a HEAD request: the answer has no body whatever it says */
+    bool idempotent;  /* may be sent again if a pooled connection turns out dead (RFC 9110 9.2.2) */
 
     struct pg_h1_conn *c;
     size_t sent;
-    bool reused;  /* on a pooled connection: a silent close may be a stale one, retried once */
+    bool reused;  /* on a pooled connection: a silent close may be a stale one */
     bool got_any; /* any answer byte arrived */
     bool paused;
 };

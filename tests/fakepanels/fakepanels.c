@@ -37,7 +37,9 @@
  * query, headers as [name, value], body (first 64 KiB), body_len, plus per-panel notes),
  * times_ms (CLOCK_MONOTONIC ms of the last <= 1000 hits, oldest first), inflight (deferred
  * replies), and each panel's own counters.
- * The panels' own behaviour is described at the top of fp_<panel>.c. */
+ * The panels' own behaviour is described at the top of fp_<panel>.c.
+ * --raw PORT is not an evhttp service: it writes scripted HTTP/1.1 bytes, badly behaved on
+ * purpose, and has only /_fake/stats, /_fake/reset and /_fake/drop (see fp_raw.c). */
 
 #include <errno.h>
 #include <signal.h>
@@ -82,6 +84,7 @@ struct fp_ctx {
     struct event *sigterm, *sigint;
     struct fp_service services[FP_NKINDS];
     evutil_socket_t refuse_fd; /* -1 when --refuse was not given */
+    struct fp_raw *raw;        /* NULL when --raw was not given */
     struct fp_op *ops;
 };
 
@@ -89,6 +92,7 @@ struct fp_opts {
     const char *host;
     uint16_t ports[FP_NKINDS]; /* 0: service not requested */
     uint16_t refuse_port;      /* 0: no refusing port */
+    uint16_t raw_port;         /* 0: no raw service */
 };
 
 /* ---- knobs ----------------------------------------------------------------------------------- */
@@ -769,6 +773,20 @@ static int signals_start(struct fp_ctx *ctx)
     return 0;
 }
 
+static int raw_start(struct fp_ctx *ctx, const struct fp_opts *o)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (host_sockaddr(o->host, o->raw_port, &ss, &len) < 0 ||
+        (ctx->raw = fp_raw_new(ctx->base, (struct sockaddr *)&ss, (int)len)) == NULL) {
+        fprintf(stderr, "fakepanels: --raw: cannot listen on %s:%u: %s\n", o->host,
+                (unsigned)o->raw_port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* On failure the caller still runs ctx_deinit. */
 static int ctx_init(struct fp_ctx *ctx, const struct fp_opts *o)
 {
@@ -784,6 +802,8 @@ static int ctx_init(struct fp_ctx *ctx, const struct fp_opts *o)
                 (unsigned)o->refuse_port, strerror(errno));
         return -1;
     }
+    if (o->raw_port != 0 && raw_start(ctx, o) < 0)
+        return -1;
     for (size_t i = 0; i < FP_NKINDS; i++) {
         struct fp_service *svc = &ctx->services[i];
         if (service_init(svc, ctx, o, i) < 0) {
@@ -803,6 +823,7 @@ static void ctx_deinit(struct fp_ctx *ctx)
         fp_op_free(ctx->ops); /* evhttp_free below frees their requests with the connections */
     for (size_t i = 0; i < FP_NKINDS; i++)
         service_deinit(&ctx->services[i]);
+    fp_raw_free(ctx->raw);
     if (ctx->refuse_fd >= 0)
         evutil_closesocket(ctx->refuse_fd);
     if (ctx->sigterm != NULL)
@@ -817,7 +838,7 @@ static void ctx_deinit(struct fp_ctx *ctx)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fakepanels [--host ADDR] [--refuse PORT]");
+    fprintf(f, "usage: fakepanels [--host ADDR] [--refuse PORT] [--raw PORT]");
     for (size_t i = 0; i < FP_NKINDS; i++)
         fprintf(f, " [--%s PORT]", fp_services[i].name);
     fprintf(f, "\n  ADDR is a numeric IPv4/IPv6 address (default 127.0.0.1); at least one PORT.\n"
@@ -833,6 +854,8 @@ static uint16_t *port_slot(struct fp_opts *o, const char *name)
         return NULL;
     if (strcmp(name + 2, "refuse") == 0)
         return &o->refuse_port;
+    if (strcmp(name + 2, "raw") == 0)
+        return &o->raw_port;
     for (size_t i = 0; i < FP_NKINDS; i++) {
         if (strcmp(name + 2, fp_services[i].name) == 0)
             return &o->ports[i];
@@ -885,7 +908,7 @@ static bool any_port(const struct fp_opts *o)
         if (o->ports[i] != 0)
             return true;
     }
-    return o->refuse_port != 0;
+    return o->refuse_port != 0 || o->raw_port != 0;
 }
 
 /* 0: run; 1: help was printed; -1: bad arguments, already reported. */

@@ -237,6 +237,16 @@ void fp_authed(struct fp_service *svc);
 void fp_count(struct fp_service *svc, const char *name);
 void fp_auth_failed(struct fp_service *svc, const char *reason);
 
+/* ---- raw service (fp_raw.c) ------------------------------------------------------------------
+ */
+
+struct sockaddr;
+struct fp_raw;
+/* Listens on sa (a numeric address) and answers by script; NULL on failure (errno set). */
+struct fp_raw *fp_raw_new(struct event_base *base, const struct sockaddr *sa, int salen);
+/* Closes every connection and the listener; accepts NULL. */
+void fp_raw_free(struct fp_raw *raw);
+
 /* ---- panels (fp_<panel>.c) ---------------------------------------------------------------------
  */
 

@@ -410,7 +410,11 @@ static int add_link(struct fp_service *svc, const struct fp_call *c, const struc
     }
     if (evbuffer_get_length(out) > 0 && evbuffer_add(out, ", ", 2) < 0)
         return -1;
-    if (evbuffer_add_printf(out, "<%s%s?", svc->base_url, c->raw_path) < 0)
+    /* like DRF's build_absolute_uri: the links name the host the request was addressed to */
+    const char *host = fp_header(c->req, "Host");
+    if (host && host[strcspn(host, " <>\"")] == '\0' && strlen(host) < 256
+            ? evbuffer_add_printf(out, "<http://%s%s?", host, c->raw_path) < 0
+            : evbuffer_add_printf(out, "<%s%s?", svc->base_url, c->raw_path) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if ((i > 0 && evbuffer_add(out, "&", 1) < 0) ||

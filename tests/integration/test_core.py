@@ -129,6 +129,26 @@ class Core(unittest.TestCase):
         self.assertEqual(hdr(e, "x-extra"), ["two words"])
         self.assertEqual(hdr(e, "x-custom"), ["kept"])
 
+    def test_upstream_request_head_exact(self):
+        # the upstream sees the caller's end-to-end headers, the forwarding ones, the adapter's,
+        # a Host naming the upstream, a length only where there is a body -- nothing else
+        # (no client defaults such as Accept: */* or Expect)
+        base = ["Host", "X-Custom", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id",
+                "X-Api-Key", "X-Extra"]
+        e = self.env.get("/echo/h", headers={"X-Custom": "1"}).json()
+        self.assertEqual(sorted(n.lower() for n, _ in e["headers"]), sorted(n.lower() for n in base))
+        self.assertEqual(hdr(e, "host"), ["%s:%d" % (pgtest.UPSTREAM_HOST or "127.0.0.1",
+                                                 self.env.echo_port)])
+        e = self.env.get("/echo/h", method="POST", body=b"",
+                         headers={"X-Custom": "1"}).json()
+        self.assertEqual(hdr(e, "content-length"), ["0"])
+        e = self.env.get("/echo/h", method="PUT", body=b"abc", headers={"X-Custom": "1"}).json()
+        self.assertEqual(hdr(e, "content-length"), ["3"])
+        self.assertEqual(sorted(n.lower() for n, _ in e["headers"]),
+                         sorted(n.lower() for n in base + ["Content-Length"]))
+        e = self.env.get("/echo/h", method="DELETE", headers={"X-Custom": "1"}).json()
+        self.assertEqual(hdr(e, "content-length"), [])
+
     def test_caller_panel_credentials_removed(self):
         r = self.env.get("/echo/x", headers={"X-Api-Key": "caller-supplied", "X-Signature": "s",
                                              "X-Timestamp": "1"})

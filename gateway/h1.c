@@ -32,7 +32,7 @@ struct host {
     struct host *next;
     struct sockaddr_storage sa;
     socklen_t salen;
-    struct pg_h1_conn *idle; /* most recently used first */
+    struct pg_h1_conn *idle, *oldest; /* most recently used first */
     size_t nidle;
 };
 
@@ -85,6 +85,8 @@ static void idle_unlink(struct pg_h1_conn *c)
         c->host->idle = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        c->host->oldest = c->prev;
     c->prev = c->next = NULL;
     c->pooled = false;
     c->host->nidle--;
@@ -161,14 +163,20 @@ static void pool_put(struct pg_h1_conn *c)
         conn_close(c);
         return;
     }
-    c->idle_since = pg_now_ms();
+    uint64_t now = pg_now_ms();
+    c->idle_since = now;
     c->pooled = true;
     c->prev = NULL;
     c->next = o->idle;
     if (o->idle)
         o->idle->prev = c;
+    else
+        o->oldest = c;
     o->idle = c;
     o->nidle++;
+    /* after a burst, steady traffic reuses the newest few: the rest age out from the tail */
+    while (o->oldest && now - o->oldest->idle_since >= H1_IDLE_MS)
+        conn_close(o->oldest);
 }
 
 /* ---- the answer ---- */

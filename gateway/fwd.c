@@ -3,6 +3,7 @@
  * body never accumulates beyond PG_FWD_HIGH bytes queued to the caller. */
 #include "fwd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +493,7 @@ static void go(struct pg_fwd *f, const struct pg_session *sess);
 static int start_h1(struct pg_fwd *f, const char *body, size_t bn);
 static int start_curl(struct pg_fwd *f, const char *body, size_t bn);
 static const struct pg_h1_ops h1_ops;
+static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLcode res);
 static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err);
 
 static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_status)
@@ -635,7 +637,15 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    if (f->h1 ? start_h1(f, body, bn) : start_curl(f, body, bn)) {
+    int rc = f->h1 ? start_h1(f, body, bn) : start_curl(f, body, bn);
+    if (rc == -2) { /* out of sockets: the upstream cannot be reached from here */
+        pg_log(PG_LOG_WARN, "request %s: upstream %s: no socket: %s", r->rid, up->name,
+               strerror(errno));
+        fwd_put(f);
+        fail_transport(r, up, CURLE_COULDNT_CONNECT);
+        return;
+    }
+    if (rc) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;

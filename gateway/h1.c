@@ -55,6 +55,7 @@ struct pg_h1_conn {
     http_parser p;
     bool complete; /* the answer (not a 1xx) is complete */
     bool in_field;
+    bool in_body; /* the head went out: header callbacks now bring trailers, which are dropped */
     CURLcode cb_fail;    /* set when a callback aborted the parse */
     uint64_t idle_since; /* when it was pooled */
     /* the answer head being parsed: name and value as offsets into hb */
@@ -192,6 +193,7 @@ static int on_message_begin(http_parser *p)
     c->hlen = 0;
     c->nh = 0;
     c->in_field = false;
+    c->in_body = false;
     return 0;
 }
 
@@ -218,6 +220,8 @@ static int head_add(struct pg_h1_conn *c, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct pg_h1_conn *c = conn_of(p);
+    if (c->in_body)
+        return 0;
     if (!c->in_field) {
         if (c->nh == H1_MAX_HDRS)
             return -1;
@@ -233,6 +237,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct pg_h1_conn *c = conn_of(p);
+    if (c->in_body)
+        return 0;
     if (c->nh == 0)
         return -1;
     uint32_t *e = c->hv[c->nh - 1];
@@ -249,8 +255,11 @@ static int on_headers_complete(http_parser *p)
     struct pg_h1_conn *c = conn_of(p);
     struct pg_h1_xfer *x = c->x;
     int st = p->status_code;
+    /* interim answers are skipped (nobody asked to upgrade); 1xx, 204 and 304 have no body
+     * even when they carry a length, and neither has the answer to a HEAD */
+    bool nobody = x->head_method || st < 200 || st == 204 || st == 304;
     if (st < 200)
-        return st == 101 ? -1 : 0; /* interim answers are skipped; nobody asked to upgrade */
+        return st == 101 ? -1 : 1;
     const struct pg_h1_ops *ops = x->ops;
     if (ops->status(x->arg, st))
         goto abort;
@@ -261,7 +270,8 @@ static int on_headers_complete(http_parser *p)
     }
     if (ops->head_end(x->arg))
         goto abort;
-    return x->head_method ? 1 : 0; /* 1: no body follows, whatever the head says */
+    c->in_body = true;
+    return nobody ? 1 : 0; /* 1: no body follows, whatever the head says */
 abort:
     c->cb_fail = CURLE_WRITE_ERROR;
     return -1;
@@ -389,6 +399,28 @@ static int send_more(struct pg_h1_conn *c)
 
 static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err);
 
+/* Sending failed with err. A reset or a closed pipe may come from an upstream that answered
+ * early (a 413 to a large upload) and closed: its answer may be waiting to be read, so sending
+ * stops and the read side ends the transfer (an answer, or no answer and maybe a retry).
+ * false: nothing to wait for, the caller ends it. */
+static bool send_failed(struct pg_h1_conn *c, int err)
+{
+    if ((err != ECONNRESET && err != EPIPE) || !c->reading)
+        return false;
+    event_del(&c->wev);
+    return true;
+}
+
+/* A send failure inside pg_h1_start: never a callback there, so the end waits a loop turn. */
+static void send_failed_sync(struct pg_h1_conn *c, int err)
+{
+    if (send_failed(c, err))
+        return;
+    c->err = err;
+    c->err_code = CURLE_SEND_ERROR;
+    event_active(&c->wev, EV_WRITE, 1);
+}
+
 /* A pooled connection the upstream had already closed: an idempotent request goes again on a
  * new one. Only when nothing of an answer came back, and only once. A POST is never resent: the
  * upstream may have acted on it (RFC 9110 9.2.2); pool_take checked its connection instead. */
@@ -410,11 +442,8 @@ static bool retry_fresh(struct pg_h1_conn *c)
         return true;
     }
     attach(n, x);
-    if (!n->connecting && send_more(n)) {
-        n->err = errno;
-        n->err_code = CURLE_SEND_ERROR;
-        event_active(&n->wev, EV_WRITE, 1);
-    }
+    if (!n->connecting && send_more(n))
+        send_failed_sync(n, errno);
     return true;
 }
 
@@ -533,8 +562,11 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         }
         c->reading = true;
     }
-    if (send_more(c))
-        finish(c, CURLE_SEND_ERROR, "sending the request", errno);
+    if (send_more(c)) {
+        int err = errno;
+        if (!send_failed(c, err))
+            finish(c, CURLE_SEND_ERROR, "sending the request", err);
+    }
 }
 
 /* ---- transfers ---- */
@@ -547,13 +579,10 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
     struct pg_h1_conn *c = pool_take(o, !x->idempotent);
     x->reused = c != NULL;
     if (!c && !(c = conn_open(h, o)))
-        return -1;
+        return errno == ENOMEM ? -1 : -2;
     attach(c, x);
-    if (!c->connecting && send_more(c)) {
-        c->err = errno;
-        c->err_code = CURLE_SEND_ERROR;
-        event_active(&c->wev, EV_WRITE, 1);
-    }
+    if (!c->connecting && send_more(c))
+        send_failed_sync(c, errno);
     return 0;
 }
 

@@ -59,8 +59,8 @@ struct pg_h1_xfer {
 struct pg_h1 *pg_h1_new(struct event_base *base);
 void pg_h1_free(struct pg_h1 *h); /* accepts NULL; closes pooled connections; none may be busy */
 
-/* Start x (ops, arg, errbuf, addr, head/body set by the caller). 0 started, -1 out of memory or
- * sockets (nothing will be called back). */
+/* Start x (ops, arg, errbuf, addr, head/body set by the caller). 0 started; -1 out of memory,
+ * -2 no socket (errno says why, e.g. EMFILE); on failure nothing will be called back. */
 int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x);
 /* Stop x before its end (its connection is closed: the answer is unfinished). No callback. */
 void pg_h1_cancel(struct pg_h1_xfer *x);

@@ -21,12 +21,14 @@
  *                  another request arrives first (a server dropping an idle connection)
  *   /ka-drop-next  200 keep-alive (body "once"); the next request on that connection is met by
  *                  a close, unanswered (the server timed the idle connection out as it arrived)
- *   /nocontent     204; /notmod: 304 with ETag "v1"
+ *   /nocontent     204; /notmod: 304 with ETag "v1"; ?cl adds a Content-Length to either
  *   /head-len      200 with Content-Length 1000: no body for HEAD, 1000 bytes 'h' otherwise
  *   /split         200 (Content-Length 26, body a-z; ?te=chunked: chunked "hello, world\n" with
  *                  an extension and a trailer) written 3 bytes per 5 ms write (~160 ms)
+ *   /trailers      chunked "hello" after 100 header fields, then 40 trailer fields
+ *   /early         413 (JSON) from the head alone, then a close with the body unread (a reset)
  *   anything else  404, keep-alive
- * Answers that close do it once their bytes have left (a FIN, never a reset).
+ * Other answers that close do it once their bytes have left (a FIN, never a reset).
  *
  * /_fake/stats answers {"service":"raw","connections","requests","open"}: connections accepted
  * and requests read (outside /_fake/) since the last /_fake/reset, and connections open now. A
@@ -215,6 +217,30 @@ static int a_chunked(struct raw_conn *c, const struct raw_req *rq)
     return put_s(c, "\r\n0\r\nX-Trailer: done\r\n\r\n");
 }
 
+/* 100 header fields and, after the body, 40 trailer fields: together past what one head may
+ * hold, each within it */
+static int a_trailers(struct raw_conn *c, const struct raw_req *rq)
+{
+    (void)rq;
+    if (put_s(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n") < 0)
+        return -1;
+    for (int i = 0; i < 100; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "X-H%d: %d\r\n", i, i);
+        if (put_s(c, line) < 0)
+            return -1;
+    }
+    if (put_s(c, "\r\n5\r\nhello\r\n0\r\n") < 0)
+        return -1;
+    for (int i = 0; i < 40; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "X-T%d: %d\r\n", i, i);
+        if (put_s(c, line) < 0)
+            return -1;
+    }
+    return put_s(c, "\r\n");
+}
+
 static int a_close_mid(struct raw_conn *c, const struct raw_req *rq)
 {
     (void)rq;
@@ -318,13 +344,18 @@ static int a_ka_drop_next(struct raw_conn *c, const struct raw_req *rq)
 
 static int a_nocontent(struct raw_conn *c, const struct raw_req *rq)
 {
-    (void)rq;
+    /* ?cl: a Content-Length on an answer that never has a body (servers do send it) */
+    if (strcmp(rq->query, "cl") == 0)
+        return put_s(c, "HTTP/1.1 204 No Content\r\nX-Raw: 204\r\nContent-Length: 10\r\n\r\n");
     return put_s(c, "HTTP/1.1 204 No Content\r\nX-Raw: 204\r\n\r\n");
 }
 
 static int a_notmod(struct raw_conn *c, const struct raw_req *rq)
 {
-    (void)rq;
+    /* ?cl: the length of the representation it stands for (RFC 9110 8.6) */
+    if (strcmp(rq->query, "cl") == 0)
+        return put_s(c,
+                     "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n");
     return put_s(c, "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
 }
 
@@ -356,6 +387,7 @@ static const struct {
 } raw_routes[] = {
     { "/ok", a_ok },
     { "/chunked", a_chunked },
+    { "/trailers", a_trailers },
     { "/close-mid", a_close_mid },
     { "/close-now", a_close_now },
     { "/garbage", a_garbage },
@@ -510,7 +542,23 @@ static int next_request(struct raw_conn *c)
     head_len = (size_t)end.pos + 4;
     if (head_len > RAW_HEAD_MAX ||
         (head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len)) == NULL ||
-        parse_line(head, head_len, &rq) < 0 || (body_len = body_length(head, head_len)) < 0)
+        parse_line(head, head_len, &rq) < 0)
+        goto drop;
+    if (strcmp(rq.path, "/early") == 0) {
+        /* answers from the head alone and closes with the body unread: the kernel turns the
+         * close into a reset, which hits the sender mid-body (Go's net/http does this) */
+        c->nreq++;
+        c->raw->requests++;
+        c->closing = true;
+        bufferevent_disable(c->bev, EV_READ);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return put_s(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                        "Connection: close\r\nContent-Length: 20\r\n\r\n"
+                        "{\"detail\":\"too big\"}") < 0
+                   ? (conn_free(c), -1)
+                   : 0;
+    }
+    if ((body_len = body_length(head, head_len)) < 0)
         goto drop;
     if (evbuffer_get_length(in) < head_len + (size_t)body_len)
         return 0;

@@ -16,7 +16,7 @@ import unittest
 import pgtest
 from pgtest import KEY_ALICE, Conn, auth, build, free_port, sha
 
-HOST = os.environ.get("PG_UPSTREAM_HOST", "127.0.0.1")
+HOST = os.environ.get("PG_UPSTREAM_HOST") or "127.0.0.1"
 RAW = free_port()
 TIMEOUT = 5.0  # s; every wait on a socket in this file
 
@@ -204,6 +204,34 @@ class Upstream(unittest.TestCase):
         self.assertGreaterEqual(conns, 1)
         self.assertLessEqual(conns, 2)
 
+    def test_many_trailers(self):
+        """100 header fields, then 40 trailer fields after the body: the trailers are dropped,
+        not counted against the head's limits, and the answer ends cleanly."""
+        r = self.case("GET", "/trailers")
+        self.assertEqual((r.status, r.body), (200, b"hello"), r)
+        self.chunked(r)
+        self.assertEqual(r.header("x-h99"), "99")
+        self.assertIsNone(r.header("x-t0"), r)
+        self.ok_after()
+
+    def test_early_answer_to_upload(self):
+        """The upstream answers 413 from the head of a 4 MiB upload and closes with the body
+        unread (a reset mid-send): the caller gets that answer as the envelope, and the upload
+        is not sent again, also not a PUT on a pooled connection."""
+        body = b"u" * (4 << 20)
+        for method in ("POST", "PUT"):
+            self.c.send(req("GET", "/ok?n=1"))  # leaves a pooled connection behind
+            self.assertEqual(self.read().status, 200)
+            before = self.counters()[1]
+            self.c.send(req(method, "/early", body))
+            r = self.read()
+            self.assertEqual(r.status, 413, r)
+            e = r.json()["error"]
+            self.assertEqual((e["code"], e["upstream_status"]), ("payload_too_large", 413), e)
+            self.assertEqual(self.counters()[1], before + 1, method)
+            self.c.send(req("GET", "/ok?n=2"))
+            self.assertEqual(self.read().body, b"xx")
+
     def test_chunked(self):
         """Chunk sizes, an extension and a trailer upstream: the caller gets the body chunked,
         without the extension, the trailer or a Trailer header announcing it."""
@@ -239,18 +267,23 @@ class Upstream(unittest.TestCase):
         self.ok_after()
 
     def test_no_content(self):
-        r = self.case("GET", "/nocontent")
-        self.assertEqual((r.status, r.body), (204, b""), r)
-        self.assertEqual(r.header("x-raw"), "204")
-        self.no_framing(r)
-        self.ok_after()
+        # with ?cl the 204 also carries a Content-Length: still no body follows, and the
+        # pipelined request behind it is answered (a client waiting for 10 body bytes would
+        # abort the caller's connection at the upstream timeout instead)
+        for path in ("/nocontent", "/nocontent?cl"):
+            r = self.case("GET", path)
+            self.assertEqual((r.status, r.body), (204, b""), r)
+            self.assertEqual(r.header("x-raw"), "204")
+            self.no_framing(r)
+            self.ok_after()
 
     def test_not_modified(self):
-        r = self.case("GET", "/notmod")
-        self.assertEqual((r.status, r.body), (304, b""), r)
-        self.assertEqual(r.header("etag"), '"v1"')
-        self.no_framing(r)
-        self.ok_after()
+        for path in ("/notmod", "/notmod?cl"):
+            r = self.case("GET", path)
+            self.assertEqual((r.status, r.body), (304, b""), r)
+            self.assertEqual(r.header("etag"), '"v1"')
+            self.no_framing(r)
+            self.ok_after()
 
     def test_head_keeps_length(self):
         """HEAD: the upstream's Content-Length reaches the caller, and no body (the pipelined

@@ -67,6 +67,16 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     pg_server_drain(a->srv);
 }
 
+/* Which client serves each upstream (docs/design.md, "Upstream connections"): an operator
+ * should see whether the fast path is in use. Names only: a url may carry user info. */
+static void log_upstreams(const struct pg_conf *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        pg_log(PG_LOG_INFO, "upstream %s: %s", c->upstreams[i].name,
+               c->upstreams[i].h1_addrlen ? "own HTTP/1.1 client"
+                                          : "libcurl (https or a host name)");
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct app *a = arg;
@@ -79,8 +89,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         return;
     }
     pg_server_reload(a->srv, c);
-    pg_conf_unref(c);
     pg_log(PG_LOG_INFO, "reloaded %s", a->file);
+    log_upstreams(c);
+    pg_conf_unref(c);
 }
 
 static int run(const char *file)
@@ -118,6 +129,7 @@ static int run(const char *file)
         goto out_curl;
     pg_log(PG_LOG_INFO, "panelgate %s listening on %s:%u", PG_VERSION, conf->listen_address,
            (unsigned)conf->listen_port);
+    log_upstreams(conf);
     if (conf->workers != 1)
         pg_log(PG_LOG_WARN, "workers: %u requested; this build runs one event-loop worker",
                conf->workers);

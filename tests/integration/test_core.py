@@ -149,6 +149,13 @@ class Core(unittest.TestCase):
         e = self.env.get("/echo/h", method="DELETE", headers={"X-Custom": "1"}).json()
         self.assertEqual(hdr(e, "content-length"), [])
 
+    def test_client_per_upstream_logged(self):
+        # IP-literal http upstreams take the own client; named ones (PG_UPSTREAM_HOST) libcurl
+        out = self.env.gateway_output().decode()
+        want = "libcurl (https or a host name)" if pgtest.UPSTREAM_HOST else "own HTTP/1.1 client"
+        self.assertIn("upstream echo: " + want, out)
+        self.assertIn("upstream refused: " + want, out)
+
     def test_caller_panel_credentials_removed(self):
         r = self.env.get("/echo/x", headers={"X-Api-Key": "caller-supplied", "X-Signature": "s",
                                              "X-Timestamp": "1"})

@@ -69,16 +69,18 @@ step "fuzz (libFuzzer, when clang is installed)"
 if command -v clang >/dev/null 2>&1; then
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPG_FUZZ=ON -DPG_TESTS=ON >/dev/null ||
         fail "configure build-fuzz/"
-    cmake --build build-fuzz -j"$JOBS" --target fuzz_perr || fail "build fuzz_perr"
-    FUZZ_CORPUS=$(mktemp -d)
-    cp tests/fuzz/corpus/perr/* "$FUZZ_CORPUS"/
-    build-fuzz/tests/fuzz_perr -max_total_time="${PG_FUZZ_SECONDS:-20}" "$FUZZ_CORPUS" \
-        >build-fuzz/fuzz_perr.log 2>&1 || {
-        tail -n 40 build-fuzz/fuzz_perr.log
-        fail "fuzz_perr found a crash (log: build-fuzz/fuzz_perr.log)"
-    }
-    rm -rf "$FUZZ_CORPUS"
-    tail -n 1 build-fuzz/fuzz_perr.log
+    for t in perr h1; do
+        cmake --build build-fuzz -j"$JOBS" --target "fuzz_$t" || fail "build fuzz_$t"
+        FUZZ_CORPUS=$(mktemp -d)
+        cp "tests/fuzz/corpus/$t"/* "$FUZZ_CORPUS"/
+        "build-fuzz/tests/fuzz_$t" -max_total_time="${PG_FUZZ_SECONDS:-20}" "$FUZZ_CORPUS" \
+            >"build-fuzz/fuzz_$t.log" 2>&1 || {
+            tail -n 40 "build-fuzz/fuzz_$t.log"
+            fail "fuzz_$t found a crash (log: build-fuzz/fuzz_$t.log)"
+        }
+        rm -rf "$FUZZ_CORPUS"
+        echo "fuzz_$t: $(tail -n 1 "build-fuzz/fuzz_$t.log")"
+    done
     SUMMARY+=("fuzz")
 else
     echo "clang not installed: libFuzzer run SKIPPED (the corpus replay ran in ctest)"

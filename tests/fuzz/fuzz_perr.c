@@ -1,9 +1,9 @@
 /* fuzz_perr.c -- libFuzzer target for pg_perr_recognise (gateway/perr.c): the first 2 bytes
  * (big-endian, modulo 1000) are the panel's HTTP status, the rest is the body. Each input runs
  * complete and cut off; the result must keep perr.h's invariants and render, with
- * pg_envelope_body, to a JSON envelope. Built with -DPG_FUZZ_REPLAY it is a plain program that
- * runs the files (or directories of files) named on its command line, for builds without
- * libFuzzer. See tests/fuzz/README.md. */
+ * pg_envelope_body, to a JSON envelope. Linked with replay.c it is a plain program that runs the
+ * files (or directories of files) named on its command line, for builds without libFuzzer. See
+ * tests/fuzz/README.md. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,65 +87,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     return 0;
 }
-
-#ifdef PG_FUZZ_REPLAY
-#include <dirent.h>
-
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += r;
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return -1;
-    LLVMFuzzerTestOneInput(buf, n);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int runs = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            if (run_file(argv[i]))
-                return 1;
-            runs++;
-            continue;
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-            char path[4096];
-            if (de->d_name[0] == '.')
-                continue;
-            int k = snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
-            if (k < 0 || (size_t)k >= sizeof path || run_file(path)) {
-                closedir(d);
-                return 1;
-            }
-            runs++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_perr: %d inputs ok\n", runs);
-    return runs > 0 ? 0 : 1;
-}
-#endif

@@ -23,16 +23,9 @@
 #include <event2/event.h>
 
 #include "gateway/h1.h"
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_h1: %s:%d: %s\n", __FILE__, __LINE__, #cond);                    \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define FUZZ_INPUT_MAX (256 * 1024) /* fits the loopback socket buffers: one blocking write */
 #define MAX_ACCEPTED 8

@@ -14,16 +14,9 @@
 
 #include "gateway/envelope.h"
 #include "gateway/perr.h"
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_perr: %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* The envelope for p must be one JSON object {"error": {...}} carrying p's fields. */
 static void check_envelope(const struct pg_perr *p, int status)

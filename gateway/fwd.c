@@ -321,10 +321,14 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
         add_hdr(f, &nn, "X-Forwarded-Proto", 17, proto, strlen(proto)) ||
         add_hdr(f, &nn, "X-Request-Id", 12, r->rid, strlen(r->rid)))
         return -1;
-    for (size_t i = 0; i < o->nhdr; i++)
-        if (add_hdr(f, &nn, o->hdr[i].name, strlen(o->hdr[i].name), o->hdr[i].value,
-                    strlen(o->hdr[i].value)))
+    for (size_t i = 0; i < o->nhdr; i++) {
+        /* adapters check what they keep; this is the last place before the wire, where a
+         * CR or LF from a panel's token would become a header of its own */
+        size_t hn = strlen(o->hdr[i].name), hv = strlen(o->hdr[i].value);
+        if (!pg_hdr_name_ok(o->hdr[i].name, hn) || !pg_hdr_value_ok(o->hdr[i].value, hv) ||
+            add_hdr(f, &nn, o->hdr[i].name, hn, o->hdr[i].value, hv))
             return -1;
+    }
     size_t bn = evbuffer_get_length(r->body);
     if (f->h1) {
         /* RFC 9112 6.3: a body has a length; POST, PUT and PATCH say 0 rather than nothing */

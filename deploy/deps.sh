@@ -8,7 +8,7 @@ PG_DEPS_DEFAULT=(
     build-essential cmake pkg-config
     libevent-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libhiredis-dev
     libcmocka-dev libhttp-parser-dev libjemalloc-dev
-    python3 curl ca-certificates
+    python3 curl ca-certificates openssl
     redis-server nginx wrk valgrind
 )
 

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,7 +22,9 @@
 #include <event2/listener.h>
 #include <http_parser.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "curlev.h"
 #include "fwd.h"
@@ -74,7 +77,9 @@ struct pg_conn {
     bool has_perr;
     enum pg_err_code perr;
     struct event timer;
-    size_t hcap; /* hbuf grows on demand: an idle connection holds none */
+    size_t hcap;               /* hbuf grows on demand: an idle connection holds none */
+    SSL *ssl;                  /* listen.tls: the connection's TLS state; NULL for plain HTTP */
+    bool tls_read_wants_write; /* a handshake step inside SSL_read waits for room to write */
     char peer[INET6_ADDRSTRLEN];
     struct pg_req req;
 };
@@ -85,6 +90,7 @@ struct pg_server {
     struct pg_conn *conns;
     struct event drain_timer;
     bool drain_timer_set;
+    SSL_CTX *tls; /* listen.tls; NULL: plain HTTP. New connections take the current one. */
 };
 
 static void conn_free(struct pg_conn *c);
@@ -711,9 +717,50 @@ static void conn_process(struct pg_conn *c)
 /* ---- connection I/O: plain non-blocking reads and writes; a write is tried at once and only
  * a full kernel buffer arms EPOLLOUT, so a typical answer costs one writev and no epoll_ctl ---- */
 
+/* TLS reads: up to 64 KiB per call (records are at most 16 KiB); what OpenSSL still holds
+ * decrypted is read on the next loop turn, since the socket may never become readable again
+ * for it. Same returns as read_some. */
+static int read_tls(struct pg_conn *c)
+{
+    int got = 0;
+    for (int round = 0; round < 4; round++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, 16384, &v, 1) != 1)
+            return -1;
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->in, &v, 1);
+            got = 1;
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            c->tls_read_wants_write = true;
+            event_add(&c->wev, NULL);
+            break;
+        default: /* close_notify, EOF, a failed handshake or a broken record */
+            return got ? 1 : -1;
+        }
+        goto out;
+    }
+    if (SSL_pending(c->ssl) > 0)
+        event_active(&c->rev, EV_READ, 1);
+out:
+    /* an answer written before the handshake was done (e.g. a 503) can go now */
+    if (evbuffer_get_length(c->out) && SSL_is_init_finished(c->ssl))
+        kick(&c->req);
+    return got;
+}
+
 /* One read into c->in: >0 bytes read, 0 would block, -1 EOF or error. */
 static int read_some(struct pg_conn *c)
 {
+    if (c->ssl)
+        return read_tls(c);
     struct evbuffer_iovec v[2];
     struct iovec iov[2];
     int nv = evbuffer_reserve_space(c->in, 16384, v, 2);
@@ -762,10 +809,42 @@ static void on_rev(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Write what c->out holds, as far as the socket takes it. 0 written or waiting for room; -1 the
+ * caller is gone. */
+static int write_some(struct pg_conn *c)
+{
+    if (!c->ssl) {
+        if (evbuffer_write(c->out, c->fd) < 0 &&
+            !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return -1;
+        return 0;
+    }
+    while (evbuffer_get_length(c->out)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
+            return -1;
+        /* a retry after WANT_WRITE must not be shorter: the first chunk only grows, and the
+         * cap is constant */
+        size_t len = v.iov_len > 16384 ? 16384 : v.iov_len;
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, v.iov_base, (int)len);
+        if (n > 0) {
+            evbuffer_drain(c->out, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        /* WANT_READ: the handshake waits for the caller, whose bytes come through on_rev */
+        return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? 0 : -1;
+    }
+    return 0;
+}
+
 static void linger(struct pg_conn *c)
 {
     /* half-close and read until the peer closes: a reset could destroy the answer */
     c->state = CS_LINGER;
+    if (c->ssl && SSL_is_init_finished(c->ssl))
+        SSL_shutdown(c->ssl); /* close_notify; the peer's is not waited for */
     shutdown(c->fd, SHUT_WR);
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
     want_read(c, true);
@@ -775,13 +854,17 @@ static void linger(struct pg_conn *c)
 static void on_wev(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_conn *c = arg;
+    (void)fd;
     c->kicked = false;
     if ((what & (EV_TIMEOUT | EV_WRITE)) == EV_TIMEOUT) {
         conn_free(c); /* the caller stopped reading for client_timeout */
         return;
     }
-    if (evbuffer_get_length(c->out) && evbuffer_write(c->out, fd) < 0 &&
-        !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        event_active(&c->rev, EV_READ, 1);
+    }
+    if (evbuffer_get_length(c->out) && write_some(c)) {
         conn_free(c);
         return;
     }
@@ -827,6 +910,8 @@ static void conn_free(struct pg_conn *c)
         event_del(&c->rev);
         event_del(&c->wev);
     }
+    if (c->ssl)
+        SSL_free(c->ssl);
     if (c->fd >= 0)
         evutil_closesocket(c->fd);
     if (c->in)
@@ -883,6 +968,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     c->events = true;
+    if (s->tls) {
+        if (!(c->ssl = SSL_new(s->tls)) || SSL_set_fd(c->ssl, fd) != 1) {
+            conn_free(c);
+            return;
+        }
+        SSL_set_accept_state(c->ssl);
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (sa->sa_family == AF_INET)
@@ -944,6 +1036,42 @@ static int open_log(struct pg_server *s, char *err, size_t cap)
     return 0;
 }
 
+/* listen.tls: TLS 1.2 or later with the configured certificate chain and key. NULL with err
+ * set when they cannot be used. */
+static SSL_CTX *tls_ctx_new(const struct pg_conf *conf, char *err, size_t cap)
+{
+    const char *what = "out of memory";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* partial writes: the output evbuffer goes out a chunk at a time; released buffers: an
+     * idle keep-alive connection holds no TLS record buffers */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    ERR_clear_error();
+    what = "listen.tls.cert: not a usable PEM certificate chain";
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1)
+        goto fail;
+    what = "listen.tls.key: not a usable PEM private key";
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            what = "listen.tls: the key does not belong to the certificate";
+        goto fail;
+    }
+    what = "listen.tls: the key does not belong to the certificate";
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    return ctx;
+fail:;
+    const char *why = ERR_reason_error_string(ERR_peek_last_error());
+    snprintf(err, cap, "%s (%s)", what, why ? why : "-");
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
 struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
                                 size_t cap)
 {
@@ -956,12 +1084,8 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
     s->w.conf = conf;
     pg_conf_ref(conf);
     s->w.tls = conf->tls_cert != NULL;
-    if (s->w.tls) {
-        /* refusing beats serving plain HTTP where the operator asked for TLS */
-        snprintf(err, cap,
-                 "listen.tls: TLS termination is not built yet; put a TLS proxy in front");
+    if (s->w.tls && !(s->tls = tls_ctx_new(conf, err, cap)))
         goto fail;
-    }
     if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
         goto fail_msg;
     s->w.curl = pg_curlev_new(base);
@@ -1006,6 +1130,21 @@ void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
     pg_conf_unref(s->w.conf);
     s->w.conf = conf;
     s->w.conf_gen++; /* cached key checks were against the old consumers */
+    if ((conf->tls_cert != NULL) != s->w.tls) {
+        pg_log(PG_LOG_WARN, "reload: turning listen.tls on or off takes a restart");
+        return;
+    }
+    if (!s->w.tls)
+        return;
+    /* a renewed certificate: new connections get it, open ones keep theirs */
+    char err[256];
+    SSL_CTX *ctx = tls_ctx_new(conf, err, sizeof err);
+    if (!ctx) {
+        pg_log(PG_LOG_ERR, "reload: %s; keeping the certificate in use", err);
+        return;
+    }
+    SSL_CTX_free(s->tls);
+    s->tls = ctx;
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
@@ -1053,6 +1192,7 @@ void pg_server_free(struct pg_server *s)
         event_del(&s->drain_timer);
     if (s->lis)
         evconnlistener_free(s->lis);
+    SSL_CTX_free(s->tls);
     if (s->w.log_timer)
         event_free(s->w.log_timer);
     if (s->w.log) {

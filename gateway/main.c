@@ -165,6 +165,11 @@ static int check(const char *file)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (pg_server_check_tls(c, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", file, err);
+        pg_conf_unref(c);
+        return 1;
+    }
     printf("%s: ok (%zu upstreams, %zu consumers)\n", file, c->nupstreams, c->nconsumers);
     pg_conf_unref(c);
     return 0;

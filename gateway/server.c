@@ -1072,6 +1072,15 @@ fail:;
     return NULL;
 }
 
+int pg_server_check_tls(const struct pg_conf *conf, char *err, size_t cap)
+{
+    if (!conf->tls_cert)
+        return 0;
+    SSL_CTX *ctx = tls_ctx_new(conf, err, cap);
+    SSL_CTX_free(ctx);
+    return ctx ? 0 : -1;
+}
+
 struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
                                 size_t cap)
 {

@@ -181,10 +181,16 @@ class Startup(unittest.TestCase):
             path = os.path.join(env.tmp, "pg.yaml")
             with open(path, "w") as f:
                 f.write(config(env, "a.crt", "b.key"))
-            p = subprocess.run([pgtest.PANELGATE, "-c", path], capture_output=True, text=True,
-                               timeout=20)
-            self.assertEqual(p.returncode, 1, p)
-            self.assertIn("the key does not belong to the certificate", p.stderr)
+            for args in (["-c", path], ["--check", "-c", path]):
+                p = subprocess.run([pgtest.PANELGATE] + args, capture_output=True, text=True,
+                                   timeout=20)
+                self.assertEqual(p.returncode, 1, (args, p))
+                self.assertIn("the key does not belong to the certificate", p.stderr)
+            with open(path, "w") as f:
+                f.write(config(env, "a.crt", "a.key"))
+            p = subprocess.run([pgtest.PANELGATE, "--check", "-c", path], capture_output=True,
+                               text=True, timeout=20)
+            self.assertEqual(p.returncode, 0, p)
         finally:
             env.stop()
 

@@ -75,7 +75,8 @@ struct pg_fwd {
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
     bool head_done, paused, running;
-    uint64_t last_ms; /* last byte from upstream, for the idle timeout */
+    uint64_t last_ms;   /* last byte from upstream, for the idle timeout */
+    uint64_t sent_seen; /* request bytes the upstream had taken at the last idle check */
     struct event idle;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -595,6 +596,7 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
     f->h1 = up->h1_addrlen != 0;
+    f->sent_seen = 0;
     f->status = 0;
     f->clen = -1;
     f->chunked_up = false;
@@ -1101,15 +1103,28 @@ static void fwd_done(struct pg_fwd *f, CURLcode res)
         fail_transport(r, up, res == CURLE_OK ? CURLE_WEIRD_SERVER_REPLY : res);
 }
 
+/* Request bytes the upstream connection has taken so far. */
+static uint64_t sent_bytes(struct pg_fwd *f)
+{
+    if (f->h1)
+        return f->hx.sent;
+    curl_off_t n = 0;
+    curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &n);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
 static void on_idle(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_fwd *f = arg;
     (void)fd;
     (void)what;
     uint64_t now = pg_now_ms(), to = f->up->timeout_ms;
-    /* a transfer paused for a slow caller is not idle on the upstream's side */
-    if (f->paused)
+    /* a transfer paused for a slow caller is not idle on the upstream's side, nor is one whose
+     * upload is still moving (checked here, not per write: a stall is caught within 2 x to) */
+    uint64_t sent = sent_bytes(f);
+    if (f->paused || sent != f->sent_seen)
         f->last_ms = now;
+    f->sent_seen = sent;
     if (now - f->last_ms < to) {
         arm_idle(f, to - (now - f->last_ms));
         return;

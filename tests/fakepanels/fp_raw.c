@@ -27,6 +27,7 @@
  *                  an extension and a trailer) written 3 bytes per 5 ms write (~160 ms)
  *   /trailers      chunked "hello" after 100 header fields, then 40 trailer fields
  *   /early         413 (JSON) from the head alone, then a close with the body unread (a reset)
+ *   /slowread      reads the body at 1 MiB/s, then answers 200 "read N"
  *   anything else  404, keep-alive
  * Other answers that close do it once their bytes have left (a FIN, never a reset).
  *
@@ -51,14 +52,16 @@
 
 #include "fp.h"
 
-#define RAW_HEAD_MAX (64 << 10) /* bytes of a request head */
-#define RAW_BODY_MAX (1 << 20)  /* bytes of a request body */
-#define RAW_OK_MAX (16u << 20)  /* bytes of an /ok body */
-#define RAW_SPLIT_PIECE 3       /* bytes per /split write ... */
-#define RAW_SPLIT_MS 5          /* ... and the pause between them */
-#define RAW_HINTS_MS 20         /* between the 103 and the 200 */
-#define RAW_IDLE_CLOSE_MS 50    /* /ka-then-close */
-#define RAW_BIGHEAD_LINES 1000  /* of 104 bytes each: a head of about 100 KiB */
+#define RAW_HEAD_MAX (64 << 10)  /* bytes of a request head */
+#define RAW_BODY_MAX (1 << 20)   /* bytes of a request body */
+#define RAW_OK_MAX (16u << 20)   /* bytes of an /ok body */
+#define RAW_SLOW_MAX (16u << 20) /* bytes of a /slowread body */
+#define RAW_SLOW_RATE (1u << 20) /* /slowread reads this many bytes per second */
+#define RAW_SPLIT_PIECE 3        /* bytes per /split write ... */
+#define RAW_SPLIT_MS 5           /* ... and the pause between them */
+#define RAW_HINTS_MS 20          /* between the 103 and the 200 */
+#define RAW_IDLE_CLOSE_MS 50     /* /ka-then-close */
+#define RAW_BIGHEAD_LINES 1000   /* of 104 bytes each: a head of about 100 KiB */
 
 struct raw_conn {
     struct raw_conn *prev, *next; /* raw->conns */
@@ -67,11 +70,13 @@ struct raw_conn {
     struct event *timer; /* timed writes and the idle close */
     const char *pending; /* static bytes still to write, piece bytes per tick; NULL when none */
     size_t pending_len, piece;
-    struct timeval delay; /* between pieces */
-    bool closing;         /* close once the output has drained */
-    bool idle_close;      /* the timer closes (/ka-then-close) */
-    bool drop_next;       /* /ka-drop-next: the next request gets a close */
-    uint64_t nreq;        /* requests read, /_fake/ ones included */
+    struct timeval delay;             /* between pieces */
+    bool closing;                     /* close once the output has drained */
+    bool idle_close;                  /* the timer closes (/ka-then-close) */
+    bool drop_next;                   /* /ka-drop-next: the next request gets a close */
+    uint64_t slow_left, slow_total;   /* /slowread: body bytes still to read, and in all */
+    struct ev_token_bucket_cfg *rate; /* /slowread's read rate */
+    uint64_t nreq;                    /* requests read, /_fake/ ones included */
 };
 
 struct fp_raw {
@@ -130,6 +135,8 @@ static void conn_free(struct raw_conn *c)
     if (c->timer != NULL)
         event_free(c->timer);
     bufferevent_free(c->bev); /* closes the socket */
+    if (c->rate != NULL)
+        ev_token_bucket_cfg_free(c->rate);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -486,7 +493,7 @@ static int parse_line(const char *head, size_t n, struct raw_req *rq)
 
 /* The request's body length from head[0..n): Content-Length, 0 when absent; -1 for a chunked
  * body or a bad length (this fake never needs either). */
-static int64_t body_length(const char *head, size_t n)
+static int64_t body_length(const char *head, size_t n, uint64_t max)
 {
     static const char cl[] = "\r\ncontent-length:", te[] = "\r\ntransfer-encoding:";
     uint64_t v = 0;
@@ -502,7 +509,7 @@ static int64_t body_length(const char *head, size_t n)
             while (s < e && *s == ' ')
                 s++;
             if (e == NULL || copy_str(num, sizeof(num), s, (size_t)(e - s)) < 0 ||
-                fp_parse_u64(num, RAW_BODY_MAX, &v) < 0)
+                fp_parse_u64(num, max, &v) < 0)
                 return -1;
         }
     }
@@ -519,6 +526,48 @@ static void on_write(struct bufferevent *bev, void *arg)
         conn_free(c);
 }
 
+/* /slowread: a body of up to RAW_SLOW_MAX bytes read at RAW_SLOW_RATE, so the sender's upload
+ * crawls once the socket buffers are full; the answer says how many bytes arrived. */
+static int slowread_start(struct raw_conn *c, const char *head, size_t head_len)
+{
+    int64_t n = body_length(head, head_len, RAW_SLOW_MAX);
+    struct timeval tick = { 0, 100000 };
+
+    if (n <= 0)
+        return -1;
+    c->nreq++;
+    c->raw->requests++;
+    evbuffer_drain(bufferevent_get_input(c->bev), head_len);
+    c->slow_left = c->slow_total = (uint64_t)n;
+    if (c->rate == NULL &&
+        (c->rate = ev_token_bucket_cfg_new(RAW_SLOW_RATE / 10, RAW_SLOW_RATE / 10,
+                                           EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, &tick)) == NULL)
+        return -1;
+    return bufferevent_set_rate_limit(c->bev, c->rate);
+}
+
+/* 1: the body is complete and answered; 0: more to read; -1: failed. */
+static int slowread_more(struct raw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t k = evbuffer_get_length(in);
+    char answer[128];
+
+    if (k > c->slow_left)
+        k = (size_t)c->slow_left;
+    evbuffer_drain(in, k);
+    c->slow_left -= k;
+    if (c->slow_left > 0)
+        return 0;
+    if (bufferevent_set_rate_limit(c->bev, NULL) < 0)
+        return -1;
+    snprintf(answer, sizeof(answer), "read %" PRIu64, c->slow_total);
+    if (put_s(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ") < 0 ||
+        put_u64(c, strlen(answer)) < 0 || put_s(c, "\r\n\r\n") < 0 || put_s(c, answer) < 0)
+        return -1;
+    return 1;
+}
+
 /* 1: one request was answered (the connection lives on); 0: wait for more bytes, or for a timed
  * answer to finish; -1: the connection was freed. */
 static int next_request(struct raw_conn *c)
@@ -533,6 +582,12 @@ static int next_request(struct raw_conn *c)
 
     if (c->pending != NULL || c->closing)
         return 0;
+    if (c->slow_left > 0) {
+        int rc = slowread_more(c);
+        if (rc < 0)
+            conn_free(c);
+        return rc;
+    }
     end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (end.pos < 0) {
         if (evbuffer_get_length(in) > RAW_HEAD_MAX)
@@ -544,6 +599,8 @@ static int next_request(struct raw_conn *c)
         (head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len)) == NULL ||
         parse_line(head, head_len, &rq) < 0)
         goto drop;
+    if (strcmp(rq.path, "/slowread") == 0)
+        return slowread_start(c, head, head_len) < 0 ? (conn_free(c), -1) : 1;
     if (strcmp(rq.path, "/early") == 0) {
         /* answers from the head alone and closes with the body unread: the kernel turns the
          * close into a reset, which hits the sender mid-body (Go's net/http does this) */
@@ -558,7 +615,7 @@ static int next_request(struct raw_conn *c)
                    ? (conn_free(c), -1)
                    : 0;
     }
-    if ((body_len = body_length(head, head_len)) < 0)
+    if ((body_len = body_length(head, head_len, RAW_BODY_MAX)) < 0)
         goto drop;
     if (evbuffer_get_length(in) < head_len + (size_t)body_len)
         return 0;

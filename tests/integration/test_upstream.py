@@ -232,6 +232,16 @@ class Upstream(unittest.TestCase):
             self.c.send(req("GET", "/ok?n=2"))
             self.assertEqual(self.read().body, b"xx")
 
+    def test_slow_upload_is_not_idle(self):
+        """A 4 MiB upload the upstream reads at 1 MiB/s outlasts the upstream's 3 s timeout:
+        bytes still moving towards the upstream are not idleness, so its answer arrives (200),
+        not a 504."""
+        body = b"s" * (4 << 20)
+        self.c.sock.settimeout(15)
+        self.c.send(req("POST", "/slowread", body))
+        r = self.read()
+        self.assertEqual((r.status, r.body), (200, b"read %d" % len(body)), r)
+
     def test_chunked(self):
         """Chunk sizes, an extension and a trailer upstream: the caller gets the body chunked,
         without the extension, the trailer or a Trailer header announcing it."""

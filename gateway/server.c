@@ -738,10 +738,13 @@ static int read_tls(struct pg_conn *c)
         switch (SSL_get_error(c->ssl, n)) {
         case SSL_ERROR_WANT_READ:
             break;
-        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_WRITE: {
+            uint64_t ms = c->srv->w.conf->client_timeout_ms;
+            struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
             c->tls_read_wants_write = true;
-            event_add(&c->wev, NULL);
+            event_add(&c->wev, &tv);
             break;
+        }
         default: /* close_notify, EOF, a failed handshake or a broken record */
             return got ? 1 : -1;
         }
@@ -809,8 +812,9 @@ static void on_rev(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Write what c->out holds, as far as the socket takes it. 0 written or waiting for room; -1 the
- * caller is gone. */
+/* Write what c->out holds, as far as the socket takes it. 0 written or waiting for room; 1
+ * waiting for the caller's bytes (a TLS handshake not done: on_rev drives it and kicks the
+ * write when it is); -1 the caller is gone. */
 static int write_some(struct pg_conn *c)
 {
     if (!c->ssl) {
@@ -819,6 +823,8 @@ static int write_some(struct pg_conn *c)
             return -1;
         return 0;
     }
+    if (!SSL_is_init_finished(c->ssl))
+        return 1; /* an answer before the handshake (a 503): a write would only spin */
     while (evbuffer_get_length(c->out)) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
@@ -833,8 +839,7 @@ static int write_some(struct pg_conn *c)
             continue;
         }
         int e = SSL_get_error(c->ssl, n);
-        /* WANT_READ: the handshake waits for the caller, whose bytes come through on_rev */
-        return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? 0 : -1;
+        return e == SSL_ERROR_WANT_WRITE ? 0 : e == SSL_ERROR_WANT_READ ? 1 : -1;
     }
     return 0;
 }
@@ -864,17 +869,23 @@ static void on_wev(evutil_socket_t fd, short what, void *arg)
         c->tls_read_wants_write = false;
         event_active(&c->rev, EV_READ, 1);
     }
-    if (evbuffer_get_length(c->out) && write_some(c)) {
+    int w = evbuffer_get_length(c->out) ? write_some(c) : 0;
+    if (w < 0) {
         conn_free(c);
         return;
     }
     size_t left = evbuffer_get_length(c->out);
-    if (left) {
-        uint64_t ms = c->srv->w.conf->client_timeout_ms;
+    uint64_t ms = c->srv->w.conf->client_timeout_ms;
+    if (left && w == 0) {
         struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
         event_add(&c->wev, &tv);
     } else if (event_pending(&c->wev, EV_WRITE, NULL)) {
         event_del(&c->wev);
+    }
+    if (w == 1) {
+        want_read(c, true);
+        if (c->state != CS_BUSY) /* the caller has client_timeout to go on with the handshake */
+            arm_timer(c, ms);
     }
     if (c->state == CS_BUSY && c->req.on_writable && left < PG_OUT_LOW)
         c->req.on_writable(&c->req);

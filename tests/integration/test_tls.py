@@ -172,6 +172,49 @@ class TLS(unittest.TestCase):
         c.close()
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class OverLimit(unittest.TestCase):
+    def test_503_before_handshake_neither_spins_nor_lingers(self):
+        """Over max_connections, the 503 waits for a handshake the caller never starts: the
+        worker must not spin on it, and client_timeout (1 s) must close the connection."""
+        def cfg(env):
+            make_cert(env.tmp, "a")
+            return config(env).replace("access_log: off", "access_log: off\nlimits: "
+                                       "{max_connections: 1, client_timeout: 1s}")
+        env = pgtest.Env(cfg).start()
+        try:
+            ctx = ssl.create_default_context(cafile=os.path.join(env.tmp, "a.crt"))
+            held = ctx.wrap_socket(socket.create_connection(("127.0.0.1", env.port), timeout=5),
+                                   server_hostname="127.0.0.1")
+            # an over-limit caller that does shake hands gets the 503 envelope
+            c = pgtest.Conn(env.port)
+            c.sock = ctx.wrap_socket(c.sock, server_hostname="127.0.0.1")
+            c.send(pgtest.build("GET", "/_gateway/health"))
+            r = c.read_response()
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json()["error"]["status"], 503)
+            c.close()
+            silent = socket.create_connection(("127.0.0.1", env.port), timeout=5)
+            t0, cpu0 = time.monotonic(), cpu_seconds(env.gw.pid)
+            try:
+                self.assertEqual(silent.recv(1), b"")  # closed by the gateway
+            except ConnectionResetError:
+                pass
+            waited = time.monotonic() - t0
+            self.assertLess(waited, 4.0)
+            # a spinning worker burns about one CPU second per second of waiting
+            self.assertLess(cpu_seconds(env.gw.pid) - cpu0, 0.3 * max(waited, 1.0))
+            silent.close()
+            held.close()
+        finally:
+            env.stop()
+
+
 class Startup(unittest.TestCase):
     def test_key_not_matching_certificate(self):
         env = pgtest.Env(lambda e: e.tmp)

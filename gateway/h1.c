@@ -356,19 +356,6 @@ fail:
     return NULL;
 }
 
-static void attach(struct pg_h1_conn *c, struct pg_h1_xfer *x)
-{
-    c->x = x;
-    x->c = c;
-    x->sent = 0;
-    x->got_any = false;
-    x->paused = false;
-    c->complete = false;
-    c->cb_fail = CURLE_OK;
-    http_parser_init(&c->p, HTTP_RESPONSE);
-    c->p.data = c;
-}
-
 /* Write what is left of the request. 0: all sent or waiting for room; -1: errno says why. */
 static int send_more(struct pg_h1_conn *c)
 {
@@ -421,6 +408,23 @@ static void send_failed_sync(struct pg_h1_conn *c, int err)
     event_active(&c->wev, EV_WRITE, 1);
 }
 
+/* Put x on c and send what the socket takes now (a connection still connecting sends once
+ * on_write hears it is up). Never calls back: a failure is reported on the next loop turn. */
+static void begin(struct pg_h1_conn *c, struct pg_h1_xfer *x)
+{
+    c->x = x;
+    x->c = c;
+    x->sent = 0;
+    x->got_any = false;
+    x->paused = false;
+    c->complete = false;
+    c->cb_fail = CURLE_OK;
+    http_parser_init(&c->p, HTTP_RESPONSE);
+    c->p.data = c;
+    if (!c->connecting && send_more(c))
+        send_failed_sync(c, errno);
+}
+
 /* A pooled connection the upstream had already closed: an idempotent request goes again on a
  * new one. Only when nothing of an answer came back, and only once. A POST is never resent: the
  * upstream may have acted on it (RFC 9110 9.2.2); pool_take checked its connection instead. */
@@ -441,9 +445,7 @@ static bool retry_fresh(struct pg_h1_conn *c)
         x->ops->done(x->arg, CURLE_COULDNT_CONNECT);
         return true;
     }
-    attach(n, x);
-    if (!n->connecting && send_more(n))
-        send_failed_sync(n, errno);
+    begin(n, x);
     return true;
 }
 
@@ -452,7 +454,7 @@ static bool retry_fresh(struct pg_h1_conn *c)
 static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err)
 {
     struct pg_h1_xfer *x = c->x;
-    if (res != CURLE_OK && (res == CURLE_SEND_ERROR || res == CURLE_GOT_NOTHING) && retry_fresh(c))
+    if ((res == CURLE_SEND_ERROR || res == CURLE_GOT_NOTHING) && retry_fresh(c))
         return;
     c->x = NULL;
     x->c = NULL;
@@ -580,9 +582,7 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
     x->reused = c != NULL;
     if (!c && !(c = conn_open(h, o)))
         return errno == ENOMEM ? -1 : -2;
-    attach(c, x);
-    if (!c->connecting && send_more(c))
-        send_failed_sync(c, errno);
+    begin(c, x);
     return 0;
 }
 

@@ -39,8 +39,7 @@
 
 struct pg_fwd {
     struct pg_xfer x;     /* first: CURLOPT_PRIVATE */
-    struct pg_h1_xfer hx; /* the own client's transfer, when f->h1 */
-    bool h1;              /* this exchange goes through h1.c, not curl */
+    struct pg_h1_xfer hx; /* the own client's transfer, when via_h1(f) */
     struct pg_fwd *next_free;
     struct pg_fwd_pool *pool;
     struct pg_req *req;
@@ -165,12 +164,18 @@ static struct pg_fwd *fwd_get(struct pg_fwd_pool *pool)
     return f;
 }
 
+/* Does this exchange go through h1.c (http:// at an IP address) rather than curl? */
+static bool via_h1(const struct pg_fwd *f)
+{
+    return f->up->h1_addrlen != 0;
+}
+
 /* End the upstream exchange (finished or not); the request stays. */
 static void stop_transfer(struct pg_fwd *f)
 {
     if (!f->running)
         return;
-    if (f->h1)
+    if (via_h1(f))
         pg_h1_cancel(&f->hx);
     else
         pg_curlev_remove(f->req->w->curl, f->easy);
@@ -220,7 +225,7 @@ static int add_hdr(struct pg_fwd *f, size_t *nn, const char *name, size_t nl, co
     size_t need = nl + vl + 4;
     if (f->hused + need > f->hcap)
         return -1;
-    if (f->h1) {
+    if (via_h1(f)) {
         if (value) {
             put_raw(f, name, nl);
             put_raw(f, ": ", 2);
@@ -287,7 +292,7 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
         return -1;
     f->hused = 0;
     size_t nn = 0;
-    if (f->h1) {
+    if (via_h1(f)) {
         put_raw(f, r->method, strlen(r->method));
         put_raw(f, " ", 1);
         put_raw(f, target, tn);
@@ -331,7 +336,7 @@ static int build_headers(struct pg_fwd *f, const struct pg_out_req *o)
             return -1;
     }
     size_t bn = evbuffer_get_length(r->body);
-    if (f->h1) {
+    if (via_h1(f)) {
         /* RFC 9112 6.3: a body has a length; POST, PUT and PATCH say 0 rather than nothing */
         if (bn || (r->method_bit & (PG_M_POST | PG_M_PUT | PG_M_PATCH))) {
             char cl[48];
@@ -451,7 +456,7 @@ static void on_writable(struct pg_req *r)
     struct pg_fwd *f = r->fwd;
     if (f && f->paused) {
         f->paused = false;
-        if (f->h1)
+        if (via_h1(f))
             pg_h1_resume(&f->hx);
         else /* may call on_body before it returns; on_body is re-entrant */
             curl_easy_pause(f->easy, CURLPAUSE_CONT);
@@ -595,7 +600,6 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
 {
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
-    f->h1 = up->h1_addrlen != 0;
     f->sent_seen = 0;
     f->status = 0;
     f->clen = -1;
@@ -643,7 +647,7 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    int rc = f->h1 ? start_h1(f, body, bn) : start_curl(f, body, bn);
+    int rc = via_h1(f) ? start_h1(f, body, bn) : start_curl(f, body, bn);
     if (rc == -2) { /* out of sockets: the upstream cannot be reached from here */
         pg_log(PG_LOG_WARN, "request %s: upstream %s: no socket: %s", r->rid, up->name,
                strerror(errno));
@@ -1106,7 +1110,7 @@ static void fwd_done(struct pg_fwd *f, CURLcode res)
 /* Request bytes the upstream connection has taken so far. */
 static uint64_t sent_bytes(struct pg_fwd *f)
 {
-    if (f->h1)
+    if (via_h1(f))
         return f->hx.sent;
     curl_off_t n = 0;
     curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &n);

@@ -35,6 +35,7 @@
 #include "limit.h"
 #include "metrics.h"
 #include "req.h"
+#include "reqparse.h"
 #include "route.h"
 #include "util.h"
 
@@ -42,7 +43,6 @@
 #define PG_IN_HIGH (256 * 1024)
 /* The forwarder resumes a paused upstream when the caller's output falls below this. */
 #define PG_OUT_LOW (128 * 1024)
-#define PG_URL_MAX 8192
 #define PG_LINGER_MS 2000
 
 enum cstate {
@@ -69,15 +69,16 @@ struct pg_conn {
     size_t akey_len;
     uint64_t akey_gen;
     const struct pg_consumer *akey_consumer;
-    http_parser parser;
+    struct pg_reqparse ps;
     enum cstate state;
-    bool got_bytes; /* some byte of the current request has arrived */
-    bool in_value;  /* the last header callback was a value */
-    bool complete;  /* on_message_complete ran */
-    bool has_perr;
-    enum pg_err_code perr;
+    bool parked; /* answers wait unread: the next request is not parsed until they drain */
+    /* the head was refused but no body follows: answered at the request's end, keep-alive */
+    bool refused;
+    enum pg_err_code rcode;
+    const char *rmsg;
+    const struct endpoint *ep; /* a gateway endpoint the head was judged for, or NULL */
+    uint64_t stall_ms;         /* unwritten output made no progress since; 0: none waiting */
     struct event timer;
-    size_t hcap;               /* hbuf grows on demand: an idle connection holds none */
     SSL *ssl;                  /* listen.tls: the connection's TLS state; NULL for plain HTTP */
     bool tls_read_wants_write; /* a handshake step inside SSL_read waits for room to write */
     char peer[INET6_ADDRSTRLEN];
@@ -121,189 +122,6 @@ static void make_rid(struct pg_worker *w, char *out)
     }
     out[26] = '\0';
 }
-
-/* ---- parser callbacks ---- */
-
-static struct pg_conn *pconn(http_parser *p)
-{
-    return p->data;
-}
-
-static int refuse(struct pg_conn *c, enum pg_err_code code)
-{
-    c->has_perr = true;
-    c->perr = code;
-    return -1; /* any non-zero is an error, but 1 and 2 from on_headers_complete are not */
-}
-
-/* Room for extra more bytes in hbuf, within limit. -1 when it would pass the limit or no
- * memory is left. Headers are kept as offsets, so moving the buffer is harmless. */
-static int hbuf_reserve(struct pg_conn *c, size_t extra, size_t limit)
-{
-    struct pg_req *r = &c->req;
-    size_t need = r->hlen + extra;
-    if (need <= c->hcap)
-        return 0;
-    if (need > limit)
-        return -1;
-    size_t cap = c->hcap ? c->hcap * 2 : 256; /* most request heads are a few hundred bytes */
-    while (cap < need)
-        cap *= 2;
-    if (cap > limit)
-        cap = limit;
-    char *nb = realloc(r->hbuf, cap);
-    if (!nb)
-        return -1;
-    r->hbuf = nb;
-    c->hcap = cap;
-    return 0;
-}
-
-static int append(struct pg_conn *c, const char *at, size_t len)
-{
-    struct pg_req *r = &c->req;
-    if (hbuf_reserve(c, len, r->w->conf->max_header_bytes))
-        return refuse(c, PG_E_HEADERS_TOO_LARGE);
-    memcpy(r->hbuf + r->hlen, at, len);
-    r->hlen += len;
-    return 0;
-}
-
-static int on_begin(http_parser *p)
-{
-    pconn(p)->got_bytes = true;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct pg_conn *c = pconn(p);
-    if (c->req.url_len + len > PG_URL_MAX)
-        return refuse(c, PG_E_URI_TOO_LONG);
-    if (c->req.url_len == 0)
-        c->req.url = (uint32_t)c->req.hlen;
-    c->req.url_len += (uint32_t)len;
-    return append(c, at, len);
-}
-
-static int on_hfield(http_parser *p, const char *at, size_t len)
-{
-    struct pg_conn *c = pconn(p);
-    struct pg_req *r = &c->req;
-    if (c->in_value || r->nhdrs == 0) {
-        if (r->nhdrs == PG_MAX_HDRS)
-            return refuse(c, PG_E_HEADERS_TOO_LARGE);
-        r->hdrs[r->nhdrs].name = (uint32_t)r->hlen;
-        r->hdrs[r->nhdrs].name_len = 0;
-        r->hdrs[r->nhdrs].value = (uint32_t)r->hlen;
-        r->hdrs[r->nhdrs].value_len = 0;
-        r->nhdrs++;
-        c->in_value = false;
-    }
-    r->hdrs[r->nhdrs - 1].name_len += (uint32_t)len;
-    return append(c, at, len);
-}
-
-static int on_hvalue(http_parser *p, const char *at, size_t len)
-{
-    struct pg_conn *c = pconn(p);
-    struct pg_req *r = &c->req;
-    if (!c->in_value) {
-        r->hdrs[r->nhdrs - 1].value = (uint32_t)r->hlen;
-        c->in_value = true;
-    }
-    r->hdrs[r->nhdrs - 1].value_len += (uint32_t)len;
-    return append(c, at, len);
-}
-
-/* Checks http_parser leaves to us: token header names (no space before the colon), values
- * without CR/LF/NUL, one Transfer-Encoding that is exactly "chunked". */
-static int check_headers(struct pg_conn *c)
-{
-    struct pg_req *r = &c->req;
-    int te = 0;
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        const char *n = pg_req_hname(r, i), *v = pg_req_hvalue(r, i);
-        size_t nl = r->hdrs[i].name_len, vl = r->hdrs[i].value_len;
-        if (!pg_hdr_name_ok(n, nl))
-            return refuse(c, PG_E_BAD_REQUEST);
-        if (!pg_hdr_value_ok(v, vl))
-            return refuse(c, PG_E_BAD_REQUEST);
-        if (pg_ieq(n, nl, "transfer-encoding")) {
-            pg_trim(&v, &vl);
-            if (++te > 1 || !pg_ieq(v, vl, "chunked"))
-                return refuse(c, te > 1 ? PG_E_BAD_REQUEST : PG_E_NOT_IMPLEMENTED);
-        }
-    }
-    return 0;
-}
-
-static const struct {
-    enum http_method m;
-    unsigned bit;
-} methods[] = {
-    { HTTP_GET, PG_M_GET },         { HTTP_HEAD, PG_M_HEAD },   { HTTP_POST, PG_M_POST },
-    { HTTP_PUT, PG_M_PUT },         { HTTP_PATCH, PG_M_PATCH }, { HTTP_DELETE, PG_M_DELETE },
-    { HTTP_OPTIONS, PG_M_OPTIONS },
-};
-
-static int on_headers_done(http_parser *p)
-{
-    struct pg_conn *c = pconn(p);
-    struct pg_req *r = &c->req;
-    if (check_headers(c))
-        return -1;
-    r->method = http_method_str((enum http_method)p->method);
-    r->method_bit = 0;
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (methods[i].m == p->method)
-            r->method_bit = methods[i].bit;
-    r->head = p->method == HTTP_HEAD;
-    r->http_minor = p->http_major == 1 ? p->http_minor : 0;
-    if (p->http_major != 1)
-        return refuse(c, PG_E_BAD_REQUEST);
-    uint64_t maxb = r->w->conf->max_body_bytes;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > maxb)
-        return refuse(c, PG_E_PAYLOAD_TOO_LARGE);
-    size_t en;
-    const char *ex = pg_req_header(r, "expect", &en);
-    if (ex && r->http_minor >= 1 && pg_ieq(ex, en, "100-continue") &&
-        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0))) {
-        evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        r->kick(r);
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct pg_conn *c = pconn(p);
-    struct pg_req *r = &c->req;
-    if (evbuffer_get_length(r->body) + len > r->w->conf->max_body_bytes)
-        return refuse(c, PG_E_PAYLOAD_TOO_LARGE);
-    if (evbuffer_add(r->body, at, len))
-        return refuse(c, PG_E_INTERNAL);
-    return 0;
-}
-
-static int on_complete(http_parser *p)
-{
-    struct pg_conn *c = pconn(p);
-    c->complete = true;
-    c->req.keep_alive = http_should_keep_alive(p) != 0;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings psettings = {
-    .on_message_begin = on_begin,
-    .on_url = on_url,
-    .on_header_field = on_hfield,
-    .on_header_value = on_hvalue,
-    .on_headers_complete = on_headers_done,
-    .on_body = on_body,
-    .on_message_complete = on_complete,
-};
 
 /* ---- per-answer accounting: metrics and the access log ---- */
 
@@ -350,12 +168,6 @@ static void record_answer(struct pg_conn *c, int status)
 
 /* ---- request lifecycle ---- */
 
-static void arm_timer(struct pg_conn *c, uint64_t ms)
-{
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    event_add(&c->timer, &tv);
-}
-
 static void req_reset(struct pg_conn *c)
 {
     struct pg_req *r = &c->req;
@@ -364,15 +176,10 @@ static void req_reset(struct pg_conn *c)
     r->head = false;
     r->http_minor = 1;
     r->keep_alive = false;
-    r->hlen = 0;
-    r->url = r->url_len = 0;
-    if (c->hcap > 4096) { /* one big request does not pin a big buffer to the connection */
-        free(r->hbuf);
-        r->hbuf = NULL;
-        c->hcap = 0;
-    }
-    r->nhdrs = 0;
-    evbuffer_drain(r->body, evbuffer_get_length(r->body));
+    c->ps.max_header_bytes = r->w->conf->max_header_bytes;
+    c->ps.max_body_bytes = r->w->conf->max_body_bytes;
+    pg_reqparse_shrink(&c->ps);
+    pg_reqparse_reset(&c->ps, r);
     r->rid[0] = '\0';
     r->start_ms = 0;
     r->consumer = NULL;
@@ -385,9 +192,8 @@ static void req_reset(struct pg_conn *c)
     r->rest = r->query = NULL;
     r->rest_len = r->query_len = 0;
     r->rl_hdrs_len = 0;
-    c->got_bytes = c->in_value = c->complete = c->has_perr = false;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    c->refused = false;
+    c->ep = NULL;
 }
 
 static struct pg_conn *conn_of(struct pg_req *r)
@@ -405,13 +211,17 @@ static void kick(struct pg_req *r)
     }
 }
 
-static void want_read(struct pg_conn *c, bool on)
+/* Read the socket or not. -1 when the event could not be added. */
+static int want_read(struct pg_conn *c, bool on)
 {
-    if (on && !c->reading)
-        event_add(&c->rev, NULL);
-    else if (!on && c->reading)
+    if (on && !c->reading) {
+        if (event_add(&c->rev, NULL))
+            return -1;
+    } else if (!on && c->reading) {
         event_del(&c->rev);
+    }
     c->reading = on;
+    return 0;
 }
 
 /* Parse what is already buffered, on the next loop turn (pipelined requests). */
@@ -428,6 +238,17 @@ static void start_close(struct pg_conn *c)
     kick(&c->req); /* the write callback moves on to lingering once out is empty */
 }
 
+/* Wait for the next request: its bytes may already be buffered (pipelined). */
+static void await_request(struct pg_conn *c)
+{
+    if (pg_event_add_ms(&c->timer, c->srv->w.conf->client_timeout_ms) || want_read(c, true)) {
+        start_close(c);
+        return;
+    }
+    if (evbuffer_get_length(c->in))
+        reprocess(c);
+}
+
 static void req_done(struct pg_req *r, bool ok)
 {
     struct pg_conn *c = conn_of(r);
@@ -442,14 +263,18 @@ static void req_done(struct pg_req *r, bool ok)
     }
     req_reset(c);
     c->state = CS_READ;
-    arm_timer(c, c->srv->w.conf->client_timeout_ms);
-    want_read(c, true);
-    if (evbuffer_get_length(c->in))
-        reprocess(c);
+    if (evbuffer_get_length(c->out) >= PG_OUT_LOW) {
+        /* the caller is not reading its answers: parse nothing more until it does (on_wev
+         * unparks); the write timeout closes it if it never does */
+        c->parked = true;
+        want_read(c, false);
+        return;
+    }
+    await_request(c);
 }
 
 /* Answer a request the server refuses before dispatch; the connection closes after it. */
-static void conn_fail(struct pg_conn *c, enum pg_err_code code)
+static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
 {
     struct pg_req *r = &c->req;
     event_del(&c->timer);
@@ -459,7 +284,7 @@ static void conn_fail(struct pg_conn *c, enum pg_err_code code)
         r->start_ms = pg_now_ms();
     if (!r->rid[0])
         make_rid(&c->srv->w, r->rid);
-    pg_resp_fail(r, code, NULL);
+    pg_resp_fail(r, code, msg);
 }
 
 static void set_rid(struct pg_conn *c)
@@ -475,9 +300,13 @@ static void set_rid(struct pg_conn *c)
     }
 }
 
-static const struct pg_consumer *caller(struct pg_conn *c);
-
 /* ---- the gateway's own endpoints (SPEC section 6) ---- */
+
+static int body_health(struct pg_conn *c, struct evbuffer *out)
+{
+    (void)c;
+    return evbuffer_add_reference(out, "{\"status\":\"ok\"}", 15, NULL, NULL);
+}
 
 static int body_me(struct pg_conn *c, struct evbuffer *out)
 {
@@ -508,7 +337,7 @@ static int body_metrics(struct pg_conn *c, struct evbuffer *out)
     return pg_metrics_render(c->srv->w.metrics, c->srv->w.nconns, out);
 }
 
-enum access { ACC_KEY, ACC_ADMIN, ACC_ADMIN_UNLESS_PUBLIC };
+enum access { ACC_NONE, ACC_KEY, ACC_ADMIN, ACC_ADMIN_UNLESS_PUBLIC };
 
 static const struct endpoint {
     const char *path;
@@ -516,57 +345,20 @@ static const struct endpoint {
     const char *ctype;
     int (*body)(struct pg_conn *c, struct evbuffer *out);
 } endpoints[] = {
+    /* health is 503 while draining: a balancer takes the instance out */
+    { "/_gateway/health", ACC_NONE, "application/json", body_health },
     { "/_gateway/me", ACC_KEY, "application/json", body_me },
     { "/_gateway/status", ACC_ADMIN, "application/json", body_status },
     { "/_gateway/metrics", ACC_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics },
 };
 
-/* Who may read it: 401 without a known key, 403 without an admin one. true when allowed. */
-static bool endpoint_allowed(struct pg_conn *c, enum access access)
+static void serve_endpoint(struct pg_conn *c, const struct endpoint *ep)
 {
     struct pg_req *r = &c->req;
-    if (access == ACC_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)
-        return true;
-    r->consumer = caller(c);
-    if (!r->consumer) {
-        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
-        return false;
-    }
-    if (access != ACC_KEY && !r->consumer->admin) {
-        pg_resp_fail(r, PG_E_FORBIDDEN, "An admin key is required.");
-        return false;
-    }
-    return true;
-}
-
-static void serve_gateway(struct pg_conn *c, const char *path, size_t n)
-{
-    struct pg_req *r = &c->req;
-    bool read = r->method_bit == PG_M_GET || r->method_bit == PG_M_HEAD;
-    if (pg_ieq(path, n, "/_gateway/health")) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        if (!read)
-            pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        else if (c->srv->w.draining)
-            pg_resp_fail(r, PG_E_DRAINING, NULL);
-        else
-            pg_resp_simple(r, 200, "application/json", ok, sizeof ok - 1);
+    if (ep->body == body_health && c->srv->w.draining) {
+        pg_resp_fail(r, PG_E_DRAINING, NULL);
         return;
     }
-    const struct endpoint *ep = NULL;
-    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
-        if (pg_ieq(path, n, endpoints[i].path))
-            ep = &endpoints[i];
-    if (!ep) {
-        pg_resp_fail(r, PG_E_NOT_FOUND, "No such gateway endpoint.");
-        return;
-    }
-    if (!read) {
-        pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, NULL);
-        return;
-    }
-    if (!endpoint_allowed(c, ep->access))
-        return;
     struct evbuffer *b = evbuffer_new();
     if (!b || ep->body(c, b)) {
         if (b)
@@ -601,24 +393,42 @@ static const struct pg_consumer *caller(struct pg_conn *c)
     return k;
 }
 
-/* Past the rate limits: forward. */
-static void admitted(struct pg_req *r)
-{
-    pg_fwd_start(r, r->rest, r->rest_len, r->query, r->query_len);
-}
-
-static void dispatch(struct pg_conn *c)
+/* A request for the gateway itself: which endpoint, and may this caller read it. */
+static enum pg_err_code judge_endpoint(struct pg_conn *c, const char *path, size_t n,
+                                       const char **msg)
 {
     struct pg_req *r = &c->req;
-    event_del(&c->timer);
-    c->state = CS_BUSY;
-    r->start_ms = pg_now_ms();
-    set_rid(c);
-    r->conf = c->srv->w.conf;
-    pg_conf_ref(r->conf);
+    const struct endpoint *ep = NULL;
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (pg_ieq(path, n, endpoints[i].path))
+            ep = &endpoints[i];
+    if (!ep) {
+        *msg = "No such gateway endpoint.";
+        return PG_E_NOT_FOUND;
+    }
+    if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
+        return PG_E_METHOD_NOT_ALLOWED;
+    if (ep->access != ACC_NONE &&
+        !(ep->access == ACC_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)) {
+        if (!(r->consumer = caller(c)))
+            return PG_E_UNAUTHORIZED;
+        if (ep->access != ACC_KEY && !r->consumer->admin) {
+            *msg = "An admin key is required.";
+            return PG_E_FORBIDDEN;
+        }
+    }
+    c->ep = ep;
+    return PG_E__COUNT;
+}
+
+/* The request's target, from its head alone: gateway endpoint, or caller key, upstream,
+ * allow-list and reserved path. PG_E__COUNT when it may go on, else the refusal. */
+static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
+{
+    struct pg_req *r = &c->req;
     if (!r->method_bit) {
-        pg_resp_fail(r, PG_E_METHOD_NOT_ALLOWED, "This method is not proxied.");
-        return;
+        *msg = "This method is not proxied.";
+        return PG_E_METHOD_NOT_ALLOWED;
     }
     const char *u = r->hbuf + r->url;
     size_t un = r->url_len;
@@ -627,88 +437,116 @@ static void dispatch(struct pg_conn *c)
         un = (size_t)(hash - u);
     const char *q = memchr(u, '?', un);
     size_t pn = q ? (size_t)(q - u) : un;
-    const char *query = q ? q + 1 : NULL;
     size_t qn = q ? un - pn - 1 : 0;
     /* the normalised path goes after the headers, in the same buffer */
-    if (hbuf_reserve(c, pn + 1, r->w->conf->max_header_bytes + PG_URL_MAX + 1)) {
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
-    }
+    if (pg_reqparse_reserve(&c->ps, pn + 1, r->w->conf->max_header_bytes + PG_URL_MAX + 1))
+        return PG_E_INTERNAL;
     u = r->hbuf + r->url;
-    query = q ? r->hbuf + r->url + pn + 1 : NULL;
     char *norm = r->hbuf + r->hlen;
     long nn = pg_path_normalize(u, pn, norm, pn + 1);
     if (nn < 0) {
-        pg_resp_fail(r, PG_E_BAD_REQUEST, "The request path is not acceptable.");
-        return;
+        *msg = "The request path is not acceptable.";
+        return PG_E_BAD_REQUEST;
     }
-    if (pg_iprefix(norm, (size_t)nn, "/_gateway/") || pg_ieq(norm, (size_t)nn, "/_gateway")) {
-        serve_gateway(c, norm, (size_t)nn);
-        return;
-    }
-    r->consumer = caller(c);
-    if (!r->consumer) {
-        pg_resp_fail(r, PG_E_UNAUTHORIZED, NULL);
-        return;
-    }
+    if (pg_iprefix(norm, (size_t)nn, "/_gateway/") || pg_ieq(norm, (size_t)nn, "/_gateway"))
+        return judge_endpoint(c, norm, (size_t)nn, msg);
+    if (!(r->consumer = caller(c)))
+        return PG_E_UNAUTHORIZED;
     const char *rest;
     size_t rn;
     r->upstream = pg_route_match(r->conf, norm, (size_t)nn, &rest, &rn);
     if (r->upstream < 0) {
-        pg_resp_fail(r, PG_E_NOT_FOUND, "No upstream of that name.");
-        return;
+        *msg = "No upstream of that name.";
+        return PG_E_NOT_FOUND;
     }
     if (!pg_keys_allowed(r->consumer, r->upstream, r->method_bit)) {
-        pg_resp_fail(r, PG_E_FORBIDDEN, "This key may not call that upstream with this method.");
-        return;
+        *msg = "This key may not call that upstream with this method.";
+        return PG_E_FORBIDDEN;
     }
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     if (up->auth && up->auth->reserved && up->auth->reserved(up->auth_state, r->method, rest, rn)) {
-        pg_resp_fail(r, PG_E_FORBIDDEN, "That path is reserved for the gateway.");
-        return;
+        *msg = "That path is reserved for the gateway.";
+        return PG_E_FORBIDDEN;
     }
     r->rest = rest;
     r->rest_len = rn;
-    r->query = query;
+    r->query = q ? u + pn + 1 : NULL;
     r->query_len = qn;
-    pg_limit_admit(r->w->limit, r, admitted);
+    return PG_E__COUNT;
 }
 
-static enum pg_err_code parse_error_code(struct pg_conn *c, enum http_errno e)
+/* SPEC 2: a head is judged before its body is read. A refusal with a body to follow is
+ * answered at once and the connection closed (the body is never read); without one it is
+ * answered when the request ends, and the connection stays. 100 Continue only for a pass. */
+static int judge(struct pg_reqparse *ps, bool body_follows, void *arg)
 {
-    if (c->has_perr)
-        return c->perr;
-    switch (e) {
-    case HPE_HEADER_OVERFLOW:
-        return PG_E_HEADERS_TOO_LARGE;
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return PG_E_NOT_IMPLEMENTED;
-    default:
-        return PG_E_BAD_REQUEST;
+    struct pg_conn *c = arg;
+    struct pg_req *r = &c->req;
+    r->start_ms = pg_now_ms();
+    set_rid(c);
+    r->conf = c->srv->w.conf;
+    pg_conf_ref(r->conf);
+    const char *msg = NULL;
+    enum pg_err_code code = judge_target(c, &msg);
+    if (code != PG_E__COUNT) {
+        if (body_follows) {
+            pg_reqparse_refuse(ps, code, msg);
+            return -1;
+        }
+        c->refused = true;
+        c->rcode = code;
+        c->rmsg = msg;
+        return 0;
     }
+    size_t en;
+    const char *ex = pg_req_header(r, "expect", &en);
+    if (body_follows && ex && r->http_minor >= 1 && pg_ieq(ex, en, "100-continue")) {
+        if (evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+            return -1;
+        kick(r);
+    }
+    return 0;
+}
+
+/* Past the rate limits: forward. */
+static void admitted(struct pg_req *r)
+{
+    pg_fwd_start(r, r->rest, r->rest_len, r->query, r->query_len);
+}
+
+/* A whole request was read and its head judged: answer it. */
+static void dispatch(struct pg_conn *c)
+{
+    struct pg_req *r = &c->req;
+    event_del(&c->timer);
+    c->state = CS_BUSY;
+    if (c->refused)
+        pg_resp_fail(r, c->rcode, c->rmsg);
+    else if (c->ep)
+        serve_endpoint(c, c->ep);
+    else
+        pg_limit_admit(r->w->limit, r, admitted);
 }
 
 /* Parse what input holds; dispatch a complete request. Runs only in CS_READ. */
 static void conn_process(struct pg_conn *c)
 {
     struct evbuffer *in = c->in;
-    while (c->state == CS_READ && evbuffer_get_length(in) > 0) {
+    while (c->state == CS_READ && !c->parked && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        size_t n = http_parser_execute(&c->parser, &psettings, v.iov_base, v.iov_len);
-        evbuffer_drain(in, n);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED && c->complete) {
+        size_t used;
+        enum pg_reqparse_rc rc = pg_reqparse_feed(&c->ps, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+        if (rc == PG_RP_COMPLETE) {
             dispatch(c);
             return;
         }
-        if (e != HPE_OK) {
-            conn_fail(c, parse_error_code(c, e));
-            return;
-        }
-        if (n < v.iov_len) { /* the parser stopped without an error: e.g. an upgrade */
-            conn_fail(c, PG_E_BAD_REQUEST);
+        if (rc == PG_RP_ERROR) {
+            const char *msg;
+            enum pg_err_code code = pg_reqparse_error(&c->ps, &msg);
+            conn_fail(c, code, msg);
             return;
         }
     }
@@ -739,10 +577,9 @@ static int read_tls(struct pg_conn *c)
         case SSL_ERROR_WANT_READ:
             break;
         case SSL_ERROR_WANT_WRITE: {
-            uint64_t ms = c->srv->w.conf->client_timeout_ms;
-            struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
             c->tls_read_wants_write = true;
-            event_add(&c->wev, &tv);
+            if (pg_event_add_ms(&c->wev, c->srv->w.conf->client_timeout_ms))
+                return -1;
             break;
         }
         default: /* close_notify, EOF, a failed handshake or a broken record */
@@ -801,15 +638,17 @@ static void on_rev(evutil_socket_t fd, short what, void *arg)
     case CS_READ:
         conn_process(c);
         break;
-    case CS_BUSY: /* pipelined bytes wait, up to a bound */
-        if (evbuffer_get_length(c->in) > PG_IN_HIGH)
-            want_read(c, false);
+    case CS_BUSY:
         break;
     case CS_CLOSING:
     case CS_LINGER:
         evbuffer_drain(c->in, evbuffer_get_length(c->in));
         break;
     }
+    /* pipelined bytes wait unparsed while a request is answered or answers wait unread, up
+     * to a bound; reading resumes when the connection awaits its next request */
+    if ((c->state == CS_BUSY || c->parked) && evbuffer_get_length(c->in) > PG_IN_HIGH)
+        want_read(c, false);
 }
 
 /* Write what c->out holds, as far as the socket takes it. 0 written or waiting for room; 1
@@ -852,45 +691,59 @@ static void linger(struct pg_conn *c)
         SSL_shutdown(c->ssl); /* close_notify; the peer's is not waited for */
     shutdown(c->fd, SHUT_WR);
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
-    want_read(c, true);
-    arm_timer(c, PG_LINGER_MS);
+    if (want_read(c, true) || pg_event_add_ms(&c->timer, PG_LINGER_MS))
+        conn_free(c);
 }
 
+/* Writes, and the write timeout: a caller whose unwritten answer makes no progress for
+ * client_timeout is closed. Progress is bytes written, not attempts, so new answers queued
+ * behind a caller that never reads do not keep it alive. */
 static void on_wev(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_conn *c = arg;
     (void)fd;
+    (void)what;
     c->kicked = false;
-    if ((what & (EV_TIMEOUT | EV_WRITE)) == EV_TIMEOUT) {
-        conn_free(c); /* the caller stopped reading for client_timeout */
-        return;
-    }
     if (c->tls_read_wants_write) {
         c->tls_read_wants_write = false;
         event_active(&c->rev, EV_READ, 1);
     }
-    int w = evbuffer_get_length(c->out) ? write_some(c) : 0;
+    size_t before = evbuffer_get_length(c->out);
+    int w = before ? write_some(c) : 0;
     if (w < 0) {
         conn_free(c);
         return;
     }
     size_t left = evbuffer_get_length(c->out);
-    uint64_t ms = c->srv->w.conf->client_timeout_ms;
+    uint64_t now = pg_now_ms(), ms = c->srv->w.conf->client_timeout_ms;
+    if (!left)
+        c->stall_ms = 0;
+    else if (left < before || !c->stall_ms)
+        c->stall_ms = now;
     if (left && w == 0) {
-        struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-        event_add(&c->wev, &tv);
-    } else if (event_pending(&c->wev, EV_WRITE, NULL)) {
+        uint64_t waited = now - c->stall_ms;
+        if (waited >= ms || pg_event_add_ms(&c->wev, ms - waited)) {
+            conn_free(c);
+            return;
+        }
+    } else if (event_pending(&c->wev, EV_WRITE | EV_TIMEOUT, NULL)) {
         event_del(&c->wev);
     }
     if (w == 1) {
-        want_read(c, true);
-        if (c->state != CS_BUSY) /* the caller has client_timeout to go on with the handshake */
-            arm_timer(c, ms);
+        /* the caller has client_timeout to go on with the handshake */
+        if (want_read(c, true) || (c->state != CS_BUSY && pg_event_add_ms(&c->timer, ms))) {
+            conn_free(c);
+            return;
+        }
     }
-    if (c->state == CS_BUSY && c->req.on_writable && left < PG_OUT_LOW)
+    if (c->state == CS_BUSY && c->req.on_writable && left < PG_OUT_LOW) {
         c->req.on_writable(&c->req);
-    else if (c->state == CS_CLOSING && left == 0)
+    } else if (c->state == CS_CLOSING && left == 0) {
         linger(c);
+    } else if (c->parked && left < PG_OUT_LOW) {
+        c->parked = false;
+        await_request(c);
+    }
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -898,8 +751,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct pg_conn *c = arg;
     (void)fd;
     (void)what;
-    if (c->state == CS_READ && c->got_bytes) {
-        conn_fail(c, PG_E_REQUEST_TIMEOUT);
+    if (c->state == CS_READ && c->ps.got_bytes) {
+        conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
         return;
     }
     conn_free(c); /* idle keep-alive, or the linger period is over */
@@ -999,14 +852,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->req.peer = c->peer;
     c->req.done = req_done;
     c->req.kick = kick;
+    c->ps.on_head = judge;
+    c->ps.arg = c;
     req_reset(c);
     c->state = CS_READ;
-    want_read(c, true);
-    if (s->w.nconns > conf->max_connections) {
-        conn_fail(c, PG_E_OVERLOADED);
+    if (want_read(c, true)) {
+        conn_free(c);
         return;
     }
-    arm_timer(c, conf->client_timeout_ms);
+    if (s->w.nconns > conf->max_connections) {
+        conn_fail(c, PG_E_OVERLOADED, NULL);
+        return;
+    }
+    if (pg_event_add_ms(&c->timer, conf->client_timeout_ms))
+        conn_free(c);
 }
 
 /* ---- server ---- */
@@ -1187,7 +1046,7 @@ void pg_server_drain(struct pg_server *s)
     struct pg_conn *c = s->conns;
     while (c) {
         struct pg_conn *next = c->next;
-        if (c->state == CS_READ && !c->got_bytes && evbuffer_get_length(c->in) == 0)
+        if (c->state == CS_READ && !c->ps.got_bytes && evbuffer_get_length(c->in) == 0)
             conn_free(c); /* idle keep-alive: nothing in flight */
         c = next;
     }
@@ -1195,10 +1054,12 @@ void pg_server_drain(struct pg_server *s)
         event_base_loopbreak(s->w.base);
         return;
     }
-    uint64_t ms = s->w.conf->drain_timeout_ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    event_assign(&s->drain_timer, s->w.base, -1, 0, on_drain_timeout, s);
-    event_add(&s->drain_timer, &tv);
+    if (event_assign(&s->drain_timer, s->w.base, -1, 0, on_drain_timeout, s) ||
+        pg_event_add_ms(&s->drain_timer, s->w.conf->drain_timeout_ms)) {
+        pg_log(PG_LOG_ERR, "drain: no timer; stopping now");
+        event_base_loopbreak(s->w.base);
+        return;
+    }
     s->drain_timer_set = true;
 }
 

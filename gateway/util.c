@@ -6,11 +6,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 uint64_t pg_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int pg_event_add_ms(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    return event_add(ev, &tv);
 }
 
 void pg_log(enum pg_log_level lvl, const char *fmt, ...)

@@ -7,8 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event;
+
 /* Monotonic milliseconds; never jumps with the wall clock. */
 uint64_t pg_now_ms(void);
+
+/* event_add with a timeout of ms milliseconds; event_add's result (0 or -1). */
+int pg_event_add_ms(struct event *ev, uint64_t ms);
 
 enum pg_log_level { PG_LOG_ERR, PG_LOG_WARN, PG_LOG_INFO };
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -94,6 +95,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     pg_conf_unref(c);
 }
 
+/* SPEC 2: the soft open-file limit raised as far as max_connections needs: each connection
+ * may hold an upstream connection too, plus pooled idle ones and the process's own files.
+ * systemd's default soft limit (1024) is far below max_connections' default (10000). */
+static void raise_nofile(const struct pg_conf *conf)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)conf->max_connections * 2 + 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = 0;
+    }
+    if (rl.rlim_cur < need)
+        pg_log(PG_LOG_WARN,
+               "open-file limit %llu is below the %llu that max_connections %llu needs (hard "
+               "limit %llu); at the limit new connections wait (raise LimitNOFILE / ulimit -n)",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+               (unsigned long long)conf->max_connections, (unsigned long long)rl.rlim_max);
+}
+
 static int run(const char *file)
 {
     char err[512];
@@ -113,6 +137,7 @@ static int run(const char *file)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto out;
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile(conf);
     a.base = event_base_new();
     if (!a.base)
         goto out_curl;

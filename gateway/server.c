@@ -44,6 +44,9 @@
 /* The forwarder resumes a paused upstream when the caller's output falls below this. */
 #define PG_OUT_LOW (128 * 1024)
 #define PG_LINGER_MS 2000
+/* At the open-file limit accepting pauses this long (nginx: accept_mutex_delay, 500 ms): open
+ * connections go on, and accept() is not retried in a busy loop. */
+#define PG_ACCEPT_PAUSE_MS 500
 
 enum cstate {
     CS_READ,    /* reading a request (or idle between keep-alive requests) */
@@ -91,7 +94,12 @@ struct pg_server {
     struct pg_conn *conns;
     struct event drain_timer;
     bool drain_timer_set;
-    SSL_CTX *tls; /* listen.tls; NULL: plain HTTP. New connections take the current one. */
+    struct event accept_timer; /* re-enables the listener after the fd limit was hit */
+    bool accept_paused;        /* logged once per episode, cleared by the next accept */
+    bool accept_timer_set;
+    char listen[128]; /* the address:port bound at start: a reload cannot move it */
+    unsigned workers; /* as started: a reload cannot change it */
+    SSL_CTX *tls;     /* listen.tls; NULL: plain HTTP. New connections take the current one. */
 };
 
 static void conn_free(struct pg_conn *c);
@@ -805,6 +813,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     const struct pg_conf *conf = s->w.conf;
     (void)l;
     (void)salen;
+    if (s->accept_paused) {
+        s->accept_paused = false;
+        pg_log(PG_LOG_INFO, "accepting connections again (%llu open)",
+               (unsigned long long)s->w.nconns + 1);
+    }
     struct pg_conn *c = calloc(1, sizeof *c);
     if (!c) {
         evutil_closesocket(fd);
@@ -868,7 +881,40 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         conn_free(c);
 }
 
+/* accept() failed with something other than a retriable error: at the fd limit (EMFILE,
+ * ENFILE) or out of kernel memory the socket stays readable, so retrying at once would spin. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct pg_server *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    if (!s->accept_paused)
+        pg_log(PG_LOG_ERR, "accept: %s (%llu connections open); pausing accepts for %d ms",
+               evutil_socket_error_to_string(e), (unsigned long long)s->w.nconns,
+               PG_ACCEPT_PAUSE_MS);
+    s->accept_paused = true;
+    if (evconnlistener_disable(l) || pg_event_add_ms(&s->accept_timer, PG_ACCEPT_PAUSE_MS))
+        pg_log(PG_LOG_ERR, "accept: cannot pause the listener");
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_server *s = arg;
+    (void)fd;
+    (void)what;
+    if (!s->w.draining && evconnlistener_enable(s->lis) &&
+        pg_event_add_ms(&s->accept_timer, PG_ACCEPT_PAUSE_MS))
+        pg_log(PG_LOG_ERR, "accept: cannot resume the listener");
+}
+
 /* ---- server ---- */
+
+/* "address:port" of listen, bracketed for IPv6. 0 ok, -1 too long. */
+static int listen_hostport(const struct pg_conf *conf, char *out, size_t cap)
+{
+    int k = snprintf(out, cap, strchr(conf->listen_address, ':') ? "[%s]:%u" : "%s:%u",
+                     conf->listen_address, (unsigned)conf->listen_port);
+    return k < 0 || (size_t)k >= cap ? -1 : 0;
+}
 
 static void on_log_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -979,11 +1025,9 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
         goto fail;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    char hostport[128];
-    int k =
-        snprintf(hostport, sizeof hostport, strchr(conf->listen_address, ':') ? "[%s]:%u" : "%s:%u",
-                 conf->listen_address, (unsigned)conf->listen_port);
-    if (k < 0 || (size_t)k >= sizeof hostport ||
+    char *hostport = s->listen;
+    s->workers = conf->workers;
+    if (listen_hostport(conf, s->listen, sizeof s->listen) ||
         evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sl)) {
         snprintf(err, cap, "listen: bad address %s", conf->listen_address);
         goto fail;
@@ -995,6 +1039,10 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
         snprintf(err, cap, "listen %s: %s", hostport, strerror(errno));
         goto fail;
     }
+    evconnlistener_set_error_cb(s->lis, on_accept_error);
+    if (event_assign(&s->accept_timer, base, -1, 0, on_accept_resume, s))
+        goto fail_msg;
+    s->accept_timer_set = true;
     return s;
 fail_msg:
     snprintf(err, cap, "out of memory");
@@ -1003,8 +1051,22 @@ fail:
     return NULL;
 }
 
+/* Keys a reload cannot apply (SPEC 7): each is named in a warning, and the rest applies. */
+static void warn_restart_keys(const struct pg_server *s, const struct pg_conf *conf)
+{
+    char hp[128];
+    if (listen_hostport(conf, hp, sizeof hp) || strcmp(hp, s->listen) != 0)
+        pg_log(PG_LOG_WARN,
+               "reload: listen changed to %s; it takes a restart (still serving on %s)", hp,
+               s->listen);
+    if (conf->workers != s->workers)
+        pg_log(PG_LOG_WARN, "reload: workers changed to %u; it takes a restart (still %u)",
+               conf->workers, s->workers);
+}
+
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
 {
+    warn_restart_keys(s, conf);
     pg_conf_ref(conf);
     pg_conf_unref(s->w.conf);
     s->w.conf = conf;
@@ -1043,6 +1105,8 @@ void pg_server_drain(struct pg_server *s)
     s->w.draining = true;
     if (s->lis)
         evconnlistener_disable(s->lis);
+    if (s->accept_timer_set)
+        event_del(&s->accept_timer);
     struct pg_conn *c = s->conns;
     while (c) {
         struct pg_conn *next = c->next;
@@ -1071,6 +1135,8 @@ void pg_server_free(struct pg_server *s)
         conn_free(s->conns);
     if (s->drain_timer_set)
         event_del(&s->drain_timer);
+    if (s->accept_timer_set)
+        event_del(&s->accept_timer);
     if (s->lis)
         evconnlistener_free(s->lis);
     SSL_CTX_free(s->tls);

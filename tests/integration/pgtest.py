@@ -218,7 +218,7 @@ def auth(key):
 class Env:
     """Fake panels + panelgate. Use as a context manager or via setUpClass/tearDownClass."""
 
-    def __init__(self, config_fn, fake_args=None):
+    def __init__(self, config_fn, fake_args=None, gw_preexec=None):
         self.tmp = tempfile.mkdtemp(prefix="pgtest-")
         self.procs = []
         self.echo_port = free_port()
@@ -226,6 +226,7 @@ class Env:
         self.port = free_port()
         self.config_fn = config_fn
         self.fake_args = fake_args or []
+        self.gw_preexec = gw_preexec  # run in the gateway's child before exec (e.g. setrlimit)
 
     def start(self):
         try:
@@ -241,7 +242,8 @@ class Env:
             self.gw_out = open(os.path.join(self.tmp, "gw.out"), "wb")
             self.gw_err = open(os.path.join(self.tmp, "gw.err"), "wb")
             self.gw = subprocess.Popen([PANELGATE, "-c", self.config],
-                                       stdout=self.gw_out, stderr=self.gw_err)
+                                       stdout=self.gw_out, stderr=self.gw_err,
+                                       preexec_fn=self.gw_preexec)
             self.procs.append(self.gw)
             wait_port(self.port, self.gw)
         except Exception:

@@ -1,0 +1,105 @@
+/* fuzz_req.c -- libFuzzer target for the caller's request parser (gateway/reqparse.c), fed from
+ * a buffer exactly as the server feeds it: the first input byte picks the piece size the rest is
+ * fed in (1-64 bytes, or all at once) and whether the head check refuses bodies; pipelined
+ * requests are parsed one after another until an error. Checked on every request: the head
+ * holds only token names and CR/LF/NUL-free values within the limits; trailers never add a
+ * header (the field count at the end equals the one the head check saw); a chunked body never
+ * passes max_body_bytes; MORE means every byte was taken. Linked with replay.c it runs the
+ * corpus on every ctest run. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "gateway/hdr.h"
+#include "gateway/reqparse.h"
+#include "check.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_HEADER 2048
+#define MAX_BODY 4096
+
+struct seen {
+    size_t nhdrs; /* at the head check */
+    bool refuse_bodies;
+    bool refused; /* the head check said no */
+    int heads;
+};
+
+static void check_head(const struct pg_req *r)
+{
+    CHECK(r->nhdrs <= PG_MAX_HDRS);
+    CHECK(r->hlen <= MAX_HEADER);
+    CHECK(r->url_len > 0 && r->url + r->url_len <= r->hlen);
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        CHECK(r->hdrs[i].name + r->hdrs[i].name_len <= r->hlen);
+        CHECK(r->hdrs[i].value + r->hdrs[i].value_len <= r->hlen);
+        CHECK(pg_hdr_name_ok(pg_req_hname(r, i), r->hdrs[i].name_len));
+        CHECK(pg_hdr_value_ok(pg_req_hvalue(r, i), r->hdrs[i].value_len));
+    }
+    CHECK(r->method && r->http_minor <= 9);
+}
+
+static int on_head(struct pg_reqparse *ps, bool body_follows, void *arg)
+{
+    struct seen *s = arg;
+    check_head(ps->r);
+    s->nhdrs = ps->r->nhdrs;
+    s->heads++;
+    if (body_follows && s->refuse_bodies) {
+        pg_reqparse_refuse(ps, PG_E_UNAUTHORIZED, NULL);
+        s->refused = true;
+        return -1;
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t piece = (data[0] & 63) ? (size_t)(data[0] & 63) : size;
+    struct seen s = { .refuse_bodies = (data[0] & 64) != 0 };
+    const char *p = (const char *)data + 1;
+    size_t n = size - 1;
+    struct pg_req r = { .upstream = -1 };
+    struct pg_reqparse ps = { .max_header_bytes = MAX_HEADER, .max_body_bytes = MAX_BODY };
+    ps.on_head = on_head;
+    ps.arg = &s;
+    r.body = evbuffer_new();
+    if (!r.body)
+        return 0;
+    pg_reqparse_reset(&ps, &r);
+    for (int msgs = 0; n > 0 && msgs < 64;) {
+        size_t k = n < piece ? n : piece, used = 0;
+        enum pg_reqparse_rc rc = pg_reqparse_feed(&ps, p, k, &used);
+        CHECK(used <= k);
+        p += used;
+        n -= used;
+        if (rc == PG_RP_ERROR) {
+            const char *msg;
+            enum pg_err_code e = pg_reqparse_error(&ps, &msg);
+            CHECK(e < PG_E__COUNT);
+            CHECK(!s.refused || e == PG_E_UNAUTHORIZED); /* the head check's word is kept */
+            break;
+        }
+        if (rc == PG_RP_MORE) {
+            CHECK(used == k);
+            continue;
+        }
+        /* a whole request: the head check ran, and nothing was added since */
+        CHECK(s.heads > 0);
+        CHECK(r.nhdrs == s.nhdrs);
+        check_head(&r);
+        CHECK(evbuffer_get_length(r.body) <= MAX_BODY);
+        msgs++;
+        pg_reqparse_shrink(&ps);
+        pg_reqparse_reset(&ps, &r);
+        s.heads = 0;
+    }
+    free(r.hbuf);
+    evbuffer_free(r.body);
+    return 0;
+}

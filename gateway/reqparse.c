@@ -222,6 +222,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
 /* A trailer piece: checked like a header, counted against the same limits, never kept. */
 static int trailer_piece(struct pg_reqparse *ps, const char *at, size_t len, bool value)
 {
+    if (len == 0) /* http_parser reports an empty piece when a read starts at the colon */
+        return 0;
     ps->trailer_bytes += len;
     if (ps->trailer_bytes > ps->max_header_bytes)
         return refuse(ps, PG_E_HEADERS_TOO_LARGE);
@@ -402,7 +404,8 @@ enum pg_reqparse_rc pg_reqparse_feed(struct pg_reqparse *ps, const char *p, size
         if (e == HPE_PAUSED && ps->complete)
             return PG_RP_COMPLETE;
         if (e != HPE_OK || m < k) { /* m < k without an error: e.g. an upgrade */
-            refuse(ps, PG_E_BAD_REQUEST);
+            if (e == HPE_OK)
+                refuse(ps, PG_E_BAD_REQUEST); /* else pg_reqparse_error maps the HPE code */
             return PG_RP_ERROR;
         }
         if (ps->fr == PG_FR_HEAD_END)

@@ -447,7 +447,7 @@ static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
     size_t pn = q ? (size_t)(q - u) : un;
     size_t qn = q ? un - pn - 1 : 0;
     /* the normalised path goes after the headers, in the same buffer */
-    if (pg_reqparse_reserve(&c->ps, pn + 1, r->w->conf->max_header_bytes + PG_URL_MAX + 1))
+    if (pg_reqparse_reserve(&c->ps, pn + 1, c->ps.max_header_bytes + PG_URL_MAX + 1))
         return PG_E_INTERNAL;
     u = r->hbuf + r->url;
     char *norm = r->hbuf + r->hlen;
@@ -496,6 +496,11 @@ static int judge(struct pg_reqparse *ps, bool body_follows, void *arg)
     pg_conf_ref(r->conf);
     const char *msg = NULL;
     enum pg_err_code code = judge_target(c, &msg);
+    if (code == PG_E__COUNT && c->ep && body_follows) {
+        code = PG_E_PAYLOAD_TOO_LARGE; /* the gateway's endpoints take no body */
+        msg = "Gateway endpoints take no request body.";
+        c->ep = NULL;
+    }
     if (code != PG_E__COUNT) {
         if (body_follows) {
             pg_reqparse_refuse(ps, code, msg);

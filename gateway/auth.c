@@ -11,6 +11,7 @@
 #include "curlev.h"
 #include "envelope.h"
 #include "metrics.h"
+#include "redact.h"
 #include "util.h"
 
 #define PG_LOGIN_BODY_MAX (64 * 1024)
@@ -115,6 +116,22 @@ static size_t on_login_body(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* The adapter's secrets and rt's session (rt may be NULL: no session yet). */
+static size_t secrets(const struct pg_upstream *u, const struct pg_auth_rt *rt, struct pg_span *out,
+                      size_t cap)
+{
+    if (!u->auth || !u->auth->secrets)
+        return 0;
+    const struct pg_session *s = rt && rt->sess.token_len ? &rt->sess : NULL;
+    return u->auth->secrets(u->auth_state, s, out, cap);
+}
+
+size_t pg_auth_secrets(const struct pg_conf *conf, int up, struct pg_span *out, size_t cap)
+{
+    const struct pg_upstream *u = &conf->upstreams[up];
+    return secrets(u, u->rt, out, cap);
+}
+
 static void fail_msg(const struct pg_auth_rt *rt, struct pg_err *err, const char *what)
 {
     err->code = PG_E_UPSTREAM_AUTH_FAILED;
@@ -158,9 +175,21 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     } else {
         const char *ct = NULL;
         curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
+        /* the answer may echo the login body (the password) or the old session: the plugin
+         * copies its error text from a redacted copy, cut only after redaction */
+        struct pg_span sec[PG_REDACT_MAX];
+        size_t nsec = secrets(rt->up, rt, sec, PG_REDACT_MAX);
+        char *red = NULL;
+        size_t redn = 0;
+        bool oom = pg_redact_alloc(sec, nsec, rt->rbuf, rt->rlen, &red, &redn) != 0;
+        /* out of memory: judged on no answer at all rather than on an unredacted one */
         struct pg_in_resp resp = { .status = (int)status,
-                                   .body = rt->rbuf,
-                                   .body_len = rt->rlen,
+                                   .body = oom   ? NULL
+                                           : red ? red
+                                                 : rt->rbuf,
+                                   .body_len = oom   ? 0
+                                               : red ? redn
+                                                     : rt->rlen,
                                    .content_type = ct,
                                    .content_type_len = ct ? strlen(ct) : 0 };
         struct pg_session s;
@@ -177,6 +206,10 @@ static void login_done(CURL *e, CURLcode res, void *priv)
                 fail_msg(rt, &err, "rejected the gateway's credentials");
         }
         OPENSSL_cleanse(&s, sizeof s);
+        if (red) {
+            OPENSSL_cleanse(red, redn);
+            free(red);
+        }
     }
     OPENSSL_cleanse(rt->rbuf, rt->rlen);
     pg_metrics_login(rt->w->metrics, rt->up->name, rc == 0);

@@ -44,6 +44,12 @@ void pg_auth_cancel(struct pg_auth_wait *wt);
  * (unless a newer one replaced it already). */
 void pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen);
 
+/* The secrets in force for upstream up of conf: its adapter's config secrets and the current
+ * session's credential (the plugin's `secrets` op), as spans into out[0..cap) borrowed from
+ * the config and the session; valid until the next login or expiry on this loop. Returns how
+ * many. Panel text copied into an error is redacted with them (redact.h). */
+size_t pg_auth_secrets(const struct pg_conf *conf, int up, struct pg_span *out, size_t cap);
+
 /* Logins sent so far for upstream up (for tests and metrics). */
 uint64_t pg_auth_logins(const struct pg_conf *conf, int up);
 

@@ -24,6 +24,8 @@
 #include "metrics.h"
 #include "perr.h"
 #include "query.h"
+#include "redact.h"
+#include "rewrite.h"
 #include "util.h"
 
 /* Pause the upstream when this many bytes wait for the caller; resume below the server's low
@@ -70,6 +72,8 @@ struct pg_fwd {
     size_t conn_len;
     bool truncated;        /* the held answer was bigger than PG_FWD_HOLD_MAX */
     int64_t retry_after_s; /* the answer's Retry-After in seconds, -1 if none */
+    char made[128];        /* the secret the plugin computed for this request (a signature) */
+    size_t made_len;       /* 0: none; wiped when the exchange ends */
     int status;
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
@@ -197,6 +201,10 @@ static void fwd_put(struct pg_fwd *f)
     f->req = NULL;
     f->up = NULL;
     f->head_len = 0;
+    if (f->made_len) {
+        OPENSSL_cleanse(f->made, sizeof f->made);
+        f->made_len = 0;
+    }
     struct pg_fwd_pool *pool = f->pool;
     if (pool->nfree >= PG_FWD_POOL_MAX) {
         fwd_destroy(f);
@@ -636,6 +644,14 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
         return;
     }
     add_query_param(f, &o);
+    f->made_len = 0;
+    if (o.made_secret) {
+        size_t mn = strlen(o.made_secret);
+        if (mn < sizeof f->made) {
+            memcpy(f->made, o.made_secret, mn);
+            f->made_len = mn;
+        }
+    }
     if (build_headers(f, &o)) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
@@ -787,6 +803,14 @@ static int head_done(struct pg_fwd *f)
     return send_head(f);
 }
 
+/* The gateway's public base for f's upstream: public_url + "/" + name. 0, or -1 if too long. */
+static int public_base(const struct pg_fwd *f, char *base, size_t cap)
+{
+    const struct pg_conf *c = f->req->conf;
+    int k = snprintf(base, cap, "%s/%s", c->public_url ? c->public_url : "", f->up->name);
+    return k > 0 && (size_t)k < cap ? 0 : -1;
+}
+
 /* One answer header: noted for framing and the verdict, filtered, maybe rewritten by the
  * plugin, and kept for the caller's head. 0 ok, -1 the head is too big (or no memory). */
 static int head_field(struct pg_fwd *f, const char *p, size_t nl, const char *v, size_t vn)
@@ -815,17 +839,27 @@ static int head_field(struct pg_fwd *f, const char *p, size_t nl, const char *v,
     }
     if (!pg_hdr_name_ok(p, nl) || pg_hdr_resp_drop(p, nl) || !pg_hdr_value_ok(v, vn))
         return 0;
-    char rw[4096];
-    if (f->up->auth && f->up->auth->rewrite_header) {
-        char base[1024];
+    char rw[4096], base[1024];
+    const struct pg_auth_ops *ops = f->up->auth;
+    if (pg_rewrite_is_location(p, nl)) {
+        /* every adapter: a redirect to the panel goes through the gateway, without the hash */
         size_t rn = 0;
-        const struct pg_conf *c = f->req->conf;
-        int k =
-            snprintf(base, sizeof base, "%s/%s", c->public_url ? c->public_url : "", f->up->name);
-        int rc = k > 0 && (size_t)k < sizeof base
-                     ? f->up->auth->rewrite_header(f->up->auth_state, p, nl, v, vn, f->up->url,
-                                                   base, rw, sizeof rw, &rn)
-                     : 0;
+        int rc = public_base(f, base, sizeof base)
+                     ? -1
+                     : pg_rewrite_location(v, vn, f->up->url, base, ops ? ops->cred_param : NULL,
+                                           rw, sizeof rw, &rn);
+        if (rc < 0)
+            return 0;
+        if (rc > 0 && pg_hdr_value_ok(rw, rn)) {
+            v = rw;
+            vn = rn;
+        }
+    } else if (ops && ops->rewrite_header) {
+        size_t rn = 0;
+        int rc = public_base(f, base, sizeof base)
+                     ? 0
+                     : ops->rewrite_header(f->up->auth_state, p, nl, v, vn, f->up->url, base, rw,
+                                           sizeof rw, &rn);
         if (rc < 0)
             return 0;
         if (rc > 0 && rn <= sizeof rw && pg_hdr_value_ok(rw, rn)) {
@@ -1076,6 +1110,34 @@ static bool judge(struct pg_fwd *f)
     return true;
 }
 
+/* Replace the gateway's secrets in the held error answer before anything is copied from it
+ * (the plugin's verdict, the envelope's upstream_message, upstream_code and details), so a
+ * message cut at 512 bytes cannot end in a secret's first half. A body that grows past
+ * PG_FWD_HOLD_MAX is cut after redaction, like a long answer. 0 ok, -1 out of memory. */
+static int redact_held(struct pg_fwd *f)
+{
+    struct pg_span sec[PG_REDACT_MAX];
+    size_t nsec = pg_auth_secrets(f->req->conf, f->req->upstream, sec, PG_REDACT_MAX - 1);
+    if (f->made_len)
+        sec[nsec++] = (struct pg_span){ f->made, f->made_len };
+    if (nsec == 0 || f->elen == 0)
+        return 0;
+    char *red;
+    size_t rn;
+    if (pg_redact_alloc(sec, nsec, f->ebuf, f->elen, &red, &rn))
+        return -1;
+    if (!red)
+        return 0;
+    if (rn > PG_FWD_HOLD_MAX) {
+        rn = PG_FWD_HOLD_MAX;
+        f->truncated = true;
+    }
+    memcpy(f->ebuf, red, rn);
+    f->elen = rn;
+    free(red);
+    return 0;
+}
+
 void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
 {
     (void)e;
@@ -1093,6 +1155,11 @@ static void fwd_done(struct pg_fwd *f, CURLcode res)
     stop_transfer(f);
     event_del(&f->idle);
     if (f->hold && (res == CURLE_OK || f->truncated)) {
+        if (redact_held(f)) {
+            fwd_put(f);
+            pg_resp_fail(r, PG_E_INTERNAL, NULL);
+            return;
+        }
         if (!judge(f))
             panel_error(f);
         return;

@@ -68,9 +68,11 @@ bool pg_hdr_req_drop(const char *p, size_t n)
 
 bool pg_hdr_resp_drop(const char *p, size_t n)
 {
-    /* the panel's own RateLimit headers describe the gateway's budget, not the caller's */
+    /* the panel's own RateLimit headers describe the gateway's budget, not the caller's; its
+     * cookies belong to the gateway's session with the panel (SPEC 1: never to a caller) */
     return pg_hdr_is_hop(p, n) || pg_ieq(p, n, "content-length") || pg_ieq(p, n, "x-request-id") ||
-           pg_iprefix(p, n, "ratelimit");
+           pg_iprefix(p, n, "ratelimit") || pg_ieq(p, n, "set-cookie") ||
+           pg_ieq(p, n, "set-cookie2");
 }
 
 bool pg_hdr_name_ok(const char *p, size_t n)

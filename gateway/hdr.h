@@ -20,8 +20,9 @@ bool pg_hdr_conn_lists(const char *v, size_t vn, const char *p, size_t n);
 bool pg_hdr_req_drop(const char *p, size_t n);
 
 /* Must an upstream response header (p, n) be dropped before the caller sees it? True for
- * hop-by-hop, Content-Length (the gateway frames the body itself), X-Request-Id and the panel's
- * RateLimit* headers (the gateway sends its own). */
+ * hop-by-hop, Content-Length (the gateway frames the body itself), X-Request-Id, the panel's
+ * RateLimit* headers (the gateway sends its own) and Set-Cookie/Set-Cookie2 (the panel's session
+ * is the gateway's, never a caller's). */
 bool pg_hdr_resp_drop(const char *p, size_t n);
 
 /* Is (p, n) a header name: one or more RFC 9110 token characters (no space, no colon)? */

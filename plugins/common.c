@@ -196,3 +196,12 @@ bool pg_plug_json_code(char *dst, size_t cap, const json_t *v)
     int n = snprintf(dst, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     return n >= 0 && (size_t)n < cap;
 }
+
+void pg_plug_span(struct pg_span *out, size_t cap, size_t *i, const char *p, size_t n)
+{
+    if (!p || n == 0 || *i >= cap)
+        return;
+    out[*i].p = p;
+    out[*i].n = n;
+    (*i)++;
+}

@@ -16,6 +16,9 @@
 /* Copy msg into err->msg (cut to fit) and return -1, for `return pg_plug_fail(err, "...")`. */
 int pg_plug_fail(struct pg_err *err, const char *msg);
 
+/* Append the span (p, n) to out[*i] when n > 0 and *i < cap (for the `secrets` op). */
+void pg_plug_span(struct pg_span *out, size_t cap, size_t *i, const char *p, size_t n);
+
 /* Is (p, n) well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF)? A JSON
  * string may carry nothing else. */
 bool pg_plug_utf8_ok(const char *p, size_t n);

@@ -13,6 +13,12 @@ struct pg_secret {
     size_t n;
 };
 
+/* Borrowed bytes (p, n), not NUL-terminated: a secret an adapter lists for redaction. */
+struct pg_span {
+    const char *p;
+    size_t n;
+};
+
 /* One header of a map-typed config value (static `headers:`). */
 struct pg_kv {
     char *name;
@@ -92,6 +98,10 @@ struct pg_out_req {
     const char *add_query_value;
     char scratch[512]; /* plugin-owned bytes for computed values (signatures, timestamps) */
     size_t scratch_used;
+    /* a computed secret among the hdr values (Panelica's signature; NUL-terminated, at most 127
+     * bytes), NULL if none: the core keeps a copy until the answer, so panel text that echoes it
+     * is redacted like the config secrets */
+    const char *made_secret;
 };
 
 /* A login request a plugin builds; the core sends it to the upstream url + path. */
@@ -152,11 +162,26 @@ struct pg_auth_ops {
      * (Navixy: "hash"): removed from the query, refused (400) in a JSON or form body. May be
      * NULL. */
     const char *cred_param;
+    /* The secrets in force, for redacting panel text the core copies into an error (SPEC 1):
+     * the config secrets that are credentials (passwords, tokens, keys, header values; not user
+     * names) and, when s is not NULL, the bare credential inside the session (the hash, the JWT
+     * without "Bearer "). Fills out[0..cap) with spans borrowed from st and s; returns how many.
+     * May be NULL: the adapter holds no secret. */
+    size_t (*secrets)(const void *st, const struct pg_session *s, struct pg_span *out, size_t cap);
 };
 
 /* Helpers plugins may call; implemented in the core (gateway/conf.c). */
 void pg_secret_free(struct pg_secret *s);
 void pg_kv_list_free(struct pg_kv_list *l);
+
+/* Does the URI (uri, n) point under upstream_url (NUL-terminated, the configured url; trailing
+ * '/' ignored)? An absolute URI must match its scheme and authority (case-insensitively) and
+ * its path as a prefix ending at a segment boundary ('/', '?', '#' or the end); an
+ * absolute-path reference ("/x", which a client resolves against the gateway's own root) must
+ * match the path. Returns the part of uri after the upstream url (what goes after the
+ * gateway's public base), or NULL. Implemented in gateway/rewrite.c; Link and Location
+ * rewriting share it. */
+const char *pg_uri_under(const char *upstream_url, const char *uri, size_t n);
 
 extern const struct pg_auth_ops pg_auth_static;
 extern const struct pg_auth_ops pg_auth_navixy_session;

@@ -251,38 +251,11 @@ static void emit(struct out *o, const char *p, size_t n)
     o->n += n;
 }
 
-/* upstream_url split once per call: origin "scheme://authority" (case-insensitive) and path. */
-struct base {
-    const char *url;
-    size_t origin_len, len; /* len: without trailing '/' */
-};
-
-/* Is `rest` (n bytes) empty or starting at a path boundary? */
-static bool boundary(const char *rest, size_t n)
-{
-    return n == 0 || rest[0] == '/' || rest[0] == '?' || rest[0] == '#';
-}
-
-/* The part of uri after the upstream prefix, or NULL when uri is not under upstream_url.
- * Absolute URIs must match scheme, authority and path; an absolute-path reference ("/x",
- * which the caller would resolve against the gateway's root) must match the path. */
-static const char *under_base(const struct base *b, const char *uri, size_t n)
-{
-    const char *bpath = b->url + b->origin_len;
-    size_t bpn = b->len - b->origin_len;
-    if (n >= b->len && b->origin_len > 0 && strncasecmp(uri, b->url, b->origin_len) == 0 &&
-        memcmp(uri + b->origin_len, bpath, bpn) == 0 && boundary(uri + b->len, n - b->len))
-        return uri + b->len;
-    if (n >= 1 && uri[0] == '/' && !(n >= 2 && uri[1] == '/') && n >= bpn &&
-        memcmp(uri, bpath, bpn) == 0 && boundary(uri + bpn, n - bpn))
-        return uri + bpn;
-    return NULL;
-}
-
-/* Link: <URI>; param="...", <URI>; ... (RFC 8288). URIs under upstream_url get public_base in
- * its place; everything else is copied byte for byte. A malformed value is passed as is, and so
- * is one whose rewrite would not fit in cap (including the NUL written after it): a link to the
- * panel's host is not worth dropping the header, and the caller's key does not work there. */
+/* Link: <URI>; param="...", <URI>; ... (RFC 8288). URIs under upstream_url (pg_uri_under, the
+ * matching Location rewriting in the core uses too) get public_base in its place; everything else
+ * is copied byte for byte. A malformed value is passed as is, and so is one whose rewrite would not
+ * fit in cap (including the NUL written after it): a link to the panel's host is not worth dropping
+ * the header, and the caller's key does not work there. */
 static int navirec_rewrite_header(const void *vst, const char *name, size_t name_len,
                                   const char *value, size_t value_len, const char *upstream_url,
                                   const char *public_base, char *out, size_t cap, size_t *outlen)
@@ -291,15 +264,6 @@ static int navirec_rewrite_header(const void *vst, const char *name, size_t name
     if (name_len != 4 || strncasecmp(name, "Link", 4) != 0 || !value || !upstream_url ||
         !public_base || !out || cap == 0 || !outlen)
         return 0;
-    struct base b = { upstream_url, 0, strlen(upstream_url) };
-    while (b.len > 0 && upstream_url[b.len - 1] == '/')
-        b.len--;
-    const char *scheme_end = strstr(upstream_url, "://");
-    if (!scheme_end || (size_t)(scheme_end - upstream_url) + 3 >= b.len)
-        return 0;
-    const char *slash =
-        memchr(scheme_end + 3, '/', b.len - (size_t)(scheme_end + 3 - upstream_url));
-    b.origin_len = slash ? (size_t)(slash - upstream_url) : b.len;
     size_t pbn = strlen(public_base);
     while (pbn > 0 && public_base[pbn - 1] == '/')
         pbn--;
@@ -321,7 +285,7 @@ static int navirec_rewrite_header(const void *vst, const char *name, size_t name
         if (!gt)
             return 0;
         size_t un = (size_t)(gt - uri);
-        const char *rest = under_base(&b, uri, un);
+        const char *rest = pg_uri_under(upstream_url, uri, un);
         emit(&o, "<", 1);
         if (rest) {
             emit(&o, public_base, pbn);
@@ -353,6 +317,16 @@ static int navirec_rewrite_header(const void *vst, const char *name, size_t name
     return 1;
 }
 
+static size_t navirec_secrets(const void *vst, const struct pg_session *s, struct pg_span *out,
+                              size_t cap)
+{
+    const struct navirec *st = vst;
+    size_t i = 0;
+    (void)s;
+    pg_plug_span(out, cap, &i, st->token.p, st->token.n);
+    return i;
+}
+
 const struct pg_auth_ops pg_auth_navirec_token = {
     .type = "navirec_token",
     .state_size = sizeof(struct navirec),
@@ -366,4 +340,5 @@ const struct pg_auth_ops pg_auth_navirec_token = {
     .reserved = NULL,
     .rewrite_header = navirec_rewrite_header,
     .cred_param = NULL,
+    .secrets = navirec_secrets,
 };

@@ -191,6 +191,18 @@ static int navixy_sign(const void *vst, const struct pg_session *s, struct pg_ou
     return 0;
 }
 
+/* The password and the session hash; the login is a user name, not a secret to hide. */
+static size_t navixy_secrets(const void *vst, const struct pg_session *s, struct pg_span *out,
+                             size_t cap)
+{
+    const struct navixy *st = vst;
+    size_t i = 0;
+    pg_plug_span(out, cap, &i, st->password.p, st->password.n);
+    if (s)
+        pg_plug_span(out, cap, &i, s->token, s->token_len);
+    return i;
+}
+
 static enum pg_verdict navixy_classify(const void *vst, const struct pg_in_resp *resp,
                                        struct pg_err *err)
 {
@@ -271,5 +283,6 @@ const struct pg_auth_ops pg_auth_navixy_session = {
     .classify = navixy_classify,
     .reserved = navixy_reserved,
     .rewrite_header = NULL,
+    .secrets = navixy_secrets,
     .cred_param = "hash",
 };

@@ -251,6 +251,18 @@ static void op_deinit(void *vst)
     st->path = NULL;
 }
 
+/* The password and the JWT (the session holds "Bearer <jwt>"); the username is not a secret. */
+static size_t op_secrets(const void *vst, const struct pg_session *s, struct pg_span *out,
+                         size_t cap)
+{
+    const struct openpanel *st = vst;
+    size_t i = 0;
+    pg_plug_span(out, cap, &i, st->password.p, st->password.n);
+    if (s && s->token_len > BEARER_LEN && memcmp(s->token, BEARER, BEARER_LEN) == 0)
+        pg_plug_span(out, cap, &i, s->token + BEARER_LEN, s->token_len - BEARER_LEN);
+    return i;
+}
+
 const struct pg_auth_ops pg_auth_openpanel_jwt = {
     .type = "openpanel_jwt",
     .state_size = sizeof(struct openpanel),
@@ -262,4 +274,5 @@ const struct pg_auth_ops pg_auth_openpanel_jwt = {
     .sign = op_sign,
     .classify = op_classify,
     .reserved = op_reserved,
+    .secrets = op_secrets,
 };

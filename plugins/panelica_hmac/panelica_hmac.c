@@ -193,6 +193,7 @@ static int pc_sign(const void *vst, const struct pg_session *s, struct pg_out_re
     req->hdr[req->nhdr++].value = ts;
     req->hdr[req->nhdr].name = "X-Signature";
     req->hdr[req->nhdr++].value = sig;
+    req->made_secret = sig;
     return 0;
 }
 
@@ -298,6 +299,18 @@ static void pc_deinit(void *vst)
     st->sha256 = NULL;
 }
 
+/* The key pair; each request's signature is named by sign (made_secret). */
+static size_t pc_secrets(const void *vst, const struct pg_session *s, struct pg_span *out,
+                         size_t cap)
+{
+    const struct panelica *st = vst;
+    size_t i = 0;
+    (void)s;
+    pg_plug_span(out, cap, &i, st->api_key.p, st->api_key.n);
+    pg_plug_span(out, cap, &i, st->api_secret.p, st->api_secret.n);
+    return i;
+}
+
 const struct pg_auth_ops pg_auth_panelica_hmac = {
     .type = "panelica_hmac",
     .state_size = sizeof(struct panelica),
@@ -307,4 +320,5 @@ const struct pg_auth_ops pg_auth_panelica_hmac = {
     .sign = pc_sign,
     .classify = pc_classify,
     .reserved = pc_reserved,
+    .secrets = pc_secrets,
 };

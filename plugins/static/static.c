@@ -158,6 +158,25 @@ static void static_deinit(void *vst)
     pg_secret_free(&st->authz);
 }
 
+/* Every configured value but the Basic user name, and the Authorization value built from them
+ * (whole, and its credential after the scheme: the Basic base64). */
+static size_t static_secrets(const void *vst, const struct pg_session *s, struct pg_span *out,
+                             size_t cap)
+{
+    const struct static_auth *st = vst;
+    size_t i = 0;
+    (void)s;
+    for (size_t k = 0; k < st->headers.n; k++)
+        pg_plug_span(out, cap, &i, st->headers.v[k].value.p, st->headers.v[k].value.n);
+    pg_plug_span(out, cap, &i, st->bearer.p, st->bearer.n);
+    pg_plug_span(out, cap, &i, st->basic.password.p, st->basic.password.n);
+    pg_plug_span(out, cap, &i, st->authz.p, st->authz.n);
+    const char *sp = st->authz.p ? memchr(st->authz.p, ' ', st->authz.n) : NULL;
+    if (sp)
+        pg_plug_span(out, cap, &i, sp + 1, st->authz.n - (size_t)(sp + 1 - st->authz.p));
+    return i;
+}
+
 const struct pg_auth_ops pg_auth_static = {
     .type = "static",
     .state_size = sizeof(struct static_auth),
@@ -165,4 +184,5 @@ const struct pg_auth_ops pg_auth_static = {
     .init = static_init,
     .sign = static_sign,
     .deinit = static_deinit,
+    .secrets = static_secrets,
 };

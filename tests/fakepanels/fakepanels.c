@@ -37,7 +37,8 @@
  * query, headers as [name, value], body (first 64 KiB), body_len, plus per-panel notes),
  * times_ms (CLOCK_MONOTONIC ms of the last <= 1000 hits, oldest first), inflight (deferred
  * replies), and each panel's own counters.
- * The panels' own behaviour is described at the top of fp_<panel>.c.
+ * The panels' own behaviour is described at the top of fp_<panel>.c; every service also answers
+ * .../_leak/... with answers that echo a request's credentials (fp_leak.c).
  * --raw PORT is not an evhttp service: it writes scripted HTTP/1.1 bytes, badly behaved on
  * purpose, and has only /_fake/stats, /_fake/reset and /_fake/drop (see fp_raw.c). */
 
@@ -645,6 +646,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     count_hit(svc, req, path);
+    if (strstr(path, "/_leak/") != NULL) {
+        run(svc, req, fp_leak_handle, false);
+        return;
+    }
     if (svc->knobs.ratelimit > 0) {
         svc->knobs.ratelimit--;
         svc->ratelimited++;

@@ -251,6 +251,7 @@ void fp_raw_free(struct fp_raw *raw);
  */
 
 fp_call_fn fp_echo_handle, fp_echo_ratelimited;
+fp_call_fn fp_leak_handle; /* every service: .../_leak/... (fp_leak.c) */
 fp_call_fn fp_navixy_handle, fp_navixy_ratelimited;
 fp_call_fn fp_openpanel_handle, fp_openpanel_ratelimited;
 fp_call_fn fp_panelica_handle, fp_panelica_ratelimited;

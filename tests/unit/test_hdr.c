@@ -219,6 +219,10 @@ static void test_resp_drop(void **state)
     assert_true(resp_drop("CONTENT-LENGTH"));
     assert_true(resp_drop("X-Request-Id"));
     assert_true(resp_drop("x-request-id"));
+    /* SPEC 1: a panel's cookies are the gateway's session, never a caller's */
+    assert_true(resp_drop("Set-Cookie"));
+    assert_true(resp_drop("set-cookie"));
+    assert_true(resp_drop("Set-Cookie2"));
 }
 
 static void test_resp_keep(void **state)
@@ -229,7 +233,7 @@ static void test_resp_keep(void **state)
         "Link",
         "Retry-After",
         "ETag",
-        "Set-Cookie",
+        "Set-Cookies",
         "Cache-Control",
         "Content-Encoding",
         "WWW-Authenticate",

@@ -508,6 +508,25 @@ static void test_sign_header(void **unused)
     pt_drop(st);
 }
 
+/* What panel text is redacted for: the password and the bare JWT, not the username. */
+static void test_secrets(void **unused)
+{
+    (void)unused;
+    void *st = ready();
+    struct pg_session s;
+    struct pg_err err;
+    struct pg_span out[4];
+    assert_int_equal(parse(st, 200, login_body(SHELL_JWT), &s, &err), 0);
+    assert_int_equal(OPS->secrets(st, NULL, out, 4), 1);
+    assert_int_equal(out[0].n, strlen(PASS));
+    assert_memory_equal(out[0].p, PASS, out[0].n);
+    assert_int_equal(OPS->secrets(st, &s, out, 4), 2);
+    assert_int_equal(out[1].n, strlen(SHELL_JWT));
+    assert_memory_equal(out[1].p, SHELL_JWT, out[1].n);
+    assert_int_equal(OPS->secrets(st, &s, out, 1), 1); /* cap bounds the list */
+    pt_drop(st);
+}
+
 static void test_sign_refused(void **unused)
 {
     (void)unused;
@@ -660,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_refresh_exp_number_forms),
         cmocka_unit_test(test_refresh_unusable_exp),
         cmocka_unit_test(test_login_non_200),
+        cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_login_no_usable_token),
         cmocka_unit_test(test_login_token_escapes_decoded),
         cmocka_unit_test(test_login_token_size_limit),

@@ -473,9 +473,27 @@ static void test_reserved_api_keys(void **unused)
     pt_drop(st);
 }
 
+/* The key pair is listed for redaction, and sign names the signature it made (in scratch). */
+static void test_secrets(void **unused)
+{
+    (void)unused;
+    void *st = ready(NULL);
+    struct pg_span out[4];
+    assert_int_equal(OPS->secrets(st, NULL, out, 4), 2);
+    assert_memory_equal(out[0].p, API_KEY, strlen(API_KEY));
+    assert_memory_equal(out[1].p, SECRET, strlen(SECRET));
+    struct pg_out_req r = out_req("GET", "/api/external/v1/users", NULL);
+    assert_int_equal(OPS->sign(st, NULL, &r, 1709827200), 0);
+    assert_non_null(r.made_secret);
+    assert_ptr_equal(r.made_secret, pt_header(&r, "X-Signature"));
+    assert_int_equal(strlen(r.made_secret), 64);
+    pt_drop(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_keys_table),
         cmocka_unit_test(test_sign_get_with_query_no_body),
         cmocka_unit_test(test_sign_post_json_body),

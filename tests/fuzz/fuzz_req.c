@@ -2,7 +2,8 @@
  * a buffer exactly as the server feeds it: the first input byte picks a piece size (1-64 bytes)
  * and whether the head check refuses bodies; the rest is parsed once whole and once in pieces,
  * pipelined requests one after another until an error, and both must come to the same requests
- * and the same end (no split changes a verdict). Checked on every request: the head
+ * and the same end (no split changes a verdict, though it may change which of two faults is
+ * named). Checked on every request: the head
  * holds only token names and CR/LF/NUL-free values within the limits; trailers never add a
  * header (the field count at the end equals the one the head check saw); a chunked body never
  * passes max_body_bytes; MORE means every byte was taken. Linked with replay.c it runs the
@@ -129,7 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run((const char *)data + 1, size - 1, piece, refuse_bodies, &pieces);
     CHECK(whole.msgs == pieces.msgs);
     CHECK(whole.last == pieces.last);
-    CHECK(whole.last != PG_RP_ERROR || whole.err == pieces.err);
+    /* not the error kind: with two faults in one request, which is seen first depends on the
+     * split (the scanner reads ahead of http_parser's limits) */
     CHECK(memcmp(whole.m, pieces.m, sizeof whole.m[0] * (size_t)whole.msgs) == 0);
     return 0;
 }

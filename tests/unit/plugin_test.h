@@ -21,7 +21,7 @@
 #endif
 #endif
 #ifdef PT_ASAN
-#include <sanitizer/allocator_interface.h>
+size_t __sanitizer_get_current_allocated_bytes(void); /* sanitizer/allocator_interface.h */
 #else
 #include <malloc.h>
 #endif

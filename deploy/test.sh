@@ -69,7 +69,7 @@ step "fuzz (libFuzzer, when clang is installed)"
 if command -v clang >/dev/null 2>&1; then
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPG_FUZZ=ON -DPG_TESTS=ON >/dev/null ||
         fail "configure build-fuzz/"
-    for t in perr h1 req; do
+    for t in perr h1 req conf adapters; do
         cmake --build build-fuzz -j"$JOBS" --target "fuzz_$t" || fail "build fuzz_$t"
         FUZZ_CORPUS=$(mktemp -d)
         cp "tests/fuzz/corpus/$t"/* "$FUZZ_CORPUS"/

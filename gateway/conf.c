@@ -3,12 +3,14 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -264,12 +266,27 @@ void pg_kv_list_free(struct pg_kv_list *l)
     l->n = 0;
 }
 
-/* A whole file (at most `max` bytes) as a NUL-terminated heap string; NULL with errno set. */
-static char *read_file(const char *path, size_t max, size_t *len)
+/* A whole regular file (at most `max` bytes) as a NUL-terminated heap string; NULL with *why
+ * set. Anything else (a FIFO, /dev/zero, a terminal) is refused before a byte is read, and the
+ * read is non-blocking, so no path can hang the loader or feed it without end. */
+static char *read_file(const char *path, size_t max, size_t *len, const char **why)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        *why = strerror(errno);
         return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb)) {
+        *why = strerror(errno);
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        *why = "not a regular file";
+        close(fd);
+        return NULL;
+    }
     size_t cap = 0, n = 0;
     char *b = NULL;
     int err = 0;
@@ -294,16 +311,18 @@ static char *read_file(const char *path, size_t max, size_t *len)
             b = nb;
             cap = ncap;
         }
-        errno = 0;
-        size_t got = fread(b + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                err = errno ? errno : EIO;
+        ssize_t got = read(fd, b + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = errno; /* EAGAIN: a /proc or /sys file that would block */
             break;
         }
+        if (got == 0)
+            break;
+        n += (size_t)got;
     }
-    fclose(f);
+    close(fd);
     if (!err && n > max)
         err = EFBIG;
     if (err) {
@@ -311,7 +330,7 @@ static char *read_file(const char *path, size_t max, size_t *len)
             OPENSSL_cleanse(b, n);
             free(b);
         }
-        errno = err;
+        *why = strerror(err);
         return NULL;
     }
     b[n] = '\0';
@@ -338,10 +357,10 @@ static int secret_load(struct ctx *cx, const yaml_node_t *v, struct pg_secret *o
             return fail(cx, v, "environment variable '%s' is not set", name);
         n = strlen(s);
     } else if (n > 5 && !memcmp(s, "file:", 5)) {
-        errno = 0;
-        buf = read_file(s + 5, SECRET_MAX_FILE, &n);
+        const char *why;
+        buf = read_file(s + 5, SECRET_MAX_FILE, &n, &why);
         if (!buf)
-            return fail(cx, v, "cannot read file '%s': %s", s + 5, strerror(errno));
+            return fail(cx, v, "cannot read file '%s': %s", s + 5, why);
         if (n && buf[n - 1] == '\n')
             n--;
         if (n && buf[n - 1] == '\r')
@@ -1377,10 +1396,10 @@ out:
 struct pg_conf *pg_conf_load(const char *file, char *errbuf, size_t errcap)
 {
     size_t n;
-    errno = 0;
-    char *b = read_file(file, CONF_MAX_FILE, &n);
+    const char *why;
+    char *b = read_file(file, CONF_MAX_FILE, &n, &why);
     if (!b) {
-        snprintf(errbuf, errcap, "%s: cannot read: %s", file, strerror(errno));
+        snprintf(errbuf, errcap, "%s: cannot read: %s", file, why);
         return NULL;
     }
     struct pg_conf *c = pg_conf_load_string(file, b, n, errbuf, errcap);

@@ -13,6 +13,19 @@
 
 #include <cmocka.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PT_ASAN 1
+#endif
+#endif
+#ifdef PT_ASAN
+size_t __sanitizer_get_current_allocated_bytes(void); /* sanitizer/allocator_interface.h */
+#else
+#include <malloc.h>
+#endif
+
 #include "plugins/plugin.h"
 
 /* The config key `name`, which must exist and have this type. */
@@ -82,6 +95,40 @@ static inline void pt_drop(void *st)
 {
     PT_OPS->deinit(st);
     free(st);
+}
+
+/* Heap bytes in use now (ASan's count under ASan, glibc's arenas otherwise): a state filled and
+ * dropped must give back every byte it took, which a plain build checks as well. */
+static inline size_t pt_heap_in_use(void)
+{
+#ifdef PT_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* deinit on st (filled in any part, init run or not): every pointer a config key stored is
+ * released and cleared, and the heap is back to `before` once st itself is freed. */
+static inline void pt_drop_checked(void *st, size_t before)
+{
+    PT_OPS->deinit(st);
+    for (const struct pg_conf_key *k = PT_OPS->keys; k->name; k++) {
+        const char *slot = (const char *)st + k->offset;
+        if (k->type == PG_CONF_SECRET) {
+            const struct pg_secret *s = (const struct pg_secret *)(const void *)slot;
+            if (s->p || s->n)
+                fail_msg("deinit kept the secret '%s'", k->name);
+        } else if (k->type == PG_CONF_STRING) {
+            char *p;
+            memcpy(&p, slot, sizeof p);
+            if (p)
+                fail_msg("deinit kept the string '%s'", k->name);
+        }
+    }
+    free(st);
+    assert_int_equal(pt_heap_in_use(), before);
 }
 
 /* Classify an answer whose body is (body, n); err is cleared first. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -580,6 +581,58 @@ static void bad_secret_file_missing(void **state)
                "cannot read file '/nonexistent/pg-secret': No such file or directory");
 }
 
+/* file: names only a regular file: a FIFO without a writer, /dev/zero or a directory is an
+ * error at once (the FIFO used to block the loader in open, /dev/zero was read up to the cap).
+ * alarm() turns a hang into a failure. */
+static void bad_secret_file_not_regular(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pg_test_conf_XXXXXX", fifo[64], yaml[512], err[ERRCAP];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *paths[] = { fifo, "/dev/zero", dir };
+    alarm(5);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        snprintf(yaml, sizeof yaml,
+                 "upstreams:\n  - name: a\n    url: http://a.test\n"
+                 "    auth: {type: static, bearer: \"file:%s\"}\n",
+                 paths[i]);
+        char want[128];
+        snprintf(want, sizeof want, "cannot read file '%s': not a regular file", paths[i]);
+        expect_err(yaml, "t.yaml:4:34: upstreams[0].auth.bearer: ", want);
+    }
+    /* the config file itself too */
+    struct pg_conf *c = pg_conf_load(fifo, err, sizeof err);
+    assert_null(c);
+    char want[128];
+    snprintf(want, sizeof want, "%s: cannot read: not a regular file", fifo);
+    assert_string_equal(err, want);
+    alarm(0);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+/* A secret file over 64 KiB is refused, not cut. */
+static void bad_secret_file_too_big(void **state)
+{
+    (void)state;
+    char f[64], yaml[512];
+    size_t n = (64u << 10) + 1;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'k', n);
+    big[n] = '\0';
+    temp_file(f, sizeof f, big);
+    free(big);
+    snprintf(yaml, sizeof yaml,
+             "upstreams:\n  - name: a\n    url: http://a.test\n"
+             "    auth: {type: static, bearer: \"file:%s\"}\n",
+             f);
+    expect_err(yaml, "t.yaml:4:34: upstreams[0].auth.bearer: ", "File too large");
+    unlink(f);
+}
+
 static void bad_secret_values(void **state)
 {
     (void)state;
@@ -783,6 +836,8 @@ int main(void)
         cmocka_unit_test(bad_allow_unknown_method),
         cmocka_unit_test(bad_env_missing),
         cmocka_unit_test(bad_secret_file_missing),
+        cmocka_unit_test(bad_secret_file_not_regular),
+        cmocka_unit_test(bad_secret_file_too_big),
         cmocka_unit_test(bad_secret_values),
         cmocka_unit_test(bad_static_init),
         cmocka_unit_test(bad_auth_type),

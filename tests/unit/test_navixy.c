@@ -161,13 +161,22 @@ static void test_init_accepts(void **state)
 static void test_deinit_partial(void **state)
 {
     (void)state;
+    size_t before = pt_heap_in_use();
+    pt_drop_checked(pt_new(), before); /* nothing stored */
     void *st = pt_new();
-    ops->deinit(st); /* nothing stored */
-    free(st);
+    pt_set_secret(st, "login", "demo");
+    pt_drop_checked(st, before); /* init never ran */
     st = pt_new();
     pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", "secret");
     pt_set_string(st, "auth_path", "/user/auth");
-    pt_drop(st); /* init never ran; ASan/valgrind see a leak if deinit misses one */
+    pt_drop_checked(st, before); /* every key, init never ran */
+    st = pt_new();
+    pt_set_secret(st, "login", "demo");
+    pt_set_secret(st, "password", "secret");
+    pt_set_string(st, "auth_path", "/user/auth");
+    pt_init_ok(st);
+    pt_drop_checked(st, before); /* and after init */
 }
 
 /* ---- build_login ---- */

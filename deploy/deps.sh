@@ -10,6 +10,7 @@ PG_DEPS_DEFAULT=(
     libcmocka-dev libhttp-parser-dev libjemalloc-dev
     python3 curl ca-certificates openssl
     redis-server nginx wrk valgrind
+    clang clang-format libclang-rt-14-dev
 )
 
 # Print the packages among "$@" that are not fully installed (one dpkg-query call: fast).

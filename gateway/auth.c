@@ -26,6 +26,7 @@ struct pg_auth_rt {
     struct pg_session sess;
     uint64_t gen; /* bumped by every successful login */
     uint64_t logins;
+    uint64_t login_start_ms; /* when the last login started: relogins are throttled from it */
     bool logging_in;
     CURL *easy;
     struct curl_slist hdrs[3];
@@ -282,6 +283,7 @@ static int start_login(struct pg_auth_rt *rt)
         return -1;
     rt->logging_in = true;
     rt->logins++;
+    rt->login_start_ms = pg_now_ms();
     return 0;
 }
 
@@ -320,13 +322,36 @@ enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, in
     return PG_AUTH_WAIT;
 }
 
-void pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen)
+enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t gen,
+                                         uint64_t now_ms)
+{
+    /* a newer session, a login under way, or the session forgotten by another request refused
+     * with the same generation (which started the login or met the throttle): nothing new */
+    if (v->gen != gen || v->logging_in || !v->has_session)
+        return PG_EXPIRY_REPLAY;
+    /* now_ms before the start: a clock the caller got wrong; refusing is the safe side */
+    if (v->logins &&
+        (now_ms < v->login_start_ms || now_ms - v->login_start_ms < PG_AUTH_RELOGIN_MIN_MS))
+        return PG_EXPIRY_REFUSED;
+    return PG_EXPIRY_RELOGIN;
+}
+
+enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, uint64_t now_ms)
 {
     struct pg_auth_rt *rt = conf->upstreams[up].rt;
-    if (rt && rt->gen == gen) {
+    if (!rt)
+        return PG_EXPIRY_REPLAY;
+    struct pg_auth_view v = { .gen = rt->gen,
+                              .has_session = rt->sess.token_len > 0,
+                              .logging_in = rt->logging_in,
+                              .logins = rt->logins,
+                              .login_start_ms = rt->login_start_ms };
+    enum pg_auth_expiry e = pg_auth_expiry_judge(&v, gen, now_ms);
+    if (e == PG_EXPIRY_RELOGIN) {
         OPENSSL_cleanse(&rt->sess, sizeof rt->sess);
         rt->sess.token_len = 0;
     }
+    return e;
 }
 
 uint64_t pg_auth_logins(const struct pg_conf *conf, int up)

@@ -40,9 +40,37 @@ enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, in
 /* Leave the queue (the caller went away). Accepts a waiter that is not queued. */
 void pg_auth_cancel(struct pg_auth_wait *wt);
 
-/* A request signed with session generation gen was refused as expired: forget that session
- * (unless a newer one replaced it already). */
-void pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen);
+/* An expired-session answer leads to at most one new login per upstream every this many ms
+ * (SPEC section 1): a panel path that always answers 401 must not cost a login per request. */
+#define PG_AUTH_RELOGIN_MIN_MS 10000u
+
+/* What an expired-session answer to a request leads to. */
+enum pg_auth_expiry {
+    PG_EXPIRY_REPLAY,  /* replay it: a newer session, or the login already under way, serves it */
+    PG_EXPIRY_RELOGIN, /* the session was forgotten: the replay starts the one new login */
+    PG_EXPIRY_REFUSED, /* the last login started under PG_AUTH_RELOGIN_MIN_MS ago: no login, the
+                        * caller gets the panel's own error */
+};
+
+/* An upstream's login state as the expiry decision sees it. */
+struct pg_auth_view {
+    uint64_t gen;            /* generation of the newest session (0: none yet) */
+    bool has_session;        /* that session is still held (not forgotten) */
+    bool logging_in;         /* a login is under way */
+    uint64_t logins;         /* logins started so far */
+    uint64_t login_start_ms; /* when the last one started (pg_now_ms clock) */
+};
+
+/* The decision alone, pure (time is a parameter) for tests: a request signed with generation
+ * gen got an expired-session answer at now_ms. N requests refused together with the same
+ * generation: the first gets RELOGIN (or REFUSED), the others REPLAY once the session is
+ * forgotten, so they share the one login. */
+enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t gen,
+                                         uint64_t now_ms);
+
+/* A request signed with session generation gen was refused as expired at now_ms: judge it (see
+ * pg_auth_expiry_judge) and on RELOGIN forget that session. */
+enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, uint64_t now_ms);
 
 /* The secrets in force for upstream up of conf: its adapter's config secrets and the current
  * session's credential (the plugin's `secrets` op), as spans into out[0..cap) borrowed from

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,10 @@
 #define PG_FWD_EXTRA_HDRS (8 + PG_OUT_MAX_HEADERS)
 /* an error answer a plugin must judge is held back up to this size; larger ones stream on */
 #define PG_FWD_HOLD_MAX (64 * 1024)
+/* ms; while request bytes are unsent or unacknowledged the idle timer looks this often whether
+ * they move (the kernel's buffers may take a whole upload at once while the upstream reads it
+ * slowly): a stalled upload is caught this close to its timeout */
+#define PG_FWD_UPLOAD_POLL_MS 50
 
 struct pg_fwd {
     struct pg_xfer x;     /* first: CURLOPT_PRIVATE */
@@ -78,8 +83,14 @@ struct pg_fwd {
     int64_t clen; /* upstream Content-Length, -1 unknown */
     bool chunked_up;
     bool head_done, paused, running;
-    uint64_t last_ms;   /* last byte from upstream, for the idle timeout */
-    uint64_t sent_seen; /* request bytes the upstream had taken at the last idle check */
+    /* the last progress (answer byte, upload progress, resume after a pause), for the idle
+     * timeout; the h1 client's own send progress is its hx.sent_ms */
+    uint64_t last_ms;
+    uint64_t sent_seen; /* curl: request body bytes sent at the last progress callback */
+    /* the upload as the last idle check saw it: bytes written, bytes still in the socket's send
+     * queue (unsent or unacknowledged), and when */
+    uint64_t up_written, up_queued, up_check_ms;
+    size_t body_len;
     struct event idle;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -91,6 +102,8 @@ struct pg_fwd_pool {
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg);
 static size_t on_body(char *p, size_t size, size_t n, void *arg);
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow);
 static void on_idle(evutil_socket_t fd, short what, void *arg);
 
 struct pg_fwd_pool *pg_fwd_pool_new(void)
@@ -148,6 +161,9 @@ static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+    /* upload progress for the idle timeout; switched on per request, only when there is a body */
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
     /* the path is normalised already; curl must not squash dot segments again */
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -464,6 +480,7 @@ static void on_writable(struct pg_req *r)
     struct pg_fwd *f = r->fwd;
     if (f && f->paused) {
         f->paused = false;
+        f->last_ms = pg_now_ms(); /* the idle time starts again from here, not from the pause */
         if (via_h1(f))
             pg_h1_resume(&f->hx);
         else /* may call on_body before it returns; on_body is re-entrant */
@@ -471,10 +488,16 @@ static void on_writable(struct pg_req *r)
     }
 }
 
-static void arm_idle(struct pg_fwd *f, uint64_t ms)
+/* (Re)arm the idle timer to fire in ms. 0 ok, -1 libevent refused (the caller fails the
+ * request: a transfer without its timer could hang forever). */
+static int arm_idle(struct pg_fwd *f, uint64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    event_add(&f->idle, &tv);
+    if (event_add(&f->idle, &tv) == 0)
+        return 0;
+    pg_log(PG_LOG_ERR, "request %s: upstream %s: the idle timer could not be armed", f->req->rid,
+           f->up->name);
+    return -1;
 }
 
 /* The caller's query without any `param` parameter, in f->qbuf (a caller-supplied panel
@@ -677,8 +700,15 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
         return;
     }
     f->running = true;
-    f->last_ms = pg_now_ms();
-    arm_idle(f, up->timeout_ms);
+    f->last_ms = f->up_check_ms = pg_now_ms();
+    f->up_written = f->up_queued = 0;
+    f->body_len = bn;
+    /* an upload is watched from the start (see PG_FWD_UPLOAD_POLL_MS) */
+    if (arm_idle(f, bn && up->timeout_ms > PG_FWD_UPLOAD_POLL_MS ? PG_FWD_UPLOAD_POLL_MS
+                                                                 : up->timeout_ms)) {
+        fwd_put(f);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+    }
 }
 
 static int start_h1(struct pg_fwd *f, const char *body, size_t bn)
@@ -709,6 +739,7 @@ static int start_curl(struct pg_fwd *f, const char *body, size_t bn)
     curl_easy_setopt(e, CURLOPT_CURLU, f->cu);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
     set_method(e, r, body, bn);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, bn ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
@@ -1017,8 +1048,6 @@ static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLc
     pg_resp_fail(r, code, k > 0 && (size_t)k < sizeof msg ? msg : NULL);
 }
 
-/* The held error answer is complete: let the plugin judge it. Returns true when the request
- * was taken over (replayed or answered), false when the answer goes to the caller as it is. */
 static const char *kind_sentence(enum pg_err_code c)
 {
     switch (c) {
@@ -1084,6 +1113,8 @@ static void panel_error(struct pg_fwd *f)
     pg_perr_free(&pe);
 }
 
+/* The held error answer is complete: let the plugin judge it. Returns true when the request
+ * was taken over (replayed or answered), false when the answer goes to the caller as it is. */
 static bool judge(struct pg_fwd *f)
 {
     const struct pg_upstream *up = f->up;
@@ -1099,10 +1130,18 @@ static bool judge(struct pg_fwd *f)
     enum pg_verdict v = up->auth->classify(up->auth_state, &resp, &err);
     if (v == PG_VERDICT_OK)
         return false;
-    if ((v == PG_VERDICT_RELOGIN || v == PG_VERDICT_RESIGN) && !f->replayed) {
+    if (v == PG_VERDICT_RELOGIN) {
+        /* SPEC section 1: at most one new login per upstream every 10 s, and a replay refused
+         * again gets the panel's own answer, never a second login */
+        if (f->replayed || pg_auth_expired(f->req->conf, f->req->upstream, f->gen, pg_now_ms()) ==
+                               PG_EXPIRY_REFUSED)
+            return false;
         f->replayed = true;
-        if (v == PG_VERDICT_RELOGIN)
-            pg_auth_expired(f->req->conf, f->req->upstream, f->gen);
+        acquire_and_go(f);
+        return true;
+    }
+    if (v == PG_VERDICT_RESIGN && !f->replayed) {
+        f->replayed = true;
         acquire_and_go(f);
         return true;
     }
@@ -1174,30 +1213,85 @@ static void fwd_done(struct pg_fwd *f, CURLcode res)
         fail_transport(r, up, res == CURLE_OK ? CURLE_WEIRD_SERVER_REPLY : res);
 }
 
-/* Request bytes the upstream connection has taken so far. */
-static uint64_t sent_bytes(struct pg_fwd *f)
+/* curl's progress callback (requests with a body only): upload progress is progress. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
 {
-    if (via_h1(f))
-        return f->hx.sent;
-    curl_off_t n = 0;
-    curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &n);
-    return n > 0 ? (uint64_t)n : 0;
+    struct pg_fwd *f = arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    if (ulnow > 0 && (uint64_t)ulnow != f->sent_seen) {
+        f->sent_seen = (uint64_t)ulnow;
+        f->last_ms = pg_now_ms();
+    }
+    return 0;
 }
 
+/* Upload progress since the last idle check: bytes written, or bytes leaving the socket's send
+ * queue (the upstream acknowledged them). Progress moves last_ms to when it was seen at the
+ * earliest: the last write, or else the previous check. True while request bytes are unsent or
+ * queued (the check keeps looking every PG_FWD_UPLOAD_POLL_MS). */
+static bool upload_check(struct pg_fwd *f, uint64_t now)
+{
+    uint64_t written, wrote_ms;
+    int fd = -1;
+    if (via_h1(f)) {
+        written = f->hx.sent;
+        wrote_ms = f->hx.sent_ms;
+        fd = pg_h1_fd(&f->hx);
+    } else {
+        written = f->sent_seen;
+        wrote_ms = f->last_ms; /* on_progress moved it at the write */
+        curl_socket_t s;
+        if (curl_easy_getinfo(f->easy, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
+            s != CURL_SOCKET_BAD)
+            fd = (int)s;
+    }
+    int q = 0;
+    if (fd < 0 || ioctl(fd, TIOCOUTQ, &q) < 0 || q < 0)
+        q = 0;
+    if (written != f->up_written || (uint64_t)q != f->up_queued) {
+        uint64_t at = wrote_ms > f->up_check_ms ? wrote_ms : f->up_check_ms;
+        if (at > f->last_ms)
+            f->last_ms = at;
+    }
+    f->up_written = written;
+    f->up_queued = (uint64_t)q;
+    f->up_check_ms = now;
+    uint64_t total = via_h1(f) ? f->hx.head_len + f->hx.body_len : f->body_len;
+    return q > 0 || written < total;
+}
+
+/* The idle timer fired: the upstream times out `timeout` after its last progress. The timer
+ * was armed for the time left to that deadline, so it fires at it unless progress moved it; then
+ * it is armed again for what is left (not a whole period: the timeout stays exact). */
 static void on_idle(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_fwd *f = arg;
     (void)fd;
     (void)what;
     uint64_t now = pg_now_ms(), to = f->up->timeout_ms;
-    /* a transfer paused for a slow caller is not idle on the upstream's side, nor is one whose
-     * upload is still moving (checked here, not per write: a stall is caught within 2 x to) */
-    uint64_t sent = sent_bytes(f);
-    if (f->paused || sent != f->sent_seen)
+    /* a transfer paused for a slow caller is not idle on the upstream's side */
+    if (f->paused)
         f->last_ms = now;
-    f->sent_seen = sent;
-    if (now - f->last_ms < to) {
-        arm_idle(f, to - (now - f->last_ms));
+    bool uploading = upload_check(f, now);
+    uint64_t last = f->last_ms;
+    if (via_h1(f) && f->hx.sent_ms > last)
+        last = f->hx.sent_ms;
+    if (now - last < to) {
+        uint64_t left = to - (now - last);
+        if (uploading && left > PG_FWD_UPLOAD_POLL_MS)
+            left = PG_FWD_UPLOAD_POLL_MS;
+        if (arm_idle(f, left) == 0)
+            return;
+        struct pg_req *r = f->req;
+        bool head_done = f->head_done;
+        fwd_put(f);
+        if (head_done)
+            pg_resp_abort(r);
+        else
+            pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
     fwd_done(f, CURLE_OPERATION_TIMEDOUT);

@@ -380,6 +380,7 @@ static int send_more(struct pg_h1_conn *c)
             return -1;
         }
         x->sent += (size_t)k;
+        x->sent_ms = pg_now_ms();
     }
     return 0;
 }
@@ -415,6 +416,7 @@ static void begin(struct pg_h1_conn *c, struct pg_h1_xfer *x)
     c->x = x;
     x->c = c;
     x->sent = 0;
+    x->sent_ms = 0;
     x->got_any = false;
     x->paused = false;
     c->complete = false;
@@ -594,6 +596,11 @@ void pg_h1_cancel(struct pg_h1_xfer *x)
     c->x = NULL;
     x->c = NULL;
     conn_close(c); /* mid-answer: the connection's state is unknown */
+}
+
+int pg_h1_fd(const struct pg_h1_xfer *x)
+{
+    return x->c ? x->c->fd : -1;
 }
 
 void pg_h1_resume(struct pg_h1_xfer *x)

@@ -51,8 +51,9 @@ struct pg_h1_xfer {
 
     struct pg_h1_conn *c;
     size_t sent;
-    bool reused;  /* on a pooled connection: a silent close may be a stale one */
-    bool got_any; /* any answer byte arrived */
+    uint64_t sent_ms; /* pg_now_ms() when the upstream last took request bytes; 0 before */
+    bool reused;      /* on a pooled connection: a silent close may be a stale one */
+    bool got_any;     /* any answer byte arrived */
     bool paused;
 };
 
@@ -66,6 +67,8 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x);
 void pg_h1_cancel(struct pg_h1_xfer *x);
 /* Read the upstream again after the body callback said PG_H1_PAUSE. */
 void pg_h1_resume(struct pg_h1_xfer *x);
+/* The socket x's request goes out on, -1 when it has none (for a look at its send queue). */
+int pg_h1_fd(const struct pg_h1_xfer *x);
 
 /* Does this url (http://IP[:port][/path]) qualify, and if so where: its address and the
  * authority to send as Host. 0 yes, -1 no (https, a host name, user info). */

@@ -232,7 +232,8 @@ static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t n
 }
 
 static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create);
-static void arm(struct lqueue *q, uint64_t now);
+static int arm(struct lqueue *q, uint64_t now);
+static void fail_queue(struct lqueue *q);
 
 static void unlink_req(struct lqueue *q, struct pg_req *r)
 {
@@ -296,12 +297,13 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         }
         r = next;
     }
-    if (q->head)
-        arm(q, now);
+    if (q->head && arm(q, now))
+        fail_queue(q);
 }
 
-/* Wake at the head's next token or the earliest deadline, whichever comes first. */
-static void arm(struct lqueue *q, uint64_t now)
+/* Wake at the head's next token or the earliest deadline, whichever comes first. 0 ok, -1 the
+ * timer could not be armed (the caller fails the waiters: without it they would wait forever). */
+static int arm(struct lqueue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
     for (struct pg_req *r = q->head; r; r = r->lnext)
@@ -312,7 +314,20 @@ static void arm(struct lqueue *q, uint64_t now)
         at = now + wait;
     uint64_t ms = at > now ? at - now : 0;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    event_add(&q->timer, &tv);
+    if (event_add(&q->timer, &tv) == 0)
+        return 0;
+    pg_log(PG_LOG_ERR, "rate-limit queue %s: its timer could not be armed", q->name);
+    return -1;
+}
+
+/* Every waiter of q leaves with a 500: its timer is not armed, so nothing would wake them. */
+static void fail_queue(struct lqueue *q)
+{
+    while (q->head) {
+        struct pg_req *r = q->head;
+        unlink_req(q, r);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+    }
 }
 
 /* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
@@ -399,7 +414,8 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     q->tail = r;
     q->n++;
     r->on_abort = on_queued_abort;
-    arm(q, now);
+    if (arm(q, now))
+        fail_queue(q);
 }
 
 void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_t ms)
@@ -412,8 +428,8 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
     struct lqueue *q = queue_of(l, key, false);
-    if (q && q->head)
-        arm(q, now);
+    if (q && q->head && arm(q, now))
+        fail_queue(q);
 }
 
 size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)

@@ -14,7 +14,9 @@
  *
  * Every service answers, on any path containing /_fake/ (never counted as a hit):
  *   GET  /_fake/stats   counters, last_path, last_request, times_ms, the service's own counters
- *   POST /_fake/reset   zero the counters, forget sessions, restore every knob's default
+ *   POST /_fake/reset   zero the counters, forget sessions, restore every knob's default;
+ *                       ?sessions=keep: the live sessions stay (a gateway allowed one login per
+ *                       10 s after an expired-session answer must not lose its session per test)
  *   POST /_fake/expire  end all current sessions now (Navixy, OpenPanel)
  *   POST /_fake/config?KNOB=V&...  set knobs (all or none; a knob that does not apply to the
  *                       service is a 400); answers the knobs now in force
@@ -331,8 +333,9 @@ static int counters_init(struct fp_service *svc)
     return 0;
 }
 
-/* Counters, sessions and knobs; inflight is a gauge of live replies, so it survives. */
-static int service_reset(struct fp_service *svc)
+/* Counters, sessions (unless keep_sessions) and knobs; inflight is a gauge of live replies, so
+ * it survives. */
+static int service_reset(struct fp_service *svc, bool keep_sessions)
 {
     struct fp_knobs k;
 
@@ -347,13 +350,16 @@ static int service_reset(struct fp_service *svc)
     json_decref(svc->last_request);
     svc->last_request = NULL;
     svc->ntimes = svc->times_next = 0;
-    svc->sessions.nlive = svc->sessions.nended = svc->sessions.ended_next = 0;
+    if (!keep_sessions)
+        svc->sessions.nlive = svc->sessions.nended = svc->sessions.ended_next = 0;
     return counters_init(svc);
 }
 
 static int fake_reset(struct fp_service *svc, struct evhttp_request *req)
 {
-    if (service_reset(svc) < 0)
+    const char *uri = evhttp_request_get_uri(req);
+    const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+    if (service_reset(svc, q != NULL && strcmp(q + 1, "sessions=keep") == 0) < 0)
         return -1;
     return fp_reply_text(req, HTTP_OK, "{\"ok\":true}");
 }
@@ -726,7 +732,7 @@ static int service_init(struct fp_service *svc, struct fp_ctx *ctx, const struct
     if (svc->counters == NULL || svc->reasons == NULL || svc->sessions.live == NULL ||
         svc->sessions.ended == NULL || RAND_bytes(svc->jwt_key, sizeof(svc->jwt_key)) != 1)
         return -1;
-    return service_reset(svc);
+    return service_reset(svc, false);
 }
 
 static void service_deinit(struct fp_service *svc)

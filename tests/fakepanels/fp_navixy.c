@@ -6,6 +6,8 @@
  *              /user/logout   ends the session of the hash it carries
  *   Panel API: /account/auth  login -> {"hash":"<32 hex>","success":true,"permissions":{...}}
  *              /account/logout
+ *   /always-expired  code 4 ("session ended") whatever hash it carries: a panel path that
+ *              refuses every session (counted as always_refused, not as an auth failure)
  *   any other path needs a live hash -> {"success":true,"echo":{method,uri,path,query,headers,
  *              body,body_len}}
  * Parameters (login, password, hash) come from, in this priority: the root of a JSON body
@@ -32,7 +34,8 @@
 #define NVX_HASH_LEN 32
 
 const char *const fp_navixy_counters[] = {
-    "hash_multi", "hash_json", "hash_form", "hash_query", "hash_header", "nvx_header_ignored", NULL,
+    "hash_multi",  "hash_json",          "hash_form",      "hash_query",
+    "hash_header", "nvx_header_ignored", "always_refused", NULL,
 };
 const char *const fp_navixy_reasons[] = {
     "missing_hash", "malformed_hash", "unknown_hash", "expired_hash", NULL,
@@ -375,7 +378,10 @@ static int nvx_session_call(struct fp_service *svc, struct fp_call *c, const str
     if (is_panel(svc) && fp_header(c->req, "Authorization") != NULL &&
         evutil_ascii_strncasecmp(fp_header(c->req, "Authorization"), "NVX ", 4) == 0)
         fp_count(svc, "nvx_header_ignored");
-    if (h.src == NVX_NONE) {
+    if (fp_path_is(c->path, "/always-expired")) {
+        fp_count(svc, "always_refused");
+        rc = nvx_error(c->req, 4);
+    } else if (h.src == NVX_NONE) {
         fp_auth_failed(svc, "missing_hash");
         rc = nvx_error(c->req, 4);
     } else if (!valid_hash(&h)) {

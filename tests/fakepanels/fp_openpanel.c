@@ -17,6 +17,9 @@
  *                                         | ... | "Signature verification failed"}
  *        exp passed                   401 {"msg":"Token has expired"}
  *        revoked (expired by a knob)  401 {"msg":"Token has been revoked"}
+ *   /api/always-401 (any method) 401 {"msg":"Token has been revoked"} whatever token it carries:
+ *        a panel path that refuses every session (counted as always_refused, not as an auth
+ *        failure).
  *   GET /api/whoami -> {"logged_in_as":"fake-op-admin"}; anything else ->
  *        {"success":true,"response":{"message":"..."},"echo":{...}} (the docs' success shape).
  *   Rate-limit knob: 429, Retry-After, {"success":false,"error":"Too Many Requests"}. */
@@ -36,7 +39,7 @@
 #define OP_HEADER "{\"typ\":\"JWT\",\"alg\":\"HS256\"}"
 #define OP_SIG_LEN 32
 
-const char *const fp_openpanel_counters[] = { NULL };
+const char *const fp_openpanel_counters[] = { "always_refused", NULL };
 const char *const fp_openpanel_reasons[] = {
     "missing_header", "not_bearer", "bad_header", "malformed_token",
     "bad_signature",  "expired",    "revoked",    NULL,
@@ -292,6 +295,10 @@ int fp_openpanel_handle(struct fp_service *svc, struct fp_call *c)
 
     if (fp_path_is(c->path, "/api"))
         return op_login(svc, c);
+    if (fp_path_is(c->path, "/api/always-401")) {
+        fp_count(svc, "always_refused");
+        return op_msg(c->req, 401, "Token has been revoked");
+    }
     if (bearer(c->req, &r, tok, sizeof(tok)) == NULL ||
         (claims = jwt_verify(svc, tok, &r)) == NULL) {
         fp_auth_failed(svc, r.reason);

@@ -28,6 +28,8 @@
  *   /trailers      chunked "hello" after 100 header fields, then 40 trailer fields
  *   /early         413 (JSON) from the head alone, then a close with the body unread (a reset)
  *   /slowread      reads the body at 1 MiB/s, then answers 200 "read N"
+ *   /silent        reads the request (head and body) and never answers, nor reads again; the
+ *                  connection stays open until the client closes it (a hung panel)
  *   anything else  404, keep-alive
  * Other answers that close do it once their bytes have left (a FIN, never a reset).
  *
@@ -74,6 +76,7 @@ struct raw_conn {
     bool closing;                     /* close once the output has drained */
     bool idle_close;                  /* the timer closes (/ka-then-close) */
     bool drop_next;                   /* /ka-drop-next: the next request gets a close */
+    bool silent;                      /* /silent: nothing more is read or written */
     uint64_t slow_left, slow_total;   /* /slowread: body bytes still to read, and in all */
     struct ev_token_bucket_cfg *rate; /* /slowread's read rate */
     uint64_t nreq;                    /* requests read, /_fake/ ones included */
@@ -381,6 +384,13 @@ static int a_split(struct raw_conn *c, const struct raw_req *rq)
                      RAW_SPLIT_PIECE, RAW_SPLIT_MS);
 }
 
+static int a_silent(struct raw_conn *c, const struct raw_req *rq)
+{
+    (void)rq;
+    c->silent = true;
+    return 0;
+}
+
 static int a_not_found(struct raw_conn *c, const struct raw_req *rq)
 {
     (void)rq;
@@ -411,6 +421,7 @@ static const struct {
     { "/notmod", a_notmod },
     { "/head-len", a_head_len },
     { "/split", a_split },
+    { "/silent", a_silent },
 };
 
 /* ---- /_fake/ --------------------------------------------------------------------------------- */
@@ -580,7 +591,7 @@ static int next_request(struct raw_conn *c)
     size_t head_len;
     int64_t body_len;
 
-    if (c->pending != NULL || c->closing)
+    if (c->pending != NULL || c->closing || c->silent)
         return 0;
     if (c->slow_left > 0) {
         int rc = slowread_more(c);

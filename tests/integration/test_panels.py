@@ -63,6 +63,10 @@ upstreams:
     url: http://127.0.0.1:%(panel)d/panel
     auth: {type: navixy_session, login: fake-panel-admin, password: fake-panel-pass,
            auth_path: /account/auth, hash_in: query}
+  - name: openpanel_jwt
+    url: http://127.0.0.1:%(openpanel)d
+    auth: {type: openpanel_jwt, username: fake-op-admin, password: fake-op-pass,
+           refresh_skew: 2s}
 """ % dict(port=env.port, alice=sha(KEY_ALICE), navixy=PORTS["navixy"],
            panel=PORTS["navixy-panel"], openpanel=PORTS["openpanel"],
            panelica=PORTS["panelica"], navirec=PORTS["navirec"])
@@ -87,7 +91,9 @@ def knob(panel, query):
 
 
 def reset(panel):
-    fake(panel, "POST", "/_fake/reset", b"")
+    # counters and knobs only: the gateway's sessions stay live (after an expired-session answer
+    # it may log in again only once per 10 s, SPEC section 1; test_hardening_upstream.py)
+    fake(panel, "POST", "/_fake/reset?sessions=keep", b"")
 
 
 def hdrs(req, name):
@@ -157,7 +163,9 @@ class Panels(unittest.TestCase):
                      headers={"Content-Type": "application/json"})
         last = self.assertEcho("navixy", r, "POST", "/tracker/update")
         self.assertEqual(last["body"].encode(), body)
-        self.assertEqual(stats("navixy")["logins"], 1)
+        # one session for both (setUp keeps the gateway's session live: no login, or the first
+        # one when this test runs before any other used navixy)
+        self.assertLessEqual(stats("navixy")["logins"], 1)
 
     def test_navixy_panel_api_hash_in_query(self):
         r = self.get("/panel/dealer/list?limit=10")
@@ -249,35 +257,8 @@ class Panels(unittest.TestCase):
         self.assertEqual(st["logins"], 1)
         self.assertEqual(st["hits"], 51)  # 50 requests and the one login
 
-    # ---- 3: expiry mid-traffic ----
-
-    def expiry_run(self, panel, path):
-        reset(panel)
-        self.get(path)  # a session exists
-        reset(panel)
-        knob(panel, "expire_every=100")
-        c = self.env.conn()
-        try:
-            for i in range(500):
-                r = c.request("GET", "%s?i=%d" % (path, i), auth(KEY_ALICE))
-                self.assertEqual(r.status, 200, (i, r))
-        finally:
-            c.close()
-        st = stats(panel)
-        # the fake ends the sessions after the 100th, 200th, ... 500th request it served; the
-        # reset before the run ended the gateway's first session too. So 5 refusals, each
-        # answered by one login and one replay: 500 served, 505 hits, 5 logins. (The 5th expiry
-        # comes after the last request: nothing to log in for.)
-        self.assertEqual(st["expiries"], 5)
-        self.assertEqual(st["auth_failures"], 5)
-        self.assertEqual(st["logins"], 5)
-        self.assertEqual(st["hits"] - st["logins"], 505)  # the fake counts logins as hits
-
-    def test_expiry_replay_navixy(self):
-        self.expiry_run("navixy", "/navixy/tracker/list")
-
-    def test_expiry_replay_openpanel(self):
-        self.expiry_run("openpanel", "/openpanel/api/users")
+    # ---- 3: expiry mid-traffic: test_hardening_upstream.py (a panel ending the sessions
+    # mid-run would leave the other tests here without one for 10 s, SPEC section 1) ----
 
     # ---- 4: wrong password ----
 
@@ -346,15 +327,15 @@ class Panels(unittest.TestCase):
     def test_jwt_refreshed_before_expiry(self):
         reset("openpanel")
         knob("openpanel", "jwt_ttl=3")
-        self.get("/openpanel/api/users")  # the gateway's session ended with the reset
+        self.get("/openpanel_jwt/api/users")  # a cold upstream: its first login gets a 3 s token
         end = time.monotonic() + 4.5
         while time.monotonic() < end:
-            self.assertEqual(self.get("/openpanel/api/users").status, 200)
+            self.assertEqual(self.get("/openpanel_jwt/api/users").status, 200)
             time.sleep(0.1)
         st = stats("openpanel")
         # refresh_skew 2s on a 3 s token: a fresh login about every second, never a 401
         self.assertGreaterEqual(st["logins"], 3)
-        self.assertEqual(st["auth_failures"], 1)  # only the one after the reset
+        self.assertEqual(st["auth_failures"], 0)
 
 
 if __name__ == "__main__":

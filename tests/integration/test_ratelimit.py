@@ -216,7 +216,7 @@ class RateLimits(unittest.TestCase):
         self.assertEqual(out["r"].status, 200)
 
     def cooldown(self, prefix, port, knob):
-        fake(port, "POST", "/_fake/reset")
+        fake(port, "POST", "/_fake/reset?sessions=keep")  # a relogin may wait 10 s
         fake(port, "POST", "/_fake/config?" + knob)
         r = self.env.get(prefix)
         self.assertEqual(r.status, 429)

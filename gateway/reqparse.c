@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <event2/buffer.h>
 
 #include "hdr.h"
@@ -43,6 +47,27 @@ enum pg_err_code pg_reqparse_error(const struct pg_reqparse *ps, const char **ms
 
 /* ---- the line scanner: runs ahead of http_parser over the head, the chunk lines and the
  * trailers, and hands it only bytes whose line framing is sound ---- */
+
+/* How many bytes from p on may sit inside a line without a second look: not a CTL (CR, LF
+ * and HT included) and not DEL. 16 at a time with SSE2 (x86-64 always has it): the scanner
+ * touches every head byte, and this keeps it cheap next to http_parser. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i us = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(x, us), us); /* x <= 0x1f, unsigned */
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+    }
+#endif
+    while (i < n && p[i] >= 0x20 && p[i] != 0x7f)
+        i++;
+    return i;
+}
 
 /* A character that may not appear in a head line: CTLs but HT, and DEL. */
 static bool is_ctl(unsigned char ch)
@@ -89,6 +114,10 @@ static int frame_scan(struct pg_reqparse *ps, const char *p, size_t *n)
             ps->fr_empty = ch == '\r';
             break;
         case PG_FR_LINE:
+            i += plain_run((const unsigned char *)p + i, len - i);
+            if (i == len)
+                continue;
+            ch = (unsigned char)p[i];
             if (ch == '\r')
                 ps->fr = PG_FR_LINE_CR;
             else if (is_ctl(ch))

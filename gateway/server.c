@@ -728,13 +728,13 @@ static void on_wev(evutil_socket_t fd, short what, void *arg)
         return;
     }
     size_t left = evbuffer_get_length(c->out);
-    uint64_t now = pg_now_ms(), ms = c->srv->w.conf->client_timeout_ms;
+    uint64_t ms = c->srv->w.conf->client_timeout_ms;
     if (!left)
-        c->stall_ms = 0;
+        c->stall_ms = 0; /* the usual case: all written, no clock read */
     else if (left < before || !c->stall_ms)
-        c->stall_ms = now;
+        c->stall_ms = pg_now_ms();
     if (left && w == 0) {
-        uint64_t waited = now - c->stall_ms;
+        uint64_t waited = pg_now_ms() - c->stall_ms;
         if (waited >= ms || pg_event_add_ms(&c->wev, ms - waited)) {
             conn_free(c);
             return;

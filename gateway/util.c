@@ -48,18 +48,6 @@ void pg_log(enum pg_log_level lvl, const char *fmt, ...)
     fwrite(line, 1, len, stderr);
 }
 
-bool pg_ieq(const char *p, size_t n, const char *s)
-{
-    size_t sn = strlen(s);
-    return n == sn && strncasecmp(p, s, n) == 0;
-}
-
-bool pg_iprefix(const char *p, size_t n, const char *prefix)
-{
-    size_t pn = strlen(prefix);
-    return n >= pn && strncasecmp(p, prefix, pn) == 0;
-}
-
 void pg_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

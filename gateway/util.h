@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 struct event;
 
@@ -20,11 +22,20 @@ enum pg_log_level { PG_LOG_ERR, PG_LOG_WARN, PG_LOG_INFO };
 /* One line to stderr with a UTC timestamp and level. Callers never pass secrets. */
 void pg_log(enum pg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Case-insensitive compare of the byte string (p, n) with the NUL-terminated s. */
-bool pg_ieq(const char *p, size_t n, const char *s);
+/* Case-insensitive compare of the byte string (p, n) with the NUL-terminated s. Inline: s is
+ * almost always a literal, so its length folds to a constant and most calls end at the length
+ * compare (response headers are matched against many names). */
+static inline bool pg_ieq(const char *p, size_t n, const char *s)
+{
+    return n == strlen(s) && strncasecmp(p, s, n) == 0;
+}
 
 /* Does (p, n) start with the NUL-terminated prefix, case-insensitively? */
-bool pg_iprefix(const char *p, size_t n, const char *prefix);
+static inline bool pg_iprefix(const char *p, size_t n, const char *prefix)
+{
+    size_t pn = strlen(prefix);
+    return n >= pn && strncasecmp(p, prefix, pn) == 0;
+}
 
 /* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
 void pg_hex(const uint8_t *in, size_t n, char *out);

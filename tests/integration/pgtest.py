@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -321,6 +322,62 @@ class Env:
             out = f.read()
         with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
             return out + f.read()
+
+
+class EnvCase(unittest.TestCase):
+    """Tests sharing one Env: a subclass sets CONFIG = staticmethod(fn of the env) and may set
+    ENV_KW (more Env arguments)."""
+
+    CONFIG = None
+    ENV_KW = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env(cls.CONFIG, **cls.ENV_KW).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.stop()
+
+
+def parallel(n, fn):
+    """fn(i) for i in 0..n-1, each on its own thread; the results in order. The first
+    exception raised by any of them is raised here."""
+    out = [None] * n
+    errs = []
+
+    def run(i):
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errs.append(e)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    if errs:
+        raise errs[0]
+    return out
+
+
+def assert_refused(tc, env, data, status):
+    """data on a fresh connection is answered status with the envelope, the connection is
+    closed, and no byte of it reached the (echo) panel. Returns the response."""
+    env.fake_reset()
+    c = env.conn()
+    try:
+        c.send(data)
+        r = c.read_response()
+        tc.assertEqual(r.status, status, (data, r))
+        tc.assertEqual(r.json()["error"]["status"], status)
+        tc.assertEqual(r.header("connection"), "close")
+        tc.assertTrue(c.closed_by_peer())
+    finally:
+        c.close()
+    tc.assertEqual(env.fake_stats()["hits"], 0, data)
+    return r
 
 
 def main():

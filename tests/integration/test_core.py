@@ -317,19 +317,7 @@ class Core(unittest.TestCase):
     # ---- smuggling and malformed requests (SPEC 2) ----
 
     def raw(self, data, expect_status):
-        self.env.fake_reset()
-        c = self.env.conn()
-        try:
-            c.send(data)
-            r = c.read_response()
-            self.assertEqual(r.status, expect_status, (data, r))
-            self.assertEqual(r.json()["error"]["status"], expect_status)
-            self.assertEqual(r.header("connection"), "close")
-            self.assertTrue(c.closed_by_peer())
-        finally:
-            c.close()
-        self.assertEqual(self.env.fake_stats()["hits"], 0, data)
-        return r
+        return pgtest.assert_refused(self, self.env, data, expect_status)
 
     def test_cl_and_te_400(self):
         a = "Authorization: Bearer %s\r\n" % KEY_ALICE

@@ -51,7 +51,9 @@ def echo_headers(e, name):
     return [v for n, v in e["headers"] if n.lower() == name.lower()]
 
 
-class Base(unittest.TestCase):
+class Base(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
+
     def control(self, c=None):
         """A normal request on its own connection answers 200 while the attack goes on."""
         own = c is None
@@ -64,34 +66,14 @@ class Base(unittest.TestCase):
             if own:
                 c.close()
 
-    def refused(self, data, status, msg=None):
-        """data on a fresh connection is answered status with the envelope, the connection is
-        closed, and no byte of it reached the panel."""
-        self.env.fake_reset()
-        c = self.env.conn()
-        try:
-            c.send(data)
-            r = c.read_response()
-            self.assertEqual(r.status, status, (data, r))
-            self.assertEqual(r.json()["error"]["status"], status)
-            self.assertEqual(r.header("connection"), "close")
-            self.assertTrue(c.closed_by_peer())
-            self.assertEqual(self.env.fake_stats()["hits"], 0, data)
-            self.control()
-        finally:
-            c.close()
+    def refused(self, data, status):
+        """assert_refused, and a normal request on another connection still answers 200."""
+        r = pgtest.assert_refused(self, self.env, data, status)
+        self.control()
         return r
 
 
 class Framing(Base):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
-
     # item 1: trailers are checked, then dropped; never headers, never authentication
 
     def chunked(self, head_auth, trailers):
@@ -270,14 +252,6 @@ class Framing(Base):
 class Memory(Base):
     """Items 2 and 3 measured: RSS stays under 64 MiB (not under the sanitizers)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
-
     def connections(self):
         r = self.env.get("/_gateway/status")
         self.assertEqual(r.status, 200, r)
@@ -362,15 +336,9 @@ def low_fd_limit():
 class OpenFileLimit(Base):
     """Item 4: at the fd limit the gateway pauses accepting, keeps serving, logs once."""
 
-    @classmethod
-    def setUpClass(cls):
-        # a long client_timeout: the control connection stays open through the test
-        cls.env = pgtest.Env(lambda env: config(env, client_timeout="20s"),
-                             gw_preexec=low_fd_limit).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+    # a long client_timeout: the control connection stays open through the test
+    CONFIG = staticmethod(lambda env: config(env, client_timeout="20s"))
+    ENV_KW = {"gw_preexec": low_fd_limit}
 
     def test_emfile(self):
         ctl = self.env.conn()
@@ -406,14 +374,6 @@ class OpenFileLimit(Base):
 
 class Reload(Base):
     """Item 8: a reload that changes listen says so, and the old port keeps serving."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
 
     def test_listen_change_warns(self):
         other = pgtest.free_port()

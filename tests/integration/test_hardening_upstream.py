@@ -11,12 +11,11 @@ fakes' /api/always-401 (OpenPanel) and /always-expired (Navixy, code 4) refuse e
 their counters say how many logins the gateway made."""
 
 import os
-import threading
 import time
 import unittest
 
 import pgtest
-from pgtest import KEY_ALICE, Conn, auth, free_port, sha
+from pgtest import KEY_ALICE, Conn, auth, free_port, parallel, sha
 
 HOST = os.environ.get("PG_UPSTREAM_HOST") or "127.0.0.1"
 PORTS = {p: free_port() for p in ("raw", "navixy", "openpanel")}
@@ -94,26 +93,6 @@ def stats(panel):
 
 def reset(panel):
     fake(panel, "POST", "/_fake/reset")
-
-
-def parallel(n, fn):
-    out = [None] * n
-    errs = []
-
-    def run(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 -- reported below
-            errs.append(e)
-
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
-    if errs:
-        raise errs[0]
-    return out
 
 
 # (fake panel, upstream name prefix, the always-refused path, a normal path, the envelope

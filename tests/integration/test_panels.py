@@ -3,12 +3,11 @@ panel accepts the gateway's credentials, callers never see or send panel auth, s
 logins, replay after expiry, login backoff, reserved paths, Link rewriting, JWT refresh."""
 
 import json
-import threading
 import time
 import unittest
 
 import pgtest
-from pgtest import KEY_ALICE, Conn, auth, free_port, sha
+from pgtest import KEY_ALICE, Conn, auth, free_port, parallel, sha
 
 PORTS = {p: free_port() for p in ("navixy", "navixy-panel", "openpanel", "panelica", "navirec")}
 FAKE_ARGS = []
@@ -98,26 +97,6 @@ def reset(panel):
 
 def hdrs(req, name):
     return [v for n, v in req["headers"] if n.lower() == name.lower()]
-
-
-def parallel(n, fn):
-    out = [None] * n
-    errs = []
-
-    def run(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 -- reported below
-            errs.append(e)
-
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
-    if errs:
-        raise errs[0]
-    return out
 
 
 class Panels(unittest.TestCase):

@@ -49,14 +49,8 @@ def hdr(echo, name):
     return vals
 
 
-class Core(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+class Core(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
 
     def assertEnvelope(self, r, status, code):
         self.assertEqual(r.status, status, r)

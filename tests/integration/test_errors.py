@@ -62,14 +62,9 @@ def last_request(panel):
     return fake(PORTS[panel], "GET", "/_fake/stats").json()["last_request"]
 
 
-class Errors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config, fake_args=FAKE_ARGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+class Errors(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
+    ENV_KW = {"fake_args": FAKE_ARGS}
 
     def setUp(self):
         for p in PORTS:

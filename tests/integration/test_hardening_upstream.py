@@ -103,14 +103,9 @@ NAVIXY = ("navixy", "nvx", "/always-expired", "/tracker/list",
           dict(upstream_status=400, upstream_code="4"))
 
 
-class Hardening(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config, fake_args=FAKE_ARGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+class Hardening(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
+    ENV_KW = {"fake_args": FAKE_ARGS}
 
     def setUp(self):
         for p in PORTS:

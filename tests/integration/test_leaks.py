@@ -101,14 +101,9 @@ def parse(raw):
     return status, hdrs, body
 
 
-class Leaks(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config, fake_args=FAKE_ARGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+class Leaks(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
+    ENV_KW = {"fake_args": FAKE_ARGS}
 
     def attack(self, path, method="GET", body=None):
         """Send path on one connection; while it is in flight, a normal request on another

@@ -24,14 +24,8 @@ upstreams:
 """ % dict(port=env.port, echo=env.echo_port, alice=sha(KEY_ALICE))
 
 
-class Stream(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = pgtest.Env(config).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop()
+class Stream(pgtest.EnvCase):
+    CONFIG = staticmethod(config)
 
     def wait_inflight(self, want, timeout=5.0):
         end = time.monotonic() + timeout

@@ -10,6 +10,7 @@
 
 #include "conf.h"
 #include "envelope.h"
+#include "worker.h"
 
 struct event;
 struct event_base;
@@ -20,25 +21,6 @@ struct pg_fwd_pool;
 
 #define PG_MAX_HDRS 100
 #define PG_RID_MAX 128
-
-/* The worker's context: one event loop and everything that belongs to it. */
-struct pg_worker {
-    struct event_base *base;
-    struct pg_conf *conf; /* current snapshot; requests take their own reference */
-    uint64_t conf_gen;    /* bumped on every reload */
-    struct pg_curlev *curl;
-    struct pg_h1 *h1; /* plain-http upstreams at an IP address */
-    struct pg_fwd_pool *fwds;
-    struct pg_limit *limit;
-    struct pg_metrics *metrics;
-    bool tls; /* listener speaks TLS (X-Forwarded-Proto) */
-    bool draining;
-    uint64_t nconns;
-    uint8_t rid_rand[10];    /* request ids: timestamp + this, incremented per id */
-    struct evbuffer *log;    /* access log lines waiting to be written; NULL: off */
-    struct event *log_timer; /* flushes log once a second */
-    int log_fd;
-};
 
 /* A header as offsets into pg_req.hbuf. */
 struct pg_hdr {

@@ -23,12 +23,9 @@
 #include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include "curlev.h"
 #include "fwd.h"
-#include "h1.h"
 #include "hdr.h"
 #include "auth.h"
 #include "keys.h"
@@ -105,74 +102,6 @@ struct pg_server {
 static void conn_free(struct pg_conn *c);
 static void conn_process(struct pg_conn *c);
 static void req_done(struct pg_req *r, bool ok);
-
-/* ---- request ids: 26 Crockford base32 characters, 48 bits of ms time then 80 counting bits ----
- */
-
-static void make_rid(struct pg_worker *w, char *out)
-{
-    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    for (int i = 9; i >= 0; i--) /* increment the random tail: unique within the worker */
-        if (++w->rid_rand[i])
-            break;
-    /* the 128-bit value hi:lo, emitted 5 bits at a time from the low end */
-    uint64_t hi = ms << 16 | (uint64_t)w->rid_rand[0] << 8 | w->rid_rand[1];
-    uint64_t lo = 0;
-    for (int i = 2; i < 10; i++)
-        lo = lo << 8 | w->rid_rand[i];
-    for (int i = 25; i >= 0; i--) {
-        out[i] = b32[lo & 31];
-        lo = lo >> 5 | hi << 59;
-        hi >>= 5;
-    }
-    out[26] = '\0';
-}
-
-/* ---- per-answer accounting: metrics and the access log ---- */
-
-static void log_flush(struct pg_worker *w)
-{
-    while (w->log && evbuffer_get_length(w->log) > 0)
-        if (evbuffer_write(w->log, w->log_fd) <= 0)
-            break;
-}
-
-/* An answer is done: count it (metrics) and log it (access log). */
-static void record_answer(struct pg_conn *c, int status)
-{
-    struct pg_worker *w = &c->srv->w;
-    struct pg_req *r = &c->req;
-    pg_metrics_request(w->metrics,
-                       r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
-                       r->method, status, r->start_ms ? pg_now_ms() - r->start_ms : 0);
-    /* a log that cannot keep up loses lines rather than memory */
-    if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
-        return;
-    /* the path only: query strings may carry panel credentials */
-    const char *u = r->url_len ? r->hbuf + r->url : "-";
-    size_t un = r->url_len ? r->url_len : 1;
-    const char *q = memchr(u, '?', un);
-    if (q)
-        un = (size_t)(q - u);
-    if (un > 256)
-        un = 256;
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    evbuffer_add_printf(
-        w->log, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, c->peer,
-        r->rid[0] ? r->rid : "-", r->consumer ? r->consumer->name : "-",
-        r->method ? r->method : "-", (int)un, u, status, (unsigned long long)r->resp_bytes,
-        (unsigned long long)(pg_now_ms() - r->start_ms),
-        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
-    if (evbuffer_get_length(w->log) >= 16384)
-        log_flush(w);
-}
 
 /* ---- request lifecycle ---- */
 
@@ -260,7 +189,7 @@ static void await_request(struct pg_conn *c)
 static void req_done(struct pg_req *r, bool ok)
 {
     struct pg_conn *c = conn_of(r);
-    record_answer(c, r->status);
+    pg_worker_record(&c->srv->w, r, r->status);
     if (r->conf) {
         pg_conf_unref(r->conf);
         r->conf = NULL;
@@ -291,7 +220,7 @@ static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
     if (!r->start_ms)
         r->start_ms = pg_now_ms();
     if (!r->rid[0])
-        make_rid(&c->srv->w, r->rid);
+        pg_worker_rid(&c->srv->w, r->rid);
     pg_resp_fail(r, code, msg);
 }
 
@@ -304,7 +233,7 @@ static void set_rid(struct pg_conn *c)
         memcpy(r->rid, v, n);
         r->rid[n] = '\0';
     } else {
-        make_rid(&c->srv->w, r->rid);
+        pg_worker_rid(&c->srv->w, r->rid);
     }
 }
 
@@ -778,7 +707,7 @@ static void conn_free(struct pg_conn *c)
     if (c->state == CS_BUSY) {
         if (r->on_abort)
             r->on_abort(r);
-        record_answer(c, 499); /* nginx's code for "the caller closed first" */
+        pg_worker_record(&c->srv->w, r, 499); /* nginx's code for "the caller closed first" */
     }
     if (r->conf)
         pg_conf_unref(r->conf);
@@ -921,42 +850,6 @@ static int listen_hostport(const struct pg_conf *conf, char *out, size_t cap)
     return k < 0 || (size_t)k >= cap ? -1 : 0;
 }
 
-static void on_log_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    log_flush(arg);
-}
-
-static int open_log(struct pg_server *s, char *err, size_t cap)
-{
-    const char *al = s->w.conf->access_log;
-    s->w.log_fd = -1;
-    if (!al)
-        return 0;
-    if (strcmp(al, "stdout") == 0) {
-        s->w.log_fd = STDOUT_FILENO;
-    } else {
-        s->w.log_fd = open(al, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s->w.log_fd < 0) {
-            snprintf(err, cap, "access_log %s: %s", al, strerror(errno));
-            return -1;
-        }
-    }
-    s->w.log = evbuffer_new();
-    if (!s->w.log)
-        return -1;
-    struct event *t = event_new(s->w.base, -1, EV_PERSIST, on_log_timer, &s->w);
-    struct timeval one = { 1, 0 };
-    if (!t || event_add(t, &one)) {
-        if (t)
-            event_free(t);
-        return -1;
-    }
-    s->w.log_timer = t;
-    return 0;
-}
-
 /* listen.tls: TLS 1.2 or later with the configured certificate chain and key. NULL with err
  * set when they cannot be used. */
 static SSL_CTX *tls_ctx_new(const struct pg_conf *conf, char *err, size_t cap)
@@ -1010,23 +903,11 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    s->w.base = base;
-    s->w.conf = conf;
-    pg_conf_ref(conf);
-    s->w.tls = conf->tls_cert != NULL;
+    if (pg_worker_init(&s->w, base, conf, err, cap)) {
+        free(s);
+        return NULL;
+    }
     if (s->w.tls && !(s->tls = tls_ctx_new(conf, err, cap)))
-        goto fail;
-    if (RAND_bytes(s->w.rid_rand, sizeof s->w.rid_rand) != 1)
-        goto fail_msg;
-    s->w.curl = pg_curlev_new(base);
-    s->w.h1 = pg_h1_new(base);
-    s->w.fwds = pg_fwd_pool_new();
-    /* bounded by the configured names (upstreams + routes + consumers), far below this */
-    s->w.limit = pg_limit_new(base, pg_bucket_local_new(100000));
-    s->w.metrics = pg_metrics_new();
-    if (!s->w.curl || !s->w.h1 || !s->w.fwds || !s->w.limit || !s->w.metrics)
-        goto fail_msg;
-    if (open_log(s, err, cap))
         goto fail;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
@@ -1145,20 +1026,6 @@ void pg_server_free(struct pg_server *s)
     if (s->lis)
         evconnlistener_free(s->lis);
     SSL_CTX_free(s->tls);
-    if (s->w.log_timer)
-        event_free(s->w.log_timer);
-    if (s->w.log) {
-        log_flush(&s->w);
-        evbuffer_free(s->w.log);
-    }
-    if (s->w.log_fd > STDERR_FILENO)
-        close(s->w.log_fd);
-    pg_limit_free(s->w.limit);
-    pg_metrics_free(s->w.metrics);
-    /* the snapshot first: its login transfers leave the multi before the multi goes */
-    pg_conf_unref(s->w.conf);
-    pg_fwd_pool_free(s->w.fwds);
-    pg_h1_free(s->w.h1);
-    pg_curlev_free(s->w.curl);
+    pg_worker_deinit(&s->w);
     free(s);
 }

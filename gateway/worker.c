@@ -1,0 +1,175 @@
+/* worker.c -- assembling a worker (its loop's upstream clients, forwarder pool, limiter,
+ * metrics, request ids, access log) and the per-answer record every request ends with. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "bucket.h"
+#include "curlev.h"
+#include "fwd.h"
+#include "h1.h"
+#include "limit.h"
+#include "metrics.h"
+#include "req.h"
+#include "util.h"
+
+/* ---- request ids: 26 Crockford base32 characters, 48 bits of ms time then 80 counting bits ----
+ */
+
+void pg_worker_rid(struct pg_worker *w, char *out)
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 9; i >= 0; i--) /* increment the random tail: unique within the worker */
+        if (++w->rid_rand[i])
+            break;
+    /* the 128-bit value hi:lo, emitted 5 bits at a time from the low end */
+    uint64_t hi = ms << 16 | (uint64_t)w->rid_rand[0] << 8 | w->rid_rand[1];
+    uint64_t lo = 0;
+    for (int i = 2; i < 10; i++)
+        lo = lo << 8 | w->rid_rand[i];
+    for (int i = 25; i >= 0; i--) {
+        out[i] = b32[lo & 31];
+        lo = lo >> 5 | hi << 59;
+        hi >>= 5;
+    }
+    out[26] = '\0';
+}
+
+/* ---- per-answer accounting: metrics and the access log ---- */
+
+static void log_flush(struct pg_worker *w)
+{
+    while (w->log && evbuffer_get_length(w->log) > 0)
+        if (evbuffer_write(w->log, w->log_fd) <= 0)
+            break;
+}
+
+void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
+{
+    pg_metrics_request(w->metrics,
+                       r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
+                       r->method, status, r->start_ms ? pg_now_ms() - r->start_ms : 0);
+    /* a log that cannot keep up loses lines rather than memory */
+    if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
+        return;
+    /* the path only: query strings may carry panel credentials */
+    const char *u = r->url_len ? r->hbuf + r->url : "-";
+    size_t un = r->url_len ? r->url_len : 1;
+    const char *q = memchr(u, '?', un);
+    if (q)
+        un = (size_t)(q - u);
+    if (un > 256)
+        un = 256;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    evbuffer_add_printf(
+        w->log, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r->peer,
+        r->rid[0] ? r->rid : "-", r->consumer ? r->consumer->name : "-",
+        r->method ? r->method : "-", (int)un, u, status, (unsigned long long)r->resp_bytes,
+        (unsigned long long)(pg_now_ms() - r->start_ms),
+        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
+    if (evbuffer_get_length(w->log) >= 16384)
+        log_flush(w);
+}
+
+static void on_log_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    log_flush(arg);
+}
+
+static int open_log(struct pg_worker *w, char *err, size_t cap)
+{
+    const char *al = w->conf->access_log;
+    w->log_fd = -1;
+    if (!al)
+        return 0;
+    if (strcmp(al, "stdout") == 0) {
+        w->log_fd = STDOUT_FILENO;
+    } else {
+        w->log_fd = open(al, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (w->log_fd < 0) {
+            snprintf(err, cap, "access_log %s: %s", al, strerror(errno));
+            return -1;
+        }
+    }
+    w->log = evbuffer_new();
+    if (!w->log)
+        return -1;
+    struct event *t = event_new(w->base, -1, EV_PERSIST, on_log_timer, w);
+    struct timeval one = { 1, 0 };
+    if (!t || event_add(t, &one)) {
+        if (t)
+            event_free(t);
+        return -1;
+    }
+    w->log_timer = t;
+    return 0;
+}
+
+int pg_worker_init(struct pg_worker *w, struct event_base *base, struct pg_conf *conf, char *err,
+                   size_t cap)
+{
+    memset(w, 0, sizeof *w);
+    w->base = base;
+    w->conf = conf;
+    w->log_fd = -1;
+    pg_conf_ref(conf);
+    w->tls = conf->tls_cert != NULL;
+    if (RAND_bytes(w->rid_rand, sizeof w->rid_rand) != 1)
+        goto fail_msg;
+    w->curl = pg_curlev_new(base);
+    w->h1 = pg_h1_new(base);
+    w->fwds = pg_fwd_pool_new();
+    /* bounded by the configured names (upstreams + routes + consumers), far below this */
+    w->limit = pg_limit_new(base, pg_bucket_local_new(100000));
+    w->metrics = pg_metrics_new();
+    if (!w->curl || !w->h1 || !w->fwds || !w->limit || !w->metrics)
+        goto fail_msg;
+    if (open_log(w, err, cap))
+        goto fail;
+    return 0;
+fail_msg:
+    snprintf(err, cap, "out of memory");
+fail:
+    pg_worker_deinit(w);
+    return -1;
+}
+
+void pg_worker_deinit(struct pg_worker *w)
+{
+    if (w->log_timer)
+        event_free(w->log_timer);
+    if (w->log) {
+        log_flush(w);
+        evbuffer_free(w->log);
+    }
+    if (w->log_fd > STDERR_FILENO)
+        close(w->log_fd);
+    pg_limit_free(w->limit);
+    pg_metrics_free(w->metrics);
+    /* the snapshot first: its login transfers leave the multi before the multi goes */
+    pg_conf_unref(w->conf);
+    pg_fwd_pool_free(w->fwds);
+    pg_h1_free(w->h1);
+    pg_curlev_free(w->curl);
+    memset(w, 0, sizeof *w);
+    w->log_fd = -1;
+}

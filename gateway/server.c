@@ -25,12 +25,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "endpoint.h"
 #include "fwd.h"
 #include "hdr.h"
-#include "auth.h"
 #include "keys.h"
 #include "limit.h"
-#include "metrics.h"
 #include "req.h"
 #include "reqparse.h"
 #include "route.h"
@@ -76,8 +75,8 @@ struct pg_conn {
     bool refused;
     enum pg_err_code rcode;
     const char *rmsg;
-    const struct endpoint *ep; /* a gateway endpoint the head was judged for, or NULL */
-    uint64_t stall_ms;         /* unwritten output made no progress since; 0: none waiting */
+    const struct pg_endpoint *ep; /* a gateway endpoint the head was judged for, or NULL */
+    uint64_t stall_ms;            /* unwritten output made no progress since; 0: none waiting */
     struct event timer;
     SSL *ssl;                  /* listen.tls: the connection's TLS state; NULL for plain HTTP */
     bool tls_read_wants_write; /* a handshake step inside SSL_read waits for room to write */
@@ -237,77 +236,6 @@ static void set_rid(struct pg_conn *c)
     }
 }
 
-/* ---- the gateway's own endpoints (SPEC section 6) ---- */
-
-static int body_health(struct pg_conn *c, struct evbuffer *out)
-{
-    (void)c;
-    return evbuffer_add_reference(out, "{\"status\":\"ok\"}", 15, NULL, NULL);
-}
-
-static int body_me(struct pg_conn *c, struct evbuffer *out)
-{
-    struct pg_req *r = &c->req;
-    return pg_limit_me(r->w->limit, r->conf, r->consumer, out);
-}
-
-static int body_status(struct pg_conn *c, struct evbuffer *out)
-{
-    struct pg_req *r = &c->req;
-    if (evbuffer_add_printf(out, "{\"connections\":%llu,\"upstreams\":[",
-                            (unsigned long long)r->w->nconns) < 0)
-        return -1;
-    for (size_t i = 0; i < r->conf->nupstreams; i++) {
-        const struct pg_upstream *up = &r->conf->upstreams[i];
-        if (evbuffer_add_printf(
-                out, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
-                i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
-                pg_limit_queued(r->w->limit, up),
-                (unsigned long long)pg_limit_cooldown_left(r->w->limit, up)) < 0)
-            return -1;
-    }
-    return evbuffer_add(out, "]}", 2);
-}
-
-static int body_metrics(struct pg_conn *c, struct evbuffer *out)
-{
-    return pg_metrics_render(c->srv->w.metrics, c->srv->w.nconns, out);
-}
-
-enum access { ACC_NONE, ACC_KEY, ACC_ADMIN, ACC_ADMIN_UNLESS_PUBLIC };
-
-static const struct endpoint {
-    const char *path;
-    enum access access;
-    const char *ctype;
-    int (*body)(struct pg_conn *c, struct evbuffer *out);
-} endpoints[] = {
-    /* health is 503 while draining: a balancer takes the instance out */
-    { "/_gateway/health", ACC_NONE, "application/json", body_health },
-    { "/_gateway/me", ACC_KEY, "application/json", body_me },
-    { "/_gateway/status", ACC_ADMIN, "application/json", body_status },
-    { "/_gateway/metrics", ACC_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics },
-};
-
-static void serve_endpoint(struct pg_conn *c, const struct endpoint *ep)
-{
-    struct pg_req *r = &c->req;
-    if (ep->body == body_health && c->srv->w.draining) {
-        pg_resp_fail(r, PG_E_DRAINING, NULL);
-        return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    if (!b || ep->body(c, b)) {
-        if (b)
-            evbuffer_free(b);
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
-    }
-    size_t len = evbuffer_get_length(b);
-    pg_resp_simple(r, 200, ep->ctype, (const char *)evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
-}
-
 /* The consumer whose key the request carries, or NULL. */
 static const struct pg_consumer *caller(struct pg_conn *c)
 {
@@ -335,21 +263,18 @@ static enum pg_err_code judge_endpoint(struct pg_conn *c, const char *path, size
                                        const char **msg)
 {
     struct pg_req *r = &c->req;
-    const struct endpoint *ep = NULL;
-    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
-        if (pg_ieq(path, n, endpoints[i].path))
-            ep = &endpoints[i];
+    const struct pg_endpoint *ep = pg_endpoint_find(path, n);
     if (!ep) {
         *msg = "No such gateway endpoint.";
         return PG_E_NOT_FOUND;
     }
     if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
         return PG_E_METHOD_NOT_ALLOWED;
-    if (ep->access != ACC_NONE &&
-        !(ep->access == ACC_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)) {
+    if (ep->access != PG_EP_NONE &&
+        !(ep->access == PG_EP_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)) {
         if (!(r->consumer = caller(c)))
             return PG_E_UNAUTHORIZED;
-        if (ep->access != ACC_KEY && !r->consumer->admin) {
+        if (ep->access != PG_EP_KEY && !r->consumer->admin) {
             *msg = "An admin key is required.";
             return PG_E_FORBIDDEN;
         }
@@ -465,7 +390,7 @@ static void dispatch(struct pg_conn *c)
     if (c->refused)
         pg_resp_fail(r, c->rcode, c->rmsg);
     else if (c->ep)
-        serve_endpoint(c, c->ep);
+        pg_endpoint_serve(r, c->ep);
     else
         pg_limit_admit(r->w->limit, r, admitted);
 }

@@ -1,0 +1,78 @@
+/* endpoint.c -- panelgate's own endpoints (SPEC section 6): one table row each, a body writer
+ * per row; dispatch (server.c) finds the row and checks who may read it. */
+#include "endpoint.h"
+
+#include <event2/buffer.h>
+
+#include "auth.h"
+#include "limit.h"
+#include "metrics.h"
+#include "req.h"
+#include "util.h"
+
+static int body_health(struct pg_req *r, struct evbuffer *out)
+{
+    (void)r;
+    return evbuffer_add_reference(out, "{\"status\":\"ok\"}", 15, NULL, NULL);
+}
+
+static int body_me(struct pg_req *r, struct evbuffer *out)
+{
+    return pg_limit_me(r->w->limit, r->conf, r->consumer, out);
+}
+
+static int body_status(struct pg_req *r, struct evbuffer *out)
+{
+    if (evbuffer_add_printf(out, "{\"connections\":%llu,\"upstreams\":[",
+                            (unsigned long long)r->w->nconns) < 0)
+        return -1;
+    for (size_t i = 0; i < r->conf->nupstreams; i++) {
+        const struct pg_upstream *up = &r->conf->upstreams[i];
+        if (evbuffer_add_printf(
+                out, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
+                i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
+                pg_limit_queued(r->w->limit, up),
+                (unsigned long long)pg_limit_cooldown_left(r->w->limit, up)) < 0)
+            return -1;
+    }
+    return evbuffer_add(out, "]}", 2);
+}
+
+static int body_metrics(struct pg_req *r, struct evbuffer *out)
+{
+    return pg_metrics_render(r->w->metrics, r->w->nconns, out);
+}
+
+static const struct pg_endpoint endpoints[] = {
+    /* health is 503 while draining: a balancer takes the instance out */
+    { "/_gateway/health", PG_EP_NONE, "application/json", body_health },
+    { "/_gateway/me", PG_EP_KEY, "application/json", body_me },
+    { "/_gateway/status", PG_EP_ADMIN, "application/json", body_status },
+    { "/_gateway/metrics", PG_EP_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics },
+};
+
+const struct pg_endpoint *pg_endpoint_find(const char *path, size_t n)
+{
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (pg_ieq(path, n, endpoints[i].path))
+            return &endpoints[i];
+    return NULL;
+}
+
+void pg_endpoint_serve(struct pg_req *r, const struct pg_endpoint *ep)
+{
+    if (ep->body == body_health && r->w->draining) {
+        pg_resp_fail(r, PG_E_DRAINING, NULL);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b || ep->body(r, b)) {
+        if (b)
+            evbuffer_free(b);
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        return;
+    }
+    size_t len = evbuffer_get_length(b);
+    pg_resp_simple(r, 200, ep->ctype, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "gateway/conf.h"
+#include "gateway/dispatch.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
 #include "gateway/util.h"
@@ -141,7 +142,7 @@ static int run(const char *file)
     a.base = event_base_new();
     if (!a.base)
         goto out_curl;
-    a.srv = pg_server_new(a.base, conf, err, sizeof err);
+    a.srv = pg_server_new(a.base, conf, &pg_dispatch, err, sizeof err);
     if (!a.srv) {
         fprintf(stderr, "panelgate: %s\n", err);
         goto out_curl;

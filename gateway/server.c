@@ -6,33 +6,25 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/listener.h>
-#include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "endpoint.h"
-#include "fwd.h"
-#include "hdr.h"
-#include "keys.h"
-#include "limit.h"
 #include "req.h"
+#include "conn.h"
 #include "reqparse.h"
-#include "route.h"
 #include "util.h"
 
 /* Input kept while a request is being answered (pipelined bytes); reading pauses above it. */
@@ -44,48 +36,9 @@
  * connections go on, and accept() is not retried in a busy loop. */
 #define PG_ACCEPT_PAUSE_MS 500
 
-enum cstate {
-    CS_READ,    /* reading a request (or idle between keep-alive requests) */
-    CS_BUSY,    /* a request is being answered */
-    CS_CLOSING, /* flushing the last answer */
-    CS_LINGER,  /* answer flushed, write side shut; discarding input until EOF or timeout */
-};
-
-struct pg_conn {
-    struct pg_conn *prev, *next;
-    struct pg_server *srv;
-    evutil_socket_t fd;
-    struct evbuffer *in, *out;
-    struct event rev; /* readable; persistent while reading is wanted */
-    struct event wev; /* writable (armed only while the kernel buffer is full) or kicked */
-    bool kicked;      /* wev is active: a write runs before the loop sleeps */
-    bool reading;     /* rev is added */
-    bool reprocess;   /* rev was activated to parse buffered bytes, not to read */
-    bool events;      /* rev, wev and timer are assigned */
-    /* the last Authorization value that matched, so keep-alive requests skip the SHA-256;
-     * valid only for the config generation it was checked against */
-    char akey[128];
-    size_t akey_len;
-    uint64_t akey_gen;
-    const struct pg_consumer *akey_consumer;
-    struct pg_reqparse ps;
-    enum cstate state;
-    bool parked; /* answers wait unread: the next request is not parsed until they drain */
-    /* the head was refused but no body follows: answered at the request's end, keep-alive */
-    bool refused;
-    enum pg_err_code rcode;
-    const char *rmsg;
-    const struct pg_endpoint *ep; /* a gateway endpoint the head was judged for, or NULL */
-    uint64_t stall_ms;            /* unwritten output made no progress since; 0: none waiting */
-    struct event timer;
-    SSL *ssl;                  /* listen.tls: the connection's TLS state; NULL for plain HTTP */
-    bool tls_read_wants_write; /* a handshake step inside SSL_read waits for room to write */
-    char peer[INET6_ADDRSTRLEN];
-    struct pg_req req;
-};
-
 struct pg_server {
     struct pg_worker w;
+    const struct pg_conn_up *up; /* what the requests are handed to (dispatch.c) */
     struct evconnlistener *lis;
     struct pg_conn *conns;
     struct event drain_timer;
@@ -210,7 +163,7 @@ static void req_done(struct pg_req *r, bool ok)
 }
 
 /* Answer a request the server refuses before dispatch; the connection closes after it. */
-static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
+void pg_conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
 {
     struct pg_req *r = &c->req;
     event_del(&c->timer);
@@ -221,178 +174,6 @@ static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
     if (!r->rid[0])
         pg_worker_rid(&c->srv->w, r->rid);
     pg_resp_fail(r, code, msg);
-}
-
-static void set_rid(struct pg_conn *c)
-{
-    struct pg_req *r = &c->req;
-    size_t n;
-    const char *v = pg_req_header(r, "x-request-id", &n);
-    if (v && pg_hdr_request_id_ok(v, n)) {
-        memcpy(r->rid, v, n);
-        r->rid[n] = '\0';
-    } else {
-        pg_worker_rid(&c->srv->w, r->rid);
-    }
-}
-
-/* The consumer whose key the request carries, or NULL. */
-static const struct pg_consumer *caller(struct pg_conn *c)
-{
-    struct pg_req *r = &c->req;
-    size_t an;
-    const char *az = pg_req_header(r, "authorization", &an);
-    if (!az)
-        return NULL;
-    if (c->akey_consumer && c->akey_gen == c->srv->w.conf_gen && an == c->akey_len &&
-        CRYPTO_memcmp(az, c->akey, an) == 0)
-        return c->akey_consumer;
-    const struct pg_consumer *k = pg_keys_lookup(r->conf, az, an);
-    c->akey_consumer = NULL;
-    if (k && an <= sizeof c->akey) {
-        memcpy(c->akey, az, an);
-        c->akey_len = an;
-        c->akey_gen = c->srv->w.conf_gen;
-        c->akey_consumer = k;
-    }
-    return k;
-}
-
-/* A request for the gateway itself: which endpoint, and may this caller read it. */
-static enum pg_err_code judge_endpoint(struct pg_conn *c, const char *path, size_t n,
-                                       const char **msg)
-{
-    struct pg_req *r = &c->req;
-    const struct pg_endpoint *ep = pg_endpoint_find(path, n);
-    if (!ep) {
-        *msg = "No such gateway endpoint.";
-        return PG_E_NOT_FOUND;
-    }
-    if (r->method_bit != PG_M_GET && r->method_bit != PG_M_HEAD)
-        return PG_E_METHOD_NOT_ALLOWED;
-    if (ep->access != PG_EP_NONE &&
-        !(ep->access == PG_EP_ADMIN_UNLESS_PUBLIC && r->conf->metrics_public)) {
-        if (!(r->consumer = caller(c)))
-            return PG_E_UNAUTHORIZED;
-        if (ep->access != PG_EP_KEY && !r->consumer->admin) {
-            *msg = "An admin key is required.";
-            return PG_E_FORBIDDEN;
-        }
-    }
-    c->ep = ep;
-    return PG_E__COUNT;
-}
-
-/* The request's target, from its head alone: gateway endpoint, or caller key, upstream,
- * allow-list and reserved path. PG_E__COUNT when it may go on, else the refusal. */
-static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
-{
-    struct pg_req *r = &c->req;
-    if (!r->method_bit) {
-        *msg = "This method is not proxied.";
-        return PG_E_METHOD_NOT_ALLOWED;
-    }
-    const char *u = r->hbuf + r->url;
-    size_t un = r->url_len;
-    const char *hash = memchr(u, '#', un);
-    if (hash)
-        un = (size_t)(hash - u);
-    const char *q = memchr(u, '?', un);
-    size_t pn = q ? (size_t)(q - u) : un;
-    size_t qn = q ? un - pn - 1 : 0;
-    /* the normalised path goes after the headers, in the same buffer */
-    if (pg_reqparse_reserve(&c->ps, pn + 1, c->ps.max_header_bytes + PG_URL_MAX + 1))
-        return PG_E_INTERNAL;
-    u = r->hbuf + r->url;
-    char *norm = r->hbuf + r->hlen;
-    long nn = pg_path_normalize(u, pn, norm, pn + 1);
-    if (nn < 0) {
-        *msg = "The request path is not acceptable.";
-        return PG_E_BAD_REQUEST;
-    }
-    if (pg_iprefix(norm, (size_t)nn, "/_gateway/") || pg_ieq(norm, (size_t)nn, "/_gateway"))
-        return judge_endpoint(c, norm, (size_t)nn, msg);
-    if (!(r->consumer = caller(c)))
-        return PG_E_UNAUTHORIZED;
-    const char *rest;
-    size_t rn;
-    r->upstream = pg_route_match(r->conf, norm, (size_t)nn, &rest, &rn);
-    if (r->upstream < 0) {
-        *msg = "No upstream of that name.";
-        return PG_E_NOT_FOUND;
-    }
-    if (!pg_keys_allowed(r->consumer, r->upstream, r->method_bit)) {
-        *msg = "This key may not call that upstream with this method.";
-        return PG_E_FORBIDDEN;
-    }
-    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
-    if (up->auth && up->auth->reserved && up->auth->reserved(up->auth_state, r->method, rest, rn)) {
-        *msg = "That path is reserved for the gateway.";
-        return PG_E_FORBIDDEN;
-    }
-    r->rest = rest;
-    r->rest_len = rn;
-    r->query = q ? u + pn + 1 : NULL;
-    r->query_len = qn;
-    return PG_E__COUNT;
-}
-
-/* SPEC 2: a head is judged before its body is read. A refusal with a body to follow is
- * answered at once and the connection closed (the body is never read); without one it is
- * answered when the request ends, and the connection stays. 100 Continue only for a pass. */
-static int judge(struct pg_reqparse *ps, bool body_follows, void *arg)
-{
-    struct pg_conn *c = arg;
-    struct pg_req *r = &c->req;
-    r->start_ms = pg_now_ms();
-    set_rid(c);
-    r->conf = c->srv->w.conf;
-    pg_conf_ref(r->conf);
-    const char *msg = NULL;
-    enum pg_err_code code = judge_target(c, &msg);
-    if (code == PG_E__COUNT && c->ep && body_follows) {
-        code = PG_E_PAYLOAD_TOO_LARGE; /* the gateway's endpoints take no body */
-        msg = "Gateway endpoints take no request body.";
-        c->ep = NULL;
-    }
-    if (code != PG_E__COUNT) {
-        if (body_follows) {
-            pg_reqparse_refuse(ps, code, msg);
-            return -1;
-        }
-        c->refused = true;
-        c->rcode = code;
-        c->rmsg = msg;
-        return 0;
-    }
-    size_t en;
-    const char *ex = pg_req_header(r, "expect", &en);
-    if (body_follows && ex && r->http_minor >= 1 && pg_ieq(ex, en, "100-continue")) {
-        if (evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25))
-            return -1;
-        kick(r);
-    }
-    return 0;
-}
-
-/* Past the rate limits: forward. */
-static void admitted(struct pg_req *r)
-{
-    pg_fwd_start(r, r->rest, r->rest_len, r->query, r->query_len);
-}
-
-/* A whole request was read and its head judged: answer it. */
-static void dispatch(struct pg_conn *c)
-{
-    struct pg_req *r = &c->req;
-    event_del(&c->timer);
-    c->state = CS_BUSY;
-    if (c->refused)
-        pg_resp_fail(r, c->rcode, c->rmsg);
-    else if (c->ep)
-        pg_endpoint_serve(r, c->ep);
-    else
-        pg_limit_admit(r->w->limit, r, admitted);
 }
 
 /* Parse what input holds; dispatch a complete request. Runs only in CS_READ. */
@@ -407,13 +188,15 @@ static void conn_process(struct pg_conn *c)
         enum pg_reqparse_rc rc = pg_reqparse_feed(&c->ps, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
         if (rc == PG_RP_COMPLETE) {
-            dispatch(c);
+            event_del(&c->timer);
+            c->state = CS_BUSY;
+            c->srv->up->request(c);
             return;
         }
         if (rc == PG_RP_ERROR) {
             const char *msg;
             enum pg_err_code code = pg_reqparse_error(&c->ps, &msg);
-            conn_fail(c, code, msg);
+            pg_conn_fail(c, code, msg);
             return;
         }
     }
@@ -619,7 +402,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->state == CS_READ && c->ps.got_bytes) {
-        conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
+        pg_conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
         return;
     }
     conn_free(c); /* idle keep-alive, or the linger period is over */
@@ -724,7 +507,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->req.peer = c->peer;
     c->req.done = req_done;
     c->req.kick = kick;
-    c->ps.on_head = judge;
+    c->ps.on_head = s->up->head;
     c->ps.arg = c;
     req_reset(c);
     c->state = CS_READ;
@@ -733,7 +516,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (s->w.nconns > conf->max_connections) {
-        conn_fail(c, PG_E_OVERLOADED, NULL);
+        pg_conn_fail(c, PG_E_OVERLOADED, NULL);
         return;
     }
     if (pg_event_add_ms(&c->timer, conf->client_timeout_ms))
@@ -820,8 +603,8 @@ int pg_server_check_tls(const struct pg_conf *conf, char *err, size_t cap)
     return ctx ? 0 : -1;
 }
 
-struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
-                                size_t cap)
+struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf,
+                                const struct pg_conn_up *up, char *err, size_t cap)
 {
     struct pg_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -832,6 +615,7 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, c
         free(s);
         return NULL;
     }
+    s->up = up;
     if (s->w.tls && !(s->tls = tls_ctx_new(conf, err, cap)))
         goto fail;
     struct sockaddr_storage ss;

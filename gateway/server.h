@@ -1,5 +1,6 @@
-/* server.h -- the HTTP/1.1 front end of one worker: listener, connections, request parsing
- * (http_parser), limits, dispatch to the gateway's endpoints and the forwarder, drain. */
+/* server.h -- the HTTP/1.1 front end of one worker: listener, connections (socket and TLS I/O,
+ * timers, keep-alive, parking, linger), the parsing loop, reload, drain. Requests go up to the
+ * pg_conn_up it is given (dispatch.c). */
 #ifndef PG_SERVER_H
 #define PG_SERVER_H
 
@@ -8,12 +9,13 @@
 #include "conf.h"
 
 struct event_base;
+struct pg_conn_up;
 struct pg_server;
 
-/* Bind conf's listen address and serve on base. Takes a reference to conf. NULL with a message
- * in err on failure. */
-struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf, char *err,
-                                size_t cap);
+/* Bind conf's listen address and serve on base, handing requests to up (borrowed, e.g.
+ * pg_dispatch). Takes a reference to conf. NULL with a message in err on failure. */
+struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf,
+                                const struct pg_conn_up *up, char *err, size_t cap);
 
 /* Can conf's listen.tls certificate and key be served (what pg_server_new would load)? 0 yes or
  * no TLS; -1 with a message in err. For --check. */

@@ -2,6 +2,7 @@
  * open-addressing table of buckets and cool-downs owned by one worker. */
 #include "bucket.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +182,9 @@ struct entry {
  * the config, not from callers, so a plain FNV-1a is enough (nothing to flood). */
 struct local {
     struct pg_bucket_store super;
+    /* one lock for the table: a take is a few hundred instructions over at most 3 keys, so
+     * workers sharing the store (SPEC 4.1: no token spent twice) wait nanoseconds for it */
+    pthread_mutex_t mu;
     struct entry **slot;
     size_t size;     /* power of two, >= MIN_SLOTS */
     size_t count;    /* entries in the table */
@@ -298,9 +302,9 @@ static void result_reset(struct pg_bucket_result *r)
     r->n = 0;
 }
 
-static int local_take_all(struct pg_bucket_store *st, const char *const *keys,
-                          const struct pg_rate_limit *const *rates, size_t n, uint64_t now_ms,
-                          struct pg_bucket_result *r)
+static int local_take_all_locked(struct pg_bucket_store *st, const char *const *keys,
+                                 const struct pg_rate_limit *const *rates, size_t n,
+                                 uint64_t now_ms, struct pg_bucket_result *r)
 {
     struct local *s = (struct local *)st;
     struct entry *e[PG_BUCKET_MAX_KEYS] = { 0 };
@@ -351,8 +355,9 @@ static int local_take_all(struct pg_bucket_store *st, const char *const *keys,
     return PG_BUCKET_DONE;
 }
 
-static int local_peek(struct pg_bucket_store *st, const char *key, const struct pg_rate_limit *rate,
-                      uint64_t now_ms, struct pg_bucket_result *r)
+static int local_peek_locked(struct pg_bucket_store *st, const char *key,
+                             const struct pg_rate_limit *rate, uint64_t now_ms,
+                             struct pg_bucket_result *r)
 {
     struct local *s = (struct local *)st;
     struct pg_bucket b;
@@ -373,8 +378,8 @@ static int local_peek(struct pg_bucket_store *st, const char *key, const struct 
     return PG_BUCKET_DONE;
 }
 
-static int local_cooldown_set(struct pg_bucket_store *st, const char *upstream_key,
-                              uint64_t until_ms)
+static int local_cooldown_set_locked(struct pg_bucket_store *st, const char *upstream_key,
+                                     uint64_t until_ms)
 {
     struct local *s = (struct local *)st;
     struct entry *e = find(s, upstream_key, hash_key(upstream_key));
@@ -389,8 +394,8 @@ static int local_cooldown_set(struct pg_bucket_store *st, const char *upstream_k
     return 0;
 }
 
-static uint64_t local_cooldown_get(struct pg_bucket_store *st, const char *upstream_key,
-                                   uint64_t now_ms)
+static uint64_t local_cooldown_get_locked(struct pg_bucket_store *st, const char *upstream_key,
+                                          uint64_t now_ms)
 {
     struct local *s = (struct local *)st;
     note_now(s, now_ms);
@@ -400,9 +405,53 @@ static uint64_t local_cooldown_get(struct pg_bucket_store *st, const char *upstr
     return e->cooldown_until_ms - now_ms;
 }
 
+/* ---- the same, under the table's lock: safe from any thread ---- */
+
+static int local_take_all(struct pg_bucket_store *st, const char *const *keys,
+                          const struct pg_rate_limit *const *rates, size_t n, uint64_t now_ms,
+                          struct pg_bucket_result *r)
+{
+    struct local *s = (struct local *)st;
+    pthread_mutex_lock(&s->mu);
+    int rc = local_take_all_locked(st, keys, rates, n, now_ms, r);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int local_peek(struct pg_bucket_store *st, const char *key, const struct pg_rate_limit *rate,
+                      uint64_t now_ms, struct pg_bucket_result *r)
+{
+    struct local *s = (struct local *)st;
+    pthread_mutex_lock(&s->mu);
+    int rc = local_peek_locked(st, key, rate, now_ms, r);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int local_cooldown_set(struct pg_bucket_store *st, const char *upstream_key,
+                              uint64_t until_ms)
+{
+    struct local *s = (struct local *)st;
+    pthread_mutex_lock(&s->mu);
+    int rc = local_cooldown_set_locked(st, upstream_key, until_ms);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static uint64_t local_cooldown_get(struct pg_bucket_store *st, const char *upstream_key,
+                                   uint64_t now_ms)
+{
+    struct local *s = (struct local *)st;
+    pthread_mutex_lock(&s->mu);
+    uint64_t ms = local_cooldown_get_locked(st, upstream_key, now_ms);
+    pthread_mutex_unlock(&s->mu);
+    return ms;
+}
+
 static void local_free(struct pg_bucket_store *st)
 {
     struct local *s = (struct local *)st;
+    pthread_mutex_destroy(&s->mu);
     for (size_t i = 0; i < s->size; i++)
         free(s->slot[i]);
     free(s->slot);
@@ -427,6 +476,11 @@ struct pg_bucket_store *pg_bucket_local_new(size_t max_keys)
         return NULL;
     s->slot = calloc(MIN_SLOTS, sizeof *s->slot);
     if (!s->slot) {
+        free(s);
+        return NULL;
+    }
+    if (pthread_mutex_init(&s->mu, NULL)) {
+        free(s->slot);
         free(s);
         return NULL;
     }

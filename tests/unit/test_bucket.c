@@ -3,6 +3,7 @@
  * (Retry-After, RateLimit-Reset, w=), the tightest bucket, and the local bucket store. Expected
  * numbers are worked out by hand in the comments, not with the code under test. */
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -803,6 +804,64 @@ static void test_store_10000_keys(void **state)
     pg_bucket_store_free(s);
 }
 
+/* Workers share one store (SPEC 4.1): 8 threads racing 20,000 takes each over the same three
+ * buckets (keys made on first use, so the table grows while they race) admit exactly the
+ * smallest burst, and every request counts in the sweep of fresh keys. */
+struct racer {
+    struct pg_bucket_store *s;
+    pthread_barrier_t *go; /* all start together, so they really overlap */
+    int taken;
+    int worker;
+};
+
+static void *race(void *arg)
+{
+    struct racer *rc = arg;
+    struct pg_rate_limit up = rl(1, HOUR, 5), route = rl(1, HOUR, 50), con = rl(1, HOUR, 500);
+    const struct pg_rate_limit *rates[] = { &up, &route, &con };
+    const char *keys[] = { "u:navixy", "r:navixy:/track", "c:billing" };
+    pthread_barrier_wait(rc->go);
+    for (int i = 0; i < 20000; i++) {
+        struct pg_bucket_result r;
+        assert_int_equal(rc->s->ops->take_all(rc->s, keys, rates, 3, 1000, &r), PG_BUCKET_DONE);
+        rc->taken += r.taken;
+        /* and a key of this worker's own, so inserts and rebuilds race the takes */
+        char own[32];
+        snprintf(own, sizeof own, "c:w%d-%d", rc->worker, i % 64);
+        const char *k1[] = { own };
+        const struct pg_rate_limit *r1[] = { &up };
+        assert_int_equal(rc->s->ops->take_all(rc->s, k1, r1, 1, 1000, &r), PG_BUCKET_DONE);
+    }
+    return NULL;
+}
+
+static void test_store_shared_by_threads(void **state)
+{
+    (void)state;
+    struct pg_bucket_store *s = pg_bucket_local_new(100000);
+    assert_non_null(s);
+    pthread_t t[8];
+    struct racer rc[8];
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 8), 0);
+    for (int i = 0; i < 8; i++) {
+        rc[i] = (struct racer){ .s = s, .go = &go, .worker = i };
+        assert_int_equal(pthread_create(&t[i], NULL, race, &rc[i]), 0);
+    }
+    int taken = 0;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        taken += rc[i].taken;
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(taken, 5);
+    struct pg_bucket_result r;
+    struct pg_rate_limit up = rl(1, HOUR, 5);
+    assert_int_equal(s->ops->peek(s, "u:navixy", &up, 1000, &r), PG_BUCKET_DONE);
+    assert_int_equal(r.b[0].remaining, 0);
+    pg_bucket_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_store_max_keys_and_sweep),
         cmocka_unit_test(test_store_sweep_keeps_keys_in_use),
         cmocka_unit_test(test_store_10000_keys),
+        cmocka_unit_test(test_store_shared_by_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

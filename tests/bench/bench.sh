@@ -13,7 +13,8 @@
 #   PEERS ["nginx panelgate"]  which to measure, in this order each round; "upstream" = the
 #                              upstream alone (calibration)
 #   PANELGATE                  a prebuilt binary; default: a Release build in build-bench/
-#   PG_WORKERS [1]             panelgate workers (nginx peers run worker_processes 1)
+#   PG_WORKERS [1]             panelgate workers, and the nginx peers' worker_processes (the
+#                              upstream nginx keeps 1)
 #   UP_PORT NGINX_PORT PG_PORT fixed ports; default: free ports picked at start
 # Results (table, wrk outputs, configs, logs) stay in a temp dir whose path is printed at the end.
 set -euo pipefail
@@ -163,6 +164,7 @@ render_nginx()
     local src=$1 name=$2 port=$3 tmp="$WORK/tmp-$2"
     mkdir -p "$tmp"
     sed -e "s|@DIR@|$WORK|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$port|g" -e "s|@KEY@|$KEY|g" \
+        -e "s|@WORKERS@|$PG_WORKERS|g" \
         -e "s|^http {\$|http {\\n  client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy;\\n  fastcgi_temp_path $tmp/fastcgi; uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;|" \
         "$BENCH/nginx/$src" >"$WORK/$name.conf"
     grep -q "client_body_temp_path" "$WORK/$name.conf" || die "$src: no 'http {' line to extend"

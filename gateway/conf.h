@@ -126,9 +126,8 @@ void pg_conf_unref(struct pg_conf *c); /* frees at zero; accepts NULL */
 /* Index of the upstream with this name, -1 if none. */
 int pg_conf_upstream(const struct pg_conf *c, const char *name, size_t n);
 
-/* Parsers shared with the command line and tests: 0 ok, -1 bad input. */
-int pg_parse_duration_ms(const char *s, uint64_t *out);
-int pg_parse_size(const char *s, uint64_t *out);
+/* "N/s", "N/min" or "N/hour", N from 1 to 10^9 (shared with the command line and tests): 0 ok,
+ * -1 bad input. pg_parse_duration_ms and pg_parse_size are the walker's (cwalk.h). */
 int pg_parse_rate(const char *s, uint64_t *n, uint64_t *period_ms);
 
 #endif

@@ -1,5 +1,5 @@
-/* fuzz_conf.c -- libFuzzer target for the config loader (gateway/conf.c): every input is a YAML
- * file, loaded from memory with pg_conf_load_string as "fuzz.yaml" (which also runs each
+/* fuzz_conf.c -- libFuzzer target for the config loader (gateway/conf.c, cwalk.c): every input
+ * is a YAML file, loaded from memory with pg_conf_load_string as "fuzz.yaml" (which also runs each
  * plugin's init through the key tables), and the snapshot is freed again (LeakSanitizer sees
  * what a load or a refusal leaves behind).
  *
@@ -7,7 +7,7 @@
  * secret read from ${PG_FUZZ_SECRET} as a password, api_secret or token never shows up in a
  * message (any string value may be a ${NAME}, and a plain one may be quoted); a loaded snapshot has
  * refs 1, unique upstream names that pg_conf_upstream finds, url_len matching url, and an auth
- * state exactly when an auth type. `file:` values read only regular files, bounded (conf.c), so no
+ * state exactly when an auth type. `file:` values read only regular files, bounded (cwalk.c), so no
  * input can block the loader on a FIFO or /dev/zero. Built with replay.c it is a plain program over
  * the files named on its command line. */
 #include <stdbool.h>

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "gateway/conf.h"
+#include "gateway/cwalk.h"
 
 #define ERRCAP 512
 

@@ -12,6 +12,7 @@
 
 #include "envelope.h"
 #include "metrics.h"
+#include "route.h"
 #include "util.h"
 
 #define PG_KEY_MAX 200
@@ -83,31 +84,13 @@ static void add_key(struct want *w, const char *scope, const struct pg_rate_limi
     w->n++;
 }
 
-/* The longest route whose path is a prefix of rest, or NULL. */
-static const struct pg_route_conf *route_of(const struct pg_upstream *up, const char *rest,
-                                            size_t rn)
-{
-    const struct pg_route_conf *best = NULL;
-    if (rn == 0) {
-        rest = "/";
-        rn = 1;
-    }
-    for (size_t i = 0; i < up->nroutes; i++) {
-        const struct pg_route_conf *rt = &up->routes[i];
-        if (rt->path_len <= rn && memcmp(rt->path, rest, rt->path_len) == 0 &&
-            (!best || rt->path_len > best->path_len))
-            best = rt;
-    }
-    return best;
-}
-
 static void collect(const struct pg_req *r, struct want *w)
 {
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     w->n = 0;
     snprintf(w->cd_key, sizeof w->cd_key, "u:%s", up->name);
     add_key(w, "upstream", &up->rl, "u:", up->name, NULL);
-    const struct pg_route_conf *rt = route_of(up, r->rest, r->rest_len);
+    const struct pg_route_conf *rt = pg_route_of(up, r->rest, r->rest_len);
     if (rt)
         add_key(w, "route", &rt->rl, "r:", up->name, rt->path);
     if (r->consumer)

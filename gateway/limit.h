@@ -39,8 +39,4 @@ uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up
 int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
                 struct evbuffer *out);
 
-/* Retry-After: delta-seconds or an HTTP-date (IMF-fixdate), relative to now_s (wall clock).
- * 0 with *secs set, -1 when the value is neither. A date in the past gives 0 seconds. */
-int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs);
-
 #endif

@@ -1,6 +1,7 @@
 /* limit.c -- admission against token buckets and cool-downs; per-upstream FIFO queues. */
 #include "limit.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,12 @@
 
 #define PG_KEY_MAX 200
 
-/* One FIFO of requests waiting for tokens of one upstream (by name: survives reloads). */
-struct lqueue {
-    struct lqueue *next;
+/* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads). */
+struct pg_limit_queue {
+    struct pg_limit_queue *next;
     struct pg_limit *l;
     char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
-    struct pg_req *head, *tail;
+    struct pg_limit_wait *head, *tail;
     size_t n;
     struct event timer;
 };
@@ -30,7 +31,7 @@ struct lqueue {
 struct pg_limit {
     struct event_base *base;
     struct pg_bucket_store *store;
-    struct lqueue *queues;
+    struct pg_limit_queue *queues;
 };
 
 /* The buckets one request takes from. */
@@ -60,7 +61,7 @@ void pg_limit_free(struct pg_limit *l)
     if (!l)
         return;
     while (l->queues) {
-        struct lqueue *q = l->queues;
+        struct pg_limit_queue *q = l->queues;
         l->queues = q->next;
         event_del(&q->timer);
         free(q);
@@ -214,22 +215,28 @@ static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t n
     return wait;
 }
 
-static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create);
-static int arm(struct lqueue *q, uint64_t now);
-static void fail_queue(struct lqueue *q);
+static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create);
+static int arm(struct pg_limit_queue *q, uint64_t now);
+static void fail_queue(struct pg_limit_queue *q);
 
-static void unlink_req(struct lqueue *q, struct pg_req *r)
+static struct pg_req *req_of(struct pg_limit_wait *wt)
 {
-    if (r->lprev)
-        r->lprev->lnext = r->lnext;
+    return (struct pg_req *)((char *)wt - offsetof(struct pg_req, lwait));
+}
+
+static void unlink_req(struct pg_limit_queue *q, struct pg_req *r)
+{
+    struct pg_limit_wait *wt = &r->lwait;
+    if (wt->prev)
+        wt->prev->next = wt->next;
     else
-        q->head = r->lnext;
-    if (r->lnext)
-        r->lnext->lprev = r->lprev;
+        q->head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
     else
-        q->tail = r->lprev;
-    r->lprev = r->lnext = NULL;
-    r->lq = NULL;
+        q->tail = wt->prev;
+    wt->prev = wt->next = NULL;
+    wt->q = NULL;
     r->on_abort = NULL;
     q->n--;
 }
@@ -237,14 +244,14 @@ static void unlink_req(struct lqueue *q, struct pg_req *r)
 /* The caller went away while queued: it leaves at once and took nothing. */
 static void on_queued_abort(struct pg_req *r)
 {
-    struct lqueue *q = r->lq;
+    struct pg_limit_queue *q = r->lwait.q;
     if (q)
         unlink_req(q, r);
 }
 
 static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct lqueue *q = arg;
+    struct pg_limit_queue *q = arg;
     struct pg_limit *l = q->l;
     uint64_t now = pg_now_ms();
     (void)fd;
@@ -252,16 +259,16 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
     while (q->head) {
-        struct pg_req *r = q->head;
+        struct pg_req *r = req_of(q->head);
         struct want w;
         uint64_t wait = 0, max_wait;
         bool qok;
         const char *block;
         collect(r, &w);
         enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block);
-        if (a == WAIT && now < r->ldeadline_ms)
+        if (a == WAIT && now < r->lwait.deadline_ms)
             break;
-        pg_limit_go_fn *go = (pg_limit_go_fn *)r->lgo;
+        pg_limit_go_fn *go = r->lwait.go;
         unlink_req(q, r);
         if (a == TAKEN)
             go(r);
@@ -271,14 +278,15 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         else
             pg_resp_fail(r, PG_E_INTERNAL, NULL);
     }
-    for (struct pg_req *r = q->head; r;) {
-        struct pg_req *next = r->lnext;
-        if (r->ldeadline_ms <= now) {
+    for (struct pg_limit_wait *wt = q->head; wt;) {
+        struct pg_limit_wait *next = wt->next;
+        if (wt->deadline_ms <= now) {
+            struct pg_req *r = req_of(wt);
             unlink_req(q, r);
             reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.",
                    scope_of(q->name, false));
         }
-        r = next;
+        wt = next;
     }
     if (q->head && arm(q, now))
         fail_queue(q);
@@ -286,13 +294,13 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Wake at the head's next token or the earliest deadline, whichever comes first. 0 ok, -1 the
  * timer could not be armed (the caller fails the waiters: without it they would wait forever). */
-static int arm(struct lqueue *q, uint64_t now)
+static int arm(struct pg_limit_queue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
-    for (struct pg_req *r = q->head; r; r = r->lnext)
-        if (r->ldeadline_ms < at)
-            at = r->ldeadline_ms;
-    uint64_t wait = q->head ? peek_wait(q->l, q->head, now) : 0;
+    for (const struct pg_limit_wait *wt = q->head; wt; wt = wt->next)
+        if (wt->deadline_ms < at)
+            at = wt->deadline_ms;
+    uint64_t wait = q->head ? peek_wait(q->l, req_of(q->head), now) : 0;
     if (now + wait < at)
         at = now + wait;
     uint64_t ms = at > now ? at - now : 0;
@@ -304,24 +312,24 @@ static int arm(struct lqueue *q, uint64_t now)
 }
 
 /* Every waiter of q leaves with a 500: its timer is not armed, so nothing would wake them. */
-static void fail_queue(struct lqueue *q)
+static void fail_queue(struct pg_limit_queue *q)
 {
     while (q->head) {
-        struct pg_req *r = q->head;
+        struct pg_req *r = req_of(q->head);
         unlink_req(q, r);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
     }
 }
 
 /* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
-static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create)
+static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create)
 {
-    for (struct lqueue *q = l->queues; q; q = q->next)
+    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, name) == 0)
             return q;
-    if (!create || strlen(name) >= sizeof(((struct lqueue *)0)->name))
+    if (!create || strlen(name) >= sizeof(((struct pg_limit_queue *)0)->name))
         return NULL;
-    struct lqueue *q = calloc(1, sizeof *q);
+    struct pg_limit_queue *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->l = l;
@@ -336,9 +344,9 @@ static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create
 }
 
 /* A queue that already holds requests wanting one of w's buckets (or its cool-down). */
-static struct lqueue *busy_queue(struct pg_limit *l, const struct want *w)
+static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *w)
 {
-    struct lqueue *q = queue_of(l, w->cd_key, false);
+    struct pg_limit_queue *q = queue_of(l, w->cd_key, false);
     if (q && q->head)
         return q;
     for (size_t i = 0; i < w->n; i++)
@@ -355,13 +363,13 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     const char *block = NULL;
     r->rl_hdrs_len = 0;
     collect(r, &w);
-    struct lqueue *q = busy_queue(l, &w);
+    struct pg_limit_queue *q = busy_queue(l, &w);
     enum attempt a;
     if (q) {
         /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
         queue_policy(&w, &queue, &max_wait);
-        wait = peek_wait(l, q->head, now);
+        wait = peek_wait(l, req_of(q->head), now);
     } else {
         a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
     }
@@ -385,16 +393,17 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    r->ldeadline_ms = now + max_wait;
-    r->lgo = (void (*)(struct pg_req *))go;
-    r->lq = q;
-    r->lnext = NULL;
-    r->lprev = q->tail;
+    struct pg_limit_wait *wt = &r->lwait;
+    wt->deadline_ms = now + max_wait;
+    wt->go = go;
+    wt->q = q;
+    wt->next = NULL;
+    wt->prev = q->tail;
     if (q->tail)
-        q->tail->lnext = r;
+        q->tail->next = wt;
     else
-        q->head = r;
-    q->tail = r;
+        q->head = wt;
+    q->tail = wt;
     q->n++;
     r->on_abort = on_queued_abort;
     if (arm(q, now))
@@ -410,7 +419,7 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     uint64_t now = pg_now_ms();
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
-    struct lqueue *q = queue_of(l, key, false);
+    struct pg_limit_queue *q = queue_of(l, key, false);
     if (q && q->head && arm(q, now))
         fail_queue(q);
 }
@@ -419,7 +428,7 @@ size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)
 {
     char key[PG_KEY_MAX];
     snprintf(key, sizeof key, "u:%s", up->name);
-    for (const struct lqueue *q = l->queues; q; q = q->next)
+    for (const struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, key) == 0)
             return q->n;
     return 0;

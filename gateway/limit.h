@@ -15,15 +15,13 @@ struct event_base;
 struct evbuffer;
 struct pg_limit;
 
-/* Continue with an admitted request (rest/query as given to pg_limit_admit). */
-typedef void pg_limit_go_fn(struct pg_req *r);
-
 /* store: taken over (freed with the limiter). NULL on failure. */
 struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *store);
 void pg_limit_free(struct pg_limit *l); /* accepts NULL; no request may be queued */
 
-/* Admit r, whose upstream and consumer are known and whose r->rest is set: go(r) runs now or
- * when tokens come (queue mode), or r is answered 429 here. */
+/* Admit r, whose upstream and consumer are known and whose r->rest is set: go(r)
+ * (pg_limit_go_fn, req.h) runs now or when tokens come (queue mode; r->lwait links it meanwhile),
+ * or r is answered 429 here. */
 void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go);
 
 /* The upstream refused with a 429 (or Navixy code 15): nothing reaches it for ms. */

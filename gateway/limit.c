@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -32,6 +31,8 @@ struct pg_limit {
     struct event_base *base;
     struct pg_bucket_store *store;
     struct pg_limit_queue *queues;
+    pg_clock_fn *now_ms; /* every time below is on this clock */
+    void *now_arg;
 };
 
 /* The buckets one request takes from. */
@@ -53,7 +54,19 @@ struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *s
     }
     l->base = base;
     l->store = store;
+    l->now_ms = pg_clock_mono;
     return l;
+}
+
+void pg_limit_set_clock(struct pg_limit *l, pg_clock_fn *now_ms, void *arg)
+{
+    l->now_ms = now_ms;
+    l->now_arg = arg;
+}
+
+static uint64_t now_of(const struct pg_limit *l)
+{
+    return l->now_ms(l->now_arg);
 }
 
 void pg_limit_free(struct pg_limit *l)
@@ -249,13 +262,10 @@ static void on_queued_abort(struct pg_req *r)
         unlink_req(q, r);
 }
 
-static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+/* Serve q at now: what its timer does when it fires. */
+static void run_queue(struct pg_limit_queue *q, uint64_t now)
 {
-    struct pg_limit_queue *q = arg;
     struct pg_limit *l = q->l;
-    uint64_t now = pg_now_ms();
-    (void)fd;
-    (void)what;
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
     while (q->head) {
@@ -292,6 +302,23 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         fail_queue(q);
 }
 
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_limit_queue *q = arg;
+    (void)fd;
+    (void)what;
+    run_queue(q, now_of(q->l));
+}
+
+void pg_limit_tick(struct pg_limit *l)
+{
+    uint64_t now = now_of(l);
+    /* queues are freed only with the limiter; one a go() callback adds goes to the front */
+    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
+        if (q->head)
+            run_queue(q, now);
+}
+
 /* Wake at the head's next token or the earliest deadline, whichever comes first. 0 ok, -1 the
  * timer could not be armed (the caller fails the waiters: without it they would wait forever). */
 static int arm(struct pg_limit_queue *q, uint64_t now)
@@ -303,9 +330,7 @@ static int arm(struct pg_limit_queue *q, uint64_t now)
     uint64_t wait = q->head ? peek_wait(q->l, req_of(q->head), now) : 0;
     if (now + wait < at)
         at = now + wait;
-    uint64_t ms = at > now ? at - now : 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    if (event_add(&q->timer, &tv) == 0)
+    if (pg_event_add_ms(&q->timer, at > now ? at - now : 0) == 0)
         return 0;
     pg_log(PG_LOG_ERR, "rate-limit queue %s: its timer could not be armed", q->name);
     return -1;
@@ -357,7 +382,7 @@ static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *
 
 void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
 {
-    uint64_t now = pg_now_ms(), wait = 0, max_wait;
+    uint64_t now = now_of(l), wait = 0, max_wait;
     bool queue;
     struct want w;
     const char *block = NULL;
@@ -416,7 +441,7 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return;
-    uint64_t now = pg_now_ms();
+    uint64_t now = now_of(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
     struct pg_limit_queue *q = queue_of(l, key, false);
@@ -440,7 +465,7 @@ uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return 0;
-    return l->store->ops->cooldown_get(l->store, key, pg_now_ms());
+    return l->store->ops->cooldown_get(l->store, key, now_of(l));
 }
 
 static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,
@@ -466,7 +491,7 @@ static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, cons
 int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
                 struct evbuffer *out)
 {
-    uint64_t now = pg_now_ms();
+    uint64_t now = now_of(l);
     char key[PG_KEY_MAX];
     bool first = true;
     if (evbuffer_add(out, "{\"consumer\":\"", 13) ||

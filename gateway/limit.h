@@ -10,6 +10,7 @@
 
 #include "bucket.h"
 #include "req.h"
+#include "util.h"
 
 struct event_base;
 struct evbuffer;
@@ -18,6 +19,15 @@ struct pg_limit;
 /* store: taken over (freed with the limiter). NULL on failure. */
 struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *store);
 void pg_limit_free(struct pg_limit *l); /* accepts NULL; no request may be queued */
+
+/* The limiter reads its time from now_ms(arg) (default pg_clock_mono): unit tests hand in a fake
+ * clock. Set it before the first admit; bucket and cool-down times are on this clock. */
+void pg_limit_set_clock(struct pg_limit *l, pg_clock_fn *now_ms, void *arg);
+
+/* Serve every queue now, as its timer does when it fires: heads that can take their tokens
+ * go, requests past max_wait get their 429, then each queue's timer is armed again. The loop's
+ * timers call this per queue; tests with a fake clock call it after moving the clock. */
+void pg_limit_tick(struct pg_limit *l);
 
 /* Admit r, whose upstream and consumer are known and whose r->rest is set: go(r)
  * (pg_limit_go_fn, req.h) runs now or when tokens come (queue mode; r->lwait links it meanwhile),

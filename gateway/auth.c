@@ -1,6 +1,8 @@
-/* auth.c -- single-flight logins, session generations, backoff, waiter queues. */
+/* auth.c -- single-flight logins, session generations, backoff, waiter queues (a state machine
+ * without I/O), and the curl login transfer that drives it. */
 #include "auth.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +17,14 @@
 #include "util.h"
 
 #define PG_LOGIN_BODY_MAX (64 * 1024)
-#define PG_BACKOFF_FIRST_MS 5000u
-#define PG_BACKOFF_MAX_MS 300000u
 
+/* An upstream's state machine and the login transfer that serves it. */
 struct pg_auth_rt {
     struct pg_xfer x; /* first: the login transfer's CURLOPT_PRIVATE */
+    struct pg_auth_sm sm;
     struct pg_conf *conf;
     const struct pg_upstream *up;
     struct pg_worker *w; /* the worker whose multi runs the login */
-    struct pg_session sess;
-    uint64_t gen; /* bumped by every successful login */
-    uint64_t logins;
-    uint64_t login_start_ms; /* when the last login started: relogins are throttled from it */
-    bool logging_in;
     CURL *easy;
     struct curl_slist hdrs[3];
     char ctype[128];
@@ -36,10 +33,146 @@ struct pg_auth_rt {
     char *rbuf; /* the login answer, at most PG_LOGIN_BODY_MAX */
     size_t rlen;
     bool rbig;
-    uint64_t backoff_ms, retry_at_ms;
-    struct pg_err last_err;
-    struct pg_auth_wait *head, *tail;
 };
+
+/* ---- the state machine (no I/O) ---- */
+
+void pg_auth_sm_init(struct pg_auth_sm *sm, const char *name, pg_auth_start_fn *start,
+                     pg_clock_fn *now_ms, void *now_arg)
+{
+    memset(sm, 0, sizeof *sm);
+    sm->name = name;
+    sm->start = start;
+    sm->now_ms = now_ms;
+    sm->now_arg = now_arg;
+}
+
+static void push(struct pg_auth_sm *sm, struct pg_auth_wait *wt)
+{
+    wt->sm = sm;
+    wt->next = NULL;
+    wt->prev = sm->tail;
+    if (sm->tail)
+        sm->tail->next = wt;
+    else
+        sm->head = wt;
+    sm->tail = wt;
+}
+
+void pg_auth_cancel(struct pg_auth_wait *wt)
+{
+    struct pg_auth_sm *sm = wt->sm;
+    if (!sm)
+        return;
+    if (wt->prev)
+        wt->prev->next = wt->next;
+    else
+        sm->head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
+    else
+        sm->tail = wt->prev;
+    wt->sm = NULL;
+    wt->prev = wt->next = NULL;
+}
+
+static void fail_msg(const char *name, struct pg_err *err, const char *what)
+{
+    err->code = PG_E_UPSTREAM_AUTH_FAILED;
+    int k = snprintf(err->msg, sizeof err->msg, "%s %s", name, what);
+    if (k < 0)
+        err->msg[0] = '\0';
+}
+
+/* Wake every waiter with the login's outcome, in arrival order. */
+static void wake(struct pg_auth_sm *sm, bool ok, const struct pg_err *err)
+{
+    struct pg_auth_wait *wt = sm->head;
+    sm->head = sm->tail = NULL;
+    while (wt) {
+        struct pg_auth_wait *next = wt->next;
+        wt->sm = NULL;
+        wt->prev = wt->next = NULL;
+        wt->cb(wt, ok, err);
+        wt = next;
+    }
+}
+
+enum pg_auth_state pg_auth_sm_acquire(struct pg_auth_sm *sm, struct pg_auth_wait *wt,
+                                      const struct pg_session **s, uint64_t *gen,
+                                      struct pg_err *err)
+{
+    uint64_t now = sm->now_ms(sm->now_arg);
+    *s = NULL;
+    *gen = 0;
+    if (!sm->logging_in && sm->sess.token_len &&
+        (!sm->sess.refresh_at_ms || now < sm->sess.refresh_at_ms)) {
+        *s = &sm->sess;
+        *gen = sm->gen;
+        return PG_AUTH_READY;
+    }
+    if (!sm->logging_in && now < sm->retry_at_ms) {
+        *err = sm->last_err;
+        return PG_AUTH_FAILED;
+    }
+    if (!sm->logging_in) {
+        if (sm->start(sm)) {
+            memset(err, 0, sizeof *err);
+            fail_msg(sm->name, err, "login could not be started");
+            return PG_AUTH_FAILED;
+        }
+        sm->logging_in = true;
+        sm->logins++;
+        sm->login_start_ms = now;
+    }
+    push(sm, wt);
+    return PG_AUTH_WAIT;
+}
+
+void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const struct pg_err *err)
+{
+    sm->logging_in = false;
+    if (s) {
+        sm->sess = *s;
+        sm->gen++;
+        sm->backoff_ms = 0;
+        pg_log(PG_LOG_INFO, "upstream %s: logged in", sm->name);
+        wake(sm, true, NULL);
+        return;
+    }
+    struct pg_err e = *err;
+    e.code = PG_E_UPSTREAM_AUTH_FAILED;
+    if (!e.msg[0])
+        fail_msg(sm->name, &e, "rejected the gateway's credentials");
+    sm->backoff_ms = sm->backoff_ms ? sm->backoff_ms * 2 : PG_AUTH_BACKOFF_FIRST_MS;
+    if (sm->backoff_ms > PG_AUTH_BACKOFF_MAX_MS)
+        sm->backoff_ms = PG_AUTH_BACKOFF_MAX_MS;
+    sm->retry_at_ms = sm->now_ms(sm->now_arg) + sm->backoff_ms;
+    sm->last_err = e;
+    pg_log(PG_LOG_WARN, "upstream %s: login failed (HTTP %d%s%s): %s; next attempt in %llu s",
+           sm->name, e.upstream_status, e.upstream_code[0] ? ", code " : "", e.upstream_code, e.msg,
+           (unsigned long long)(sm->backoff_ms / 1000));
+    wake(sm, false, &e);
+}
+
+enum pg_auth_expiry pg_auth_sm_expired(struct pg_auth_sm *sm, uint64_t gen, uint64_t now_ms)
+{
+    struct pg_auth_view v = { .gen = sm->gen,
+                              .has_session = sm->sess.token_len > 0,
+                              .logging_in = sm->logging_in,
+                              .logins = sm->logins,
+                              .login_start_ms = sm->login_start_ms };
+    enum pg_auth_expiry e = pg_auth_expiry_judge(&v, gen, now_ms);
+    if (e == PG_EXPIRY_RELOGIN) {
+        OPENSSL_cleanse(&sm->sess, sizeof sm->sess);
+        sm->sess.token_len = 0;
+    }
+    return e;
+}
+
+/* ---- the login transfer ---- */
+
+static int start_login(struct pg_auth_sm *sm);
 
 static void rt_free(void *vrt)
 {
@@ -48,11 +181,11 @@ static void rt_free(void *vrt)
         return;
     /* waiters hold a reference to the snapshot, so none can be queued when it dies */
     if (rt->easy) {
-        if (rt->logging_in)
+        if (rt->sm.logging_in)
             pg_curlev_remove(rt->w->curl, rt->easy);
         curl_easy_cleanup(rt->easy);
     }
-    OPENSSL_cleanse(&rt->sess, sizeof rt->sess);
+    OPENSSL_cleanse(&rt->sm.sess, sizeof rt->sm.sess);
     OPENSSL_cleanse(&rt->lreq, sizeof rt->lreq);
     free(rt->url);
     free(rt->rbuf);
@@ -70,38 +203,10 @@ static struct pg_auth_rt *rt_get(struct pg_worker *w, struct pg_conf *conf, int 
     rt->conf = conf;
     rt->up = u;
     rt->w = w;
+    pg_auth_sm_init(&rt->sm, u->name, start_login, pg_clock_mono, NULL);
     u->rt = rt;
     u->rt_free = rt_free;
     return rt;
-}
-
-static void push(struct pg_auth_rt *rt, struct pg_auth_wait *wt)
-{
-    wt->rt = rt;
-    wt->next = NULL;
-    wt->prev = rt->tail;
-    if (rt->tail)
-        rt->tail->next = wt;
-    else
-        rt->head = wt;
-    rt->tail = wt;
-}
-
-void pg_auth_cancel(struct pg_auth_wait *wt)
-{
-    struct pg_auth_rt *rt = wt->rt;
-    if (!rt)
-        return;
-    if (wt->prev)
-        wt->prev->next = wt->next;
-    else
-        rt->head = wt->next;
-    if (wt->next)
-        wt->next->prev = wt->prev;
-    else
-        rt->tail = wt->prev;
-    wt->rt = NULL;
-    wt->prev = wt->next = NULL;
 }
 
 static size_t on_login_body(char *p, size_t size, size_t n, void *arg)
@@ -123,7 +228,7 @@ static size_t secrets(const struct pg_upstream *u, const struct pg_auth_rt *rt, 
 {
     if (!u->auth || !u->auth->secrets)
         return 0;
-    const struct pg_session *s = rt && rt->sess.token_len ? &rt->sess : NULL;
+    const struct pg_session *s = rt && rt->sm.sess.token_len ? &rt->sm.sess : NULL;
     return u->auth->secrets(u->auth_state, s, out, cap);
 }
 
@@ -133,45 +238,20 @@ size_t pg_auth_secrets(const struct pg_conf *conf, int up, struct pg_span *out, 
     return secrets(u, u->rt, out, cap);
 }
 
-static void fail_msg(const struct pg_auth_rt *rt, struct pg_err *err, const char *what)
-{
-    err->code = PG_E_UPSTREAM_AUTH_FAILED;
-    int k = snprintf(err->msg, sizeof err->msg, "%s %s", rt->up->name, what);
-    if (k < 0)
-        err->msg[0] = '\0';
-}
-
-/* Wake every waiter with the login's outcome. The snapshot is held across the callbacks: a
- * waiter that finishes its request may drop the last other reference. */
-static void wake(struct pg_auth_rt *rt, bool ok, const struct pg_err *err)
-{
-    struct pg_conf *conf = rt->conf;
-    pg_conf_ref(conf);
-    struct pg_auth_wait *wt = rt->head;
-    rt->head = rt->tail = NULL;
-    while (wt) {
-        struct pg_auth_wait *next = wt->next;
-        wt->rt = NULL;
-        wt->prev = wt->next = NULL;
-        wt->cb(wt, ok, err);
-        wt = next;
-    }
-    pg_conf_unref(conf);
-}
-
 static void login_done(CURL *e, CURLcode res, void *priv)
 {
     struct pg_auth_rt *rt = priv;
     struct pg_err err;
     memset(&err, 0, sizeof err);
     pg_curlev_remove(rt->w->curl, e);
-    rt->logging_in = false;
     OPENSSL_cleanse(rt->lreq.body, sizeof rt->lreq.body);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     int rc = -1;
+    struct pg_session s;
+    memset(&s, 0, sizeof s);
     if (res != CURLE_OK) {
-        fail_msg(rt, &err,
+        fail_msg(rt->up->name, &err,
                  rt->rbig ? "sent an oversized login answer" : "could not be reached for a login");
     } else {
         const char *ct = NULL;
@@ -193,20 +273,10 @@ static void login_done(CURL *e, CURLcode res, void *priv)
                                                      : rt->rlen,
                                    .content_type = ct,
                                    .content_type_len = ct ? strlen(ct) : 0 };
-        struct pg_session s;
-        memset(&s, 0, sizeof s);
-        rc = rt->up->auth->parse_login(rt->up->auth_state, &resp, &s, pg_now_ms(),
+        rc = rt->up->auth->parse_login(rt->up->auth_state, &resp, &s, rt->sm.now_ms(rt->sm.now_arg),
                                        (uint64_t)time(NULL), &err);
-        if (rc == 0 && s.token_len > 0 && s.token_len < sizeof s.token) {
-            rt->sess = s;
-            rt->gen++;
-            rt->backoff_ms = 0;
-        } else {
+        if (rc != 0 || s.token_len == 0 || s.token_len >= sizeof s.token)
             rc = -1;
-            if (!err.msg[0])
-                fail_msg(rt, &err, "rejected the gateway's credentials");
-        }
-        OPENSSL_cleanse(&s, sizeof s);
         if (red) {
             OPENSSL_cleanse(red, redn);
             free(red);
@@ -214,26 +284,19 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     }
     OPENSSL_cleanse(rt->rbuf, rt->rlen);
     pg_metrics_login(rt->w->metrics, rt->up->name, rc == 0);
-    if (rc == 0) {
-        pg_log(PG_LOG_INFO, "upstream %s: logged in", rt->up->name);
-        wake(rt, true, NULL);
-        return;
-    }
-    err.code = PG_E_UPSTREAM_AUTH_FAILED;
     err.upstream_status = (int)status;
-    rt->backoff_ms = rt->backoff_ms ? rt->backoff_ms * 2 : PG_BACKOFF_FIRST_MS;
-    if (rt->backoff_ms > PG_BACKOFF_MAX_MS)
-        rt->backoff_ms = PG_BACKOFF_MAX_MS;
-    rt->retry_at_ms = pg_now_ms() + rt->backoff_ms;
-    rt->last_err = err;
-    pg_log(PG_LOG_WARN, "upstream %s: login failed (HTTP %ld%s%s): %s; next attempt in %llu s",
-           rt->up->name, status, err.upstream_code[0] ? ", code " : "", err.upstream_code, err.msg,
-           (unsigned long long)(rt->backoff_ms / 1000));
-    wake(rt, false, &err);
+    /* the snapshot is held across the waiters' callbacks: a waiter that finishes its request
+     * may drop the last other reference */
+    struct pg_conf *conf = rt->conf;
+    pg_conf_ref(conf);
+    pg_auth_sm_done(&rt->sm, rc == 0 ? &s : NULL, &err);
+    pg_conf_unref(conf);
+    OPENSSL_cleanse(&s, sizeof s);
 }
 
-static int start_login(struct pg_auth_rt *rt)
+static int start_login(struct pg_auth_sm *sm)
 {
+    struct pg_auth_rt *rt = (struct pg_auth_rt *)((char *)sm - offsetof(struct pg_auth_rt, sm));
     const struct pg_upstream *up = rt->up;
     memset(&rt->lreq, 0, sizeof rt->lreq);
     if (up->auth->build_login(up->auth_state, &rt->lreq) || !rt->lreq.path ||
@@ -279,12 +342,7 @@ static int start_login(struct pg_auth_rt *rt)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
     curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
-    if (pg_curlev_add(rt->w->curl, e))
-        return -1;
-    rt->logging_in = true;
-    rt->logins++;
-    rt->login_start_ms = pg_now_ms();
-    return 0;
+    return pg_curlev_add(rt->w->curl, e) ? -1 : 0;
 }
 
 enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, int up,
@@ -302,24 +360,7 @@ enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, in
         err->code = PG_E_INTERNAL;
         return PG_AUTH_FAILED;
     }
-    uint64_t now = pg_now_ms();
-    if (!rt->logging_in && rt->sess.token_len &&
-        (!rt->sess.refresh_at_ms || now < rt->sess.refresh_at_ms)) {
-        *s = &rt->sess;
-        *gen = rt->gen;
-        return PG_AUTH_READY;
-    }
-    if (!rt->logging_in && now < rt->retry_at_ms) {
-        *err = rt->last_err;
-        return PG_AUTH_FAILED;
-    }
-    if (!rt->logging_in && start_login(rt)) {
-        memset(err, 0, sizeof *err);
-        fail_msg(rt, err, "login could not be started");
-        return PG_AUTH_FAILED;
-    }
-    push(rt, wt);
-    return PG_AUTH_WAIT;
+    return pg_auth_sm_acquire(&rt->sm, wt, s, gen, err);
 }
 
 enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t gen,
@@ -341,21 +382,11 @@ enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, 
     struct pg_auth_rt *rt = conf->upstreams[up].rt;
     if (!rt)
         return PG_EXPIRY_REPLAY;
-    struct pg_auth_view v = { .gen = rt->gen,
-                              .has_session = rt->sess.token_len > 0,
-                              .logging_in = rt->logging_in,
-                              .logins = rt->logins,
-                              .login_start_ms = rt->login_start_ms };
-    enum pg_auth_expiry e = pg_auth_expiry_judge(&v, gen, now_ms);
-    if (e == PG_EXPIRY_RELOGIN) {
-        OPENSSL_cleanse(&rt->sess, sizeof rt->sess);
-        rt->sess.token_len = 0;
-    }
-    return e;
+    return pg_auth_sm_expired(&rt->sm, gen, now_ms);
 }
 
 uint64_t pg_auth_logins(const struct pg_conf *conf, int up)
 {
     const struct pg_auth_rt *rt = conf->upstreams[up].rt;
-    return rt ? rt->logins : 0;
+    return rt ? rt->sm.logins : 0;
 }

@@ -11,8 +11,9 @@
 
 #include "conf.h"
 #include "req.h"
+#include "util.h"
 
-struct pg_auth_rt;
+struct pg_auth_sm;
 struct pg_auth_wait;
 
 /* The login ended: ok, or not with err saying why (err is borrowed for the call). */
@@ -21,7 +22,7 @@ typedef void pg_auth_ready_fn(struct pg_auth_wait *wt, bool ok, const struct pg_
 /* A queued request; embedded in the waiter's own state. */
 struct pg_auth_wait {
     struct pg_auth_wait *prev, *next;
-    struct pg_auth_rt *rt; /* non-NULL while queued */
+    struct pg_auth_sm *sm; /* non-NULL while queued */
     pg_auth_ready_fn *cb;
 };
 
@@ -30,6 +31,50 @@ enum pg_auth_state {
     PG_AUTH_WAIT,   /* wt is queued; wt->cb runs when the login ends */
     PG_AUTH_FAILED, /* the last login failed and the backoff has not passed; err says why */
 };
+
+/* Backoff after a failed login: the first wait, doubled by every further failure up to the
+ * last; a successful login resets it. */
+#define PG_AUTH_BACKOFF_FIRST_MS 5000u
+#define PG_AUTH_BACKOFF_MAX_MS 300000u
+
+/* Send a login for sm (auth.c: a curl transfer). 0: sent, and pg_auth_sm_done follows once, from
+ * the loop, never inside this call; -1: it could not be sent. */
+typedef int pg_auth_start_fn(struct pg_auth_sm *sm);
+
+/* One upstream's login state machine, without I/O: single flight, session generations, backoff,
+ * the waiter queue. auth.c embeds one per upstream and sends the logins; tests drive it with a
+ * fake start and clock. Fields are read-only outside auth.c. */
+struct pg_auth_sm {
+    const char *name; /* the upstream's, for messages; borrowed */
+    pg_auth_start_fn *start;
+    pg_clock_fn *now_ms; /* every _ms below is on this clock */
+    void *now_arg;
+    struct pg_session sess;  /* token_len 0: none (not yet, or forgotten as expired) */
+    uint64_t gen;            /* bumped by every successful login */
+    uint64_t logins;         /* logins started */
+    uint64_t login_start_ms; /* when the last one started: relogins are throttled from it */
+    bool logging_in;
+    uint64_t backoff_ms;    /* 0 after a success; else the wait the last failure set */
+    uint64_t retry_at_ms;   /* no new login before this */
+    struct pg_err last_err; /* why the last login failed: FAILED answers carry it */
+    struct pg_auth_wait *head, *tail;
+};
+
+/* Zeroed, with its name, login starter and clock (pg_clock_mono outside tests). */
+void pg_auth_sm_init(struct pg_auth_sm *sm, const char *name, pg_auth_start_fn *start,
+                     pg_clock_fn *now_ms, void *now_arg);
+
+/* The session to sign with now (READY), or wt queued behind the one login in flight, starting
+ * it if none is (WAIT), or FAILED: within the backoff of a failed login, or the login could not
+ * be started (nothing is queued then). A session past its refresh_at_ms is renewed first. */
+enum pg_auth_state pg_auth_sm_acquire(struct pg_auth_sm *sm, struct pg_auth_wait *wt,
+                                      const struct pg_session **s, uint64_t *gen,
+                                      struct pg_err *err);
+
+/* The login started by sm's start ended: with session s (copied; a new generation) or, s NULL,
+ * failed with err (the backoff doubles). Every waiter's callback runs, in arrival order; a
+ * callback may call pg_auth_sm_acquire again. */
+void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const struct pg_err *err);
 
 /* A session for upstream index up of conf, for worker w. Adapters without login are always
  * READY with *s = NULL. */
@@ -58,7 +103,7 @@ struct pg_auth_view {
     bool has_session;        /* that session is still held (not forgotten) */
     bool logging_in;         /* a login is under way */
     uint64_t logins;         /* logins started so far */
-    uint64_t login_start_ms; /* when the last one started (pg_now_ms clock) */
+    uint64_t login_start_ms; /* when the last one started (the state machine's clock) */
 };
 
 /* The decision alone, pure (time is a parameter) for tests: a request signed with generation
@@ -71,6 +116,9 @@ enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t 
 /* A request signed with session generation gen was refused as expired at now_ms: judge it (see
  * pg_auth_expiry_judge) and on RELOGIN forget that session. */
 enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, uint64_t now_ms);
+
+/* pg_auth_expired on one state machine (now_ms on its clock). */
+enum pg_auth_expiry pg_auth_sm_expired(struct pg_auth_sm *sm, uint64_t gen, uint64_t now_ms);
 
 /* The secrets in force for upstream up of conf: its adapter's config secrets and the current
  * session's credential (the plugin's `secrets` op), as spans into out[0..cap) borrowed from

@@ -1,7 +1,8 @@
-/* hdr.c -- header classification for forwarding. */
+/* hdr.c -- header classification for forwarding, Retry-After parsing. */
 #include "hdr.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -107,4 +108,34 @@ bool pg_hdr_request_id_ok(const char *v, size_t n)
             return false;
     }
     return true;
+}
+
+int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs)
+{
+    pg_trim(&v, &n);
+    if (n == 0 || n > 64)
+        return -1;
+    if (v[0] >= '0' && v[0] <= '9') {
+        uint64_t x = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i] < '0' || v[i] > '9' || x > UINT64_MAX / 10 / 1000)
+                return -1;
+            x = x * 10 + (uint64_t)(v[i] - '0');
+        }
+        *secs = x;
+        return 0;
+    }
+    char buf[65];
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return -1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *secs = (int64_t)t > now_s ? (uint64_t)((int64_t)t - now_s) : 0;
+    return 0;
 }

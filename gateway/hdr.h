@@ -1,10 +1,12 @@
 /* hdr.h -- which headers cross the gateway (SPEC sections 1-2): hop-by-hop headers (RFC 9110
- * 7.6.1), headers the gateway sets itself, and caller-supplied panel credentials. */
+ * 7.6.1), headers the gateway sets itself, and caller-supplied panel credentials; the panel's
+ * Retry-After value. */
 #ifndef PG_HDR_H
 #define PG_HDR_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Is the header name (p, n) hop-by-hop? Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
  * Transfer-Encoding, Upgrade, Proxy-Authorization, Proxy-Authenticate. */
@@ -33,5 +35,9 @@ bool pg_hdr_value_ok(const char *v, size_t n);
 
 /* Is (v, n) a sane caller X-Request-Id to keep: 1-128 of [A-Za-z0-9._:-]? */
 bool pg_hdr_request_id_ok(const char *v, size_t n);
+
+/* Retry-After: delta-seconds or an HTTP-date (IMF-fixdate), relative to now_s (wall clock).
+ * 0 with *secs set, -1 when the value is neither. A date in the past gives 0 seconds. */
+int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs);
 
 #endif

@@ -1,10 +1,10 @@
 /* limit.c -- admission against token buckets and cool-downs; per-upstream FIFO queues. */
 #include "limit.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -12,16 +12,17 @@
 
 #include "envelope.h"
 #include "metrics.h"
+#include "route.h"
 #include "util.h"
 
 #define PG_KEY_MAX 200
 
-/* One FIFO of requests waiting for tokens of one upstream (by name: survives reloads). */
-struct lqueue {
-    struct lqueue *next;
+/* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads). */
+struct pg_limit_queue {
+    struct pg_limit_queue *next;
     struct pg_limit *l;
     char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
-    struct pg_req *head, *tail;
+    struct pg_limit_wait *head, *tail;
     size_t n;
     struct event timer;
 };
@@ -29,7 +30,9 @@ struct lqueue {
 struct pg_limit {
     struct event_base *base;
     struct pg_bucket_store *store;
-    struct lqueue *queues;
+    struct pg_limit_queue *queues;
+    pg_clock_fn *now_ms; /* every time below is on this clock */
+    void *now_arg;
 };
 
 /* The buckets one request takes from. */
@@ -51,7 +54,19 @@ struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *s
     }
     l->base = base;
     l->store = store;
+    l->now_ms = pg_clock_mono;
     return l;
+}
+
+void pg_limit_set_clock(struct pg_limit *l, pg_clock_fn *now_ms, void *arg)
+{
+    l->now_ms = now_ms;
+    l->now_arg = arg;
+}
+
+static uint64_t now_of(const struct pg_limit *l)
+{
+    return l->now_ms(l->now_arg);
 }
 
 void pg_limit_free(struct pg_limit *l)
@@ -59,7 +74,7 @@ void pg_limit_free(struct pg_limit *l)
     if (!l)
         return;
     while (l->queues) {
-        struct lqueue *q = l->queues;
+        struct pg_limit_queue *q = l->queues;
         l->queues = q->next;
         event_del(&q->timer);
         free(q);
@@ -83,31 +98,13 @@ static void add_key(struct want *w, const char *scope, const struct pg_rate_limi
     w->n++;
 }
 
-/* The longest route whose path is a prefix of rest, or NULL. */
-static const struct pg_route_conf *route_of(const struct pg_upstream *up, const char *rest,
-                                            size_t rn)
-{
-    const struct pg_route_conf *best = NULL;
-    if (rn == 0) {
-        rest = "/";
-        rn = 1;
-    }
-    for (size_t i = 0; i < up->nroutes; i++) {
-        const struct pg_route_conf *rt = &up->routes[i];
-        if (rt->path_len <= rn && memcmp(rt->path, rest, rt->path_len) == 0 &&
-            (!best || rt->path_len > best->path_len))
-            best = rt;
-    }
-    return best;
-}
-
 static void collect(const struct pg_req *r, struct want *w)
 {
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     w->n = 0;
     snprintf(w->cd_key, sizeof w->cd_key, "u:%s", up->name);
     add_key(w, "upstream", &up->rl, "u:", up->name, NULL);
-    const struct pg_route_conf *rt = route_of(up, r->rest, r->rest_len);
+    const struct pg_route_conf *rt = pg_route_of(up, r->rest, r->rest_len);
     if (rt)
         add_key(w, "route", &rt->rl, "r:", up->name, rt->path);
     if (r->consumer)
@@ -231,22 +228,28 @@ static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t n
     return wait;
 }
 
-static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create);
-static int arm(struct lqueue *q, uint64_t now);
-static void fail_queue(struct lqueue *q);
+static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create);
+static int arm(struct pg_limit_queue *q, uint64_t now);
+static void fail_queue(struct pg_limit_queue *q);
 
-static void unlink_req(struct lqueue *q, struct pg_req *r)
+static struct pg_req *req_of(struct pg_limit_wait *wt)
 {
-    if (r->lprev)
-        r->lprev->lnext = r->lnext;
+    return (struct pg_req *)((char *)wt - offsetof(struct pg_req, lwait));
+}
+
+static void unlink_req(struct pg_limit_queue *q, struct pg_req *r)
+{
+    struct pg_limit_wait *wt = &r->lwait;
+    if (wt->prev)
+        wt->prev->next = wt->next;
     else
-        q->head = r->lnext;
-    if (r->lnext)
-        r->lnext->lprev = r->lprev;
+        q->head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
     else
-        q->tail = r->lprev;
-    r->lprev = r->lnext = NULL;
-    r->lq = NULL;
+        q->tail = wt->prev;
+    wt->prev = wt->next = NULL;
+    wt->q = NULL;
     r->on_abort = NULL;
     q->n--;
 }
@@ -254,31 +257,28 @@ static void unlink_req(struct lqueue *q, struct pg_req *r)
 /* The caller went away while queued: it leaves at once and took nothing. */
 static void on_queued_abort(struct pg_req *r)
 {
-    struct lqueue *q = r->lq;
+    struct pg_limit_queue *q = r->lwait.q;
     if (q)
         unlink_req(q, r);
 }
 
-static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+/* Serve q at now: what its timer does when it fires. */
+static void run_queue(struct pg_limit_queue *q, uint64_t now)
 {
-    struct lqueue *q = arg;
     struct pg_limit *l = q->l;
-    uint64_t now = pg_now_ms();
-    (void)fd;
-    (void)what;
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
     while (q->head) {
-        struct pg_req *r = q->head;
+        struct pg_req *r = req_of(q->head);
         struct want w;
         uint64_t wait = 0, max_wait;
         bool qok;
         const char *block;
         collect(r, &w);
         enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block);
-        if (a == WAIT && now < r->ldeadline_ms)
+        if (a == WAIT && now < r->lwait.deadline_ms)
             break;
-        pg_limit_go_fn *go = (pg_limit_go_fn *)r->lgo;
+        pg_limit_go_fn *go = r->lwait.go;
         unlink_req(q, r);
         if (a == TAKEN)
             go(r);
@@ -288,57 +288,73 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
         else
             pg_resp_fail(r, PG_E_INTERNAL, NULL);
     }
-    for (struct pg_req *r = q->head; r;) {
-        struct pg_req *next = r->lnext;
-        if (r->ldeadline_ms <= now) {
+    for (struct pg_limit_wait *wt = q->head; wt;) {
+        struct pg_limit_wait *next = wt->next;
+        if (wt->deadline_ms <= now) {
+            struct pg_req *r = req_of(wt);
             unlink_req(q, r);
             reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.",
                    scope_of(q->name, false));
         }
-        r = next;
+        wt = next;
     }
     if (q->head && arm(q, now))
         fail_queue(q);
 }
 
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_limit_queue *q = arg;
+    (void)fd;
+    (void)what;
+    run_queue(q, now_of(q->l));
+}
+
+void pg_limit_tick(struct pg_limit *l)
+{
+    uint64_t now = now_of(l);
+    /* queues are freed only with the limiter; one a go() callback adds goes to the front */
+    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
+        if (q->head)
+            run_queue(q, now);
+}
+
 /* Wake at the head's next token or the earliest deadline, whichever comes first. 0 ok, -1 the
  * timer could not be armed (the caller fails the waiters: without it they would wait forever). */
-static int arm(struct lqueue *q, uint64_t now)
+static int arm(struct pg_limit_queue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
-    for (struct pg_req *r = q->head; r; r = r->lnext)
-        if (r->ldeadline_ms < at)
-            at = r->ldeadline_ms;
-    uint64_t wait = q->head ? peek_wait(q->l, q->head, now) : 0;
+    for (const struct pg_limit_wait *wt = q->head; wt; wt = wt->next)
+        if (wt->deadline_ms < at)
+            at = wt->deadline_ms;
+    uint64_t wait = q->head ? peek_wait(q->l, req_of(q->head), now) : 0;
     if (now + wait < at)
         at = now + wait;
-    uint64_t ms = at > now ? at - now : 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    if (event_add(&q->timer, &tv) == 0)
+    if (pg_event_add_ms(&q->timer, at > now ? at - now : 0) == 0)
         return 0;
     pg_log(PG_LOG_ERR, "rate-limit queue %s: its timer could not be armed", q->name);
     return -1;
 }
 
 /* Every waiter of q leaves with a 500: its timer is not armed, so nothing would wake them. */
-static void fail_queue(struct lqueue *q)
+static void fail_queue(struct pg_limit_queue *q)
 {
     while (q->head) {
-        struct pg_req *r = q->head;
+        struct pg_req *r = req_of(q->head);
         unlink_req(q, r);
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
     }
 }
 
 /* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
-static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create)
+static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create)
 {
-    for (struct lqueue *q = l->queues; q; q = q->next)
+    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, name) == 0)
             return q;
-    if (!create || strlen(name) >= sizeof(((struct lqueue *)0)->name))
+    if (!create || strlen(name) >= sizeof(((struct pg_limit_queue *)0)->name))
         return NULL;
-    struct lqueue *q = calloc(1, sizeof *q);
+    struct pg_limit_queue *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->l = l;
@@ -353,9 +369,9 @@ static struct lqueue *queue_of(struct pg_limit *l, const char *name, bool create
 }
 
 /* A queue that already holds requests wanting one of w's buckets (or its cool-down). */
-static struct lqueue *busy_queue(struct pg_limit *l, const struct want *w)
+static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *w)
 {
-    struct lqueue *q = queue_of(l, w->cd_key, false);
+    struct pg_limit_queue *q = queue_of(l, w->cd_key, false);
     if (q && q->head)
         return q;
     for (size_t i = 0; i < w->n; i++)
@@ -366,19 +382,19 @@ static struct lqueue *busy_queue(struct pg_limit *l, const struct want *w)
 
 void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
 {
-    uint64_t now = pg_now_ms(), wait = 0, max_wait;
+    uint64_t now = now_of(l), wait = 0, max_wait;
     bool queue;
     struct want w;
     const char *block = NULL;
     r->rl_hdrs_len = 0;
     collect(r, &w);
-    struct lqueue *q = busy_queue(l, &w);
+    struct pg_limit_queue *q = busy_queue(l, &w);
     enum attempt a;
     if (q) {
         /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
         queue_policy(&w, &queue, &max_wait);
-        wait = peek_wait(l, q->head, now);
+        wait = peek_wait(l, req_of(q->head), now);
     } else {
         a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
     }
@@ -402,16 +418,17 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    r->ldeadline_ms = now + max_wait;
-    r->lgo = (void (*)(struct pg_req *))go;
-    r->lq = q;
-    r->lnext = NULL;
-    r->lprev = q->tail;
+    struct pg_limit_wait *wt = &r->lwait;
+    wt->deadline_ms = now + max_wait;
+    wt->go = go;
+    wt->q = q;
+    wt->next = NULL;
+    wt->prev = q->tail;
     if (q->tail)
-        q->tail->lnext = r;
+        q->tail->next = wt;
     else
-        q->head = r;
-    q->tail = r;
+        q->head = wt;
+    q->tail = wt;
     q->n++;
     r->on_abort = on_queued_abort;
     if (arm(q, now))
@@ -424,10 +441,10 @@ void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return;
-    uint64_t now = pg_now_ms();
+    uint64_t now = now_of(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
-    struct lqueue *q = queue_of(l, key, false);
+    struct pg_limit_queue *q = queue_of(l, key, false);
     if (q && q->head && arm(q, now))
         fail_queue(q);
 }
@@ -436,7 +453,7 @@ size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)
 {
     char key[PG_KEY_MAX];
     snprintf(key, sizeof key, "u:%s", up->name);
-    for (const struct lqueue *q = l->queues; q; q = q->next)
+    for (const struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, key) == 0)
             return q->n;
     return 0;
@@ -448,7 +465,7 @@ uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return 0;
-    return l->store->ops->cooldown_get(l->store, key, pg_now_ms());
+    return l->store->ops->cooldown_get(l->store, key, now_of(l));
 }
 
 static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,
@@ -474,7 +491,7 @@ static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, cons
 int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
                 struct evbuffer *out)
 {
-    uint64_t now = pg_now_ms();
+    uint64_t now = now_of(l);
     char key[PG_KEY_MAX];
     bool first = true;
     if (evbuffer_add(out, "{\"consumer\":\"", 13) ||
@@ -530,34 +547,4 @@ int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_con
         }
     }
     return evbuffer_add(out, "]}", 2);
-}
-
-int pg_parse_retry_after(const char *v, size_t n, int64_t now_s, uint64_t *secs)
-{
-    pg_trim(&v, &n);
-    if (n == 0 || n > 64)
-        return -1;
-    if (v[0] >= '0' && v[0] <= '9') {
-        uint64_t x = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (v[i] < '0' || v[i] > '9' || x > UINT64_MAX / 10 / 1000)
-                return -1;
-            x = x * 10 + (uint64_t)(v[i] - '0');
-        }
-        *secs = x;
-        return 0;
-    }
-    char buf[65];
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end || *end)
-        return -1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *secs = (int64_t)t > now_s ? (uint64_t)((int64_t)t - now_s) : 0;
-    return 0;
 }

@@ -34,6 +34,19 @@ typedef void pg_req_done_fn(struct pg_req *r, bool ok);
  * caller's output buffer drained below the low mark (resume a paused upstream). */
 typedef void pg_req_hook_fn(struct pg_req *r);
 
+/* Continue with a request the rate limiter admitted (limit.h). */
+typedef void pg_limit_go_fn(struct pg_req *r);
+
+struct pg_limit_queue;
+/* A request waiting in one of limit.c's FIFO queues, embedded in pg_req; limit.c owns the
+ * fields while q is set. */
+struct pg_limit_wait {
+    struct pg_limit_wait *prev, *next;
+    struct pg_limit_queue *q; /* non-NULL while queued */
+    pg_limit_go_fn *go;       /* runs once the request's tokens are taken */
+    uint64_t deadline_ms;     /* arrival + max_wait (the limiter's clock): then a 429 */
+};
+
 struct pg_req {
     struct pg_worker *w;
     struct pg_conf *conf; /* reference held while the request runs */
@@ -67,13 +80,10 @@ struct pg_req {
      * borrowed from hbuf */
     const char *rest, *query;
     size_t rest_len, query_len;
-    /* rate limiting (limit.c): the RateLimit header lines of the answer, and the queue links */
+    /* rate limiting (limit.c): the RateLimit header lines of the answer, and the queue link */
     char rl_hdrs[384];
     size_t rl_hdrs_len;
-    struct pg_req *lprev, *lnext;
-    void *lq;
-    uint64_t ldeadline_ms;
-    void (*lgo)(struct pg_req *r);
+    struct pg_limit_wait lwait;
 
     void *fwd; /* forwarding state, owned by fwd.c */
     pg_req_hook_fn *on_abort;

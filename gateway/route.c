@@ -1,4 +1,4 @@
-/* route.c -- path normalisation and upstream selection. */
+/* route.c -- path normalisation, upstream selection, the longest matching route. */
 #include "route.h"
 
 #include <string.h>
@@ -92,4 +92,20 @@ int pg_route_match(const struct pg_conf *c, const char *path, size_t n, const ch
     *rest = name + name_len;
     *rest_len = n - 1 - name_len;
     return idx;
+}
+
+const struct pg_route_conf *pg_route_of(const struct pg_upstream *up, const char *rest, size_t rn)
+{
+    const struct pg_route_conf *best = NULL;
+    if (rn == 0) {
+        rest = "/";
+        rn = 1;
+    }
+    for (size_t i = 0; i < up->nroutes; i++) {
+        const struct pg_route_conf *rt = &up->routes[i];
+        if (rt->path_len <= rn && memcmp(rt->path, rest, rt->path_len) == 0 &&
+            (!best || rt->path_len > best->path_len))
+            best = rt;
+    }
+    return best;
 }

@@ -1,4 +1,5 @@
-/* route.h -- path normalisation and routing (SPEC section 2): /{upstream}/{rest}. */
+/* route.h -- path normalisation and routing (SPEC section 2): /{upstream}/{rest}, and the route
+ * whose rate limit a request takes from (SPEC section 4). */
 #ifndef PG_ROUTE_H
 #define PG_ROUTE_H
 
@@ -19,5 +20,10 @@ long pg_path_normalize(const char *p, size_t n, char *out, size_t cap);
  * that name. A path naming the reserved "_gateway" is never an upstream. */
 int pg_route_match(const struct pg_conf *c, const char *path, size_t n, const char **rest,
                    size_t *rest_len);
+
+/* The route of upstream up whose rate limit applies to rest (the part after /{upstream}, as
+ * pg_route_match gives it; "" counts as "/"): the longest route path that is a byte prefix of
+ * rest (SPEC section 4), or NULL when none is. The first of equal-length paths wins. */
+const struct pg_route_conf *pg_route_of(const struct pg_upstream *up, const char *rest, size_t rn);
 
 #endif

@@ -15,6 +15,12 @@ uint64_t pg_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t pg_clock_mono(void *arg)
+{
+    (void)arg;
+    return pg_now_ms();
+}
+
 int pg_event_add_ms(struct event *ev, uint64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };

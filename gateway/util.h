@@ -14,6 +14,11 @@ struct event;
 /* Monotonic milliseconds; never jumps with the wall clock. */
 uint64_t pg_now_ms(void);
 
+/* A clock a module with timed state reads (limit, auth): monotonic ms, arg is the clock's own
+ * state. pg_clock_mono is pg_now_ms (arg unused); unit tests hand in a fake one. */
+typedef uint64_t pg_clock_fn(void *arg);
+uint64_t pg_clock_mono(void *arg);
+
 /* event_add with a timeout of ms milliseconds; event_add's result (0 or -1). */
 int pg_event_add_ms(struct event *ev, uint64_t ms);
 

@@ -1,5 +1,6 @@
 /* test_hdr.c -- which headers cross the gateway: hop-by-hop (RFC 9110 7.6.1), Connection-listed
- * names, headers the gateway sets or strips (SPEC sections 1-2), value and X-Request-Id checks. */
+ * names, headers the gateway sets or strips (SPEC sections 1-2), value and X-Request-Id checks,
+ * Retry-After parsing (delta-seconds and HTTP-date) for panel cool-downs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,6 +333,66 @@ static void test_request_id_bad_char_at_each_end(void **state)
     assert_true(pg_hdr_request_id_ok(buf, 128));
 }
 
+/* ---- pg_parse_retry_after (panel cool-downs) ---- */
+
+/* 2026-11-25T12:00:00Z */
+#define RA_NOW 1795608000LL
+
+static int retry_after(const char *v, uint64_t *out)
+{
+    return pg_parse_retry_after(v, strlen(v), RA_NOW, out);
+}
+
+static void test_retry_after_delta_seconds(void **state)
+{
+    uint64_t s = 99;
+    (void)state;
+    assert_int_equal(retry_after("2", &s), 0);
+    assert_int_equal(s, 2);
+    assert_int_equal(retry_after("  120 ", &s), 0);
+    assert_int_equal(s, 120);
+    assert_int_equal(retry_after("0", &s), 0);
+    assert_int_equal(s, 0);
+}
+
+static void test_retry_after_http_dates(void **state)
+{
+    uint64_t s = 99;
+    (void)state;
+    assert_int_equal(retry_after("Wed, 25 Nov 2026 12:00:30 GMT", &s), 0);
+    assert_int_equal(s, 30);
+    assert_int_equal(retry_after("Wed, 25 Nov 2026 13:00:00 GMT", &s), 0);
+    assert_int_equal(s, 3600);
+    /* a date in the past: no wait */
+    assert_int_equal(retry_after("Tue, 24 Nov 2026 12:00:00 GMT", &s), 0);
+    assert_int_equal(s, 0);
+}
+
+static void test_retry_after_garbage(void **state)
+{
+    uint64_t s = 7;
+    (void)state;
+    const char *bad[] = { "",
+                          "   ",
+                          "-1",
+                          "1.5",
+                          "2s",
+                          "soon",
+                          "99999999999999999999999",
+                          "Wed, 25 Nov 2026 12:00:30",
+                          "Wed, 25 Nov 2026 12:00:30 GMT trailing",
+                          "Wed, 32 Nov 2026 12:00:30 GMT",
+                          "Wed, 25 Foo 2026 12:00:30 GMT",
+                          "2026-11-25T12:00:30Z" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(retry_after(bad[i], &s), -1);
+        assert_int_equal(s, 7); /* untouched */
+    }
+    char big[200];
+    memset(big, '1', sizeof big);
+    assert_int_equal(pg_parse_retry_after(big, sizeof big, RA_NOW, &s), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +415,9 @@ int main(void)
         cmocka_unit_test(test_request_id_lengths),
         cmocka_unit_test(test_request_id_chars),
         cmocka_unit_test(test_request_id_bad_char_at_each_end),
+        cmocka_unit_test(test_retry_after_delta_seconds),
+        cmocka_unit_test(test_retry_after_http_dates),
+        cmocka_unit_test(test_retry_after_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

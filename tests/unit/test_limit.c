@@ -1,78 +1,289 @@
-/* test_limit.c -- Retry-After parsing (delta-seconds and HTTP-date) for panel cool-downs. */
+/* test_limit.c -- admission (SPEC section 4) on a fake clock, no sockets: one token from every
+ * bucket that applies or from none, FIFO queues, max_wait -> 429, cool-down after a panel's 429.
+ * Requests are pg_reqs answering into an evbuffer; queues are served with pg_limit_tick, which
+ * is what their timers do when they fire. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "gateway/bucket.h"
 #include "gateway/limit.h"
+#include "gateway/metrics.h"
 
-/* 2026-11-25T12:00:00Z */
-#define NOW 1795608000LL
+#define HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define T0 1000000u /* ms: the fake clock's start */
 
-static int parse(const char *v, uint64_t *out)
+/* up: reject mode, burst 3; its route /x/ burst 1. q: queue mode, one token a second, 10 s.
+ * slow: queue mode, one token a minute, max_wait 2 s. The consumer's own bucket (reject mode,
+ * burst 4) applies only where a test sets r->consumer. */
+static const char yaml[] = "consumers:\n"
+                           "  - {name: alice, key: \"sha256:" HEX "\", allow: [\"*\"],\n"
+                           "     rate_limit: {rate: 1/hour, burst: 4}}\n"
+                           "upstreams:\n"
+                           "  - name: up\n"
+                           "    url: http://127.0.0.1:9\n"
+                           "    rate_limit: {rate: 1/hour, burst: 3}\n"
+                           "    routes: [{path: /x/, rate_limit: {rate: 1/hour, burst: 1}}]\n"
+                           "  - name: q\n"
+                           "    url: http://127.0.0.1:9\n"
+                           "    rate_limit: {rate: 1/s, burst: 1, mode: queue, max_wait: 10s}\n"
+                           "  - name: slow\n"
+                           "    url: http://127.0.0.1:9\n"
+                           "    rate_limit: {rate: 1/min, burst: 1, mode: queue, max_wait: 2s}\n";
+
+enum { UP, Q, SLOW };
+#define NREQ 8
+
+struct fix {
+    uint64_t now; /* the limiter's clock */
+    struct event_base *base;
+    struct pg_worker w;
+    struct pg_conf *conf;
+    struct pg_limit *l;
+    struct pg_req r[NREQ];
+    int went[NREQ]; /* the order go() ran in: request indexes */
+    size_t nwent;
+};
+
+static uint64_t fake_now(void *arg)
 {
-    return pg_parse_retry_after(v, strlen(v), NOW, out);
+    return ((const struct fix *)arg)->now;
 }
 
-static void delta_seconds(void **state)
+static struct fix *fx; /* the go and done callbacks find the fixture here */
+
+static void on_go(struct pg_req *r)
 {
-    uint64_t s = 99;
-    (void)state;
-    assert_int_equal(parse("2", &s), 0);
-    assert_int_equal(s, 2);
-    assert_int_equal(parse("  120 ", &s), 0);
-    assert_int_equal(s, 120);
-    assert_int_equal(parse("0", &s), 0);
-    assert_int_equal(s, 0);
+    fx->went[fx->nwent++] = (int)(r - fx->r);
 }
 
-static void http_dates(void **state)
+static void on_done(struct pg_req *r, bool ok)
 {
-    uint64_t s = 99;
-    (void)state;
-    assert_int_equal(parse("Wed, 25 Nov 2026 12:00:30 GMT", &s), 0);
-    assert_int_equal(s, 30);
-    assert_int_equal(parse("Wed, 25 Nov 2026 13:00:00 GMT", &s), 0);
-    assert_int_equal(s, 3600);
-    /* a date in the past: no wait */
-    assert_int_equal(parse("Tue, 24 Nov 2026 12:00:00 GMT", &s), 0);
-    assert_int_equal(s, 0);
+    (void)r;
+    assert_true(ok);
 }
 
-static void garbage(void **state)
+static void on_kick(struct pg_req *r)
 {
-    uint64_t s = 7;
-    (void)state;
-    const char *bad[] = { "",
-                          "   ",
-                          "-1",
-                          "1.5",
-                          "2s",
-                          "soon",
-                          "99999999999999999999999",
-                          "Wed, 25 Nov 2026 12:00:30",
-                          "Wed, 25 Nov 2026 12:00:30 GMT trailing",
-                          "Wed, 32 Nov 2026 12:00:30 GMT",
-                          "Wed, 25 Foo 2026 12:00:30 GMT",
-                          "2026-11-25T12:00:30Z" };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(parse(bad[i], &s), -1);
-        assert_int_equal(s, 7); /* untouched */
+    (void)r;
+}
+
+static int setup(void **state)
+{
+    static struct fix f;
+    char err[256];
+    memset(&f, 0, sizeof f);
+    f.now = T0;
+    f.base = event_base_new();
+    f.w.base = f.base;
+    f.w.metrics = pg_metrics_new();
+    f.conf = pg_conf_load_string("t.yaml", yaml, strlen(yaml), err, sizeof err);
+    if (!f.conf)
+        fail_msg("config: %s", err);
+    f.l = pg_limit_new(f.base, pg_bucket_local_new(1000));
+    assert_non_null(f.base);
+    assert_non_null(f.w.metrics);
+    assert_non_null(f.l);
+    pg_limit_set_clock(f.l, fake_now, &f);
+    for (size_t i = 0; i < NREQ; i++) {
+        struct pg_req *r = &f.r[i];
+        r->w = &f.w;
+        r->conf = f.conf;
+        r->out = evbuffer_new();
+        assert_non_null(r->out);
+        snprintf(r->rid, sizeof r->rid, "req-%zu", i);
+        r->http_minor = 1;
+        r->keep_alive = true;
+        r->done = on_done;
+        r->kick = on_kick;
     }
-    char big[200];
-    memset(big, '1', sizeof big);
-    assert_int_equal(pg_parse_retry_after(big, sizeof big, NOW, &s), -1);
+    fx = &f;
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    pg_limit_free(f->l);
+    for (size_t i = 0; i < NREQ; i++)
+        evbuffer_free(f->r[i].out);
+    pg_conf_unref(f->conf);
+    pg_metrics_free(f->w.metrics);
+    event_base_free(f->base);
+    return 0;
+}
+
+/* Admit request i for upstream up and the path after /{upstream}. */
+static void admit(struct fix *f, int i, int up, const char *rest)
+{
+    struct pg_req *r = &f->r[i];
+    r->upstream = up;
+    r->rest = rest;
+    r->rest_len = strlen(rest);
+    pg_limit_admit(f->l, r, on_go);
+}
+
+/* Request i was answered with this status (0: not answered), and a 429 says Retry-After. */
+static void assert_answer(const struct fix *f, int i, int status)
+{
+    const struct pg_req *r = &f->r[i];
+    assert_int_equal(r->status, status);
+    if (status != 429)
+        return;
+    struct evbuffer_ptr p = evbuffer_search(r->out, "\r\nRetry-After: ", 15, NULL);
+    assert_true(p.pos >= 0);
+    assert_true(r->ended);
+}
+
+static void assert_went(const struct fix *f, size_t n, const int *order)
+{
+    assert_int_equal(f->nwent, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(f->went[i], order[i]);
+}
+
+/* A request the route refuses takes nothing from the upstream or the consumer: the upstream's
+ * burst of 3 still admits 2 more after the first, then the 4th is refused by the upstream. */
+static void all_or_nothing(void **state)
+{
+    struct fix *f = *state;
+    for (int i = 0; i < NREQ; i++)
+        f->r[i].consumer = &f->conf->consumers[0];
+    admit(f, 0, UP, "/x/1"); /* upstream 3 -> 2, route 1 -> 0, consumer 4 -> 3 */
+    admit(f, 1, UP, "/x/2"); /* route empty: 429, nothing taken */
+    assert_answer(f, 1, 429);
+    admit(f, 2, UP, "/y"); /* no route: upstream 2 -> 1, consumer 3 -> 2 */
+    admit(f, 3, UP, "/y"); /* upstream 1 -> 0, consumer 2 -> 1 */
+    admit(f, 4, UP, "/y"); /* upstream empty: 429 */
+    assert_answer(f, 4, 429);
+    assert_went(f, 3, (const int[]){ 0, 2, 3 });
+    /* the consumer lost one token per admitted request and none for the refused ones: one left,
+     * so the upstream "q" (its own bucket full) admits one more of alice's and refuses the next */
+    admit(f, 5, Q, "/");
+    assert_went(f, 4, (const int[]){ 0, 2, 3, 5 });
+    f->now += 1000; /* q's bucket refills, the consumer's (1/hour) does not */
+    admit(f, 6, Q, "/");
+    assert_answer(f, 6, 429); /* the consumer's bucket is in reject mode */
+    assert_int_equal(f->nwent, 4);
+    /* the RateLimit headers name the tightest bucket */
+    assert_non_null(strstr(f->r[0].rl_hdrs, "RateLimit: \"route\";r=0;"));
+}
+
+/* Queued requests go in arrival order, one per token; a newcomer does not overtake them even
+ * when a token is free before the queue's timer fires; one that leaves is skipped. */
+static void fifo(void **state)
+{
+    struct fix *f = *state;
+    for (int i = 0; i < 5; i++)
+        admit(f, i, Q, "/");
+    assert_went(f, 1, (const int[]){ 0 });
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 4);
+    f->now += 999;
+    pg_limit_tick(f->l);
+    assert_int_equal(f->nwent, 1);
+    f->now += 1;
+    pg_limit_tick(f->l);
+    assert_went(f, 2, (const int[]){ 0, 1 });
+    /* 2 leaves (its caller went away): it never goes, and 3 is next */
+    f->r[2].on_abort(&f->r[2]);
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 2);
+    f->now += 1000;
+    admit(f, 5, Q, "/"); /* a token is free, but 3 and 4 were first */
+    assert_went(f, 2, (const int[]){ 0, 1 });
+    pg_limit_tick(f->l);
+    assert_went(f, 3, (const int[]){ 0, 1, 3 });
+    for (int s = 0; s < 3; s++) {
+        f->now += 1000;
+        pg_limit_tick(f->l);
+    }
+    assert_went(f, 5, (const int[]){ 0, 1, 3, 4, 5 });
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 0);
+    for (int i = 0; i < 6; i++)
+        assert_answer(f, i, 0);
+}
+
+/* Past max_wait a queued request leaves with a 429, wherever it is in the queue; one whose wait
+ * is longer than max_wait already on arrival is refused at once. */
+static void max_wait_expiry(void **state)
+{
+    struct fix *f = *state;
+    const struct pg_upstream *slow = &f->conf->upstreams[SLOW];
+    admit(f, 0, SLOW, "/"); /* takes the only token; the next one comes in 60 s */
+    admit(f, 1, SLOW, "/"); /* 60 s > max_wait: refused at once, not queued */
+    assert_answer(f, 1, 429);
+    f->now += 58500;        /* 1.5 s before the next token */
+    admit(f, 2, SLOW, "/"); /* queued until T0 + 60.5 s at most */
+    f->now += 500;
+    admit(f, 3, SLOW, "/"); /* queued until T0 + 61 s at most */
+    assert_int_equal(pg_limit_queued(f->l, slow), 2);
+    f->now = T0 + 60000 - 1;
+    pg_limit_tick(f->l);
+    assert_int_equal(pg_limit_queued(f->l, slow), 2);
+    f->now = T0 + 60000; /* the token: 2 goes, 3 waits for the next one (60 s on) */
+    pg_limit_tick(f->l);
+    assert_went(f, 2, (const int[]){ 0, 2 });
+    assert_answer(f, 3, 0);
+    f->now = T0 + 61000 - 1;
+    pg_limit_tick(f->l);
+    assert_answer(f, 3, 0);
+    f->now = T0 + 61000;
+    pg_limit_tick(f->l);
+    assert_answer(f, 3, 429);
+    assert_int_equal(pg_limit_queued(f->l, slow), 0);
+    assert_int_equal(f->nwent, 2);
+}
+
+/* After a panel's 429 nothing reaches the upstream until the cool-down has passed: answered 429
+ * locally (reject mode) without taking a token, or held in the queue (queue mode). */
+static void cooldown(void **state)
+{
+    struct fix *f = *state;
+    const struct pg_upstream *up = &f->conf->upstreams[UP], *q = &f->conf->upstreams[Q];
+    pg_limit_cooldown(f->l, up, 3000);
+    assert_int_equal(pg_limit_cooldown_left(f->l, up), 3000);
+    admit(f, 0, UP, "/y");
+    assert_answer(f, 0, 429);
+    assert_non_null(strstr((const char *)evbuffer_pullup(f->r[0].out, -1), "Retry-After: 3\r\n"));
+    f->now += 2999;
+    admit(f, 1, UP, "/y");
+    assert_answer(f, 1, 429);
+    f->now += 1;
+    assert_int_equal(pg_limit_cooldown_left(f->l, up), 0);
+    /* the refused requests took no token: the burst of 3 is whole */
+    for (int i = 2; i < 5; i++)
+        admit(f, i, UP, "/y");
+    assert_went(f, 3, (const int[]){ 2, 3, 4 });
+
+    /* queue mode: the request waits out the cool-down, then goes */
+    pg_limit_cooldown(f->l, q, 1500);
+    admit(f, 5, Q, "/");
+    assert_int_equal(pg_limit_queued(f->l, q), 1);
+    f->now += 1499;
+    pg_limit_tick(f->l);
+    assert_int_equal(f->nwent, 3);
+    f->now += 1;
+    pg_limit_tick(f->l);
+    assert_went(f, 4, (const int[]){ 2, 3, 4, 5 });
+    assert_answer(f, 5, 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(delta_seconds),
-        cmocka_unit_test(http_dates),
-        cmocka_unit_test(garbage),
+        cmocka_unit_test_setup_teardown(all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_wait_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(cooldown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -367,6 +367,39 @@ static void test_normalize_then_match(void **state)
     }
 }
 
+/* ---- pg_route_of ---- */
+
+static void test_route_of_longest_prefix(void **state)
+{
+    (void)state;
+    static char p0[] = "/trips/", p1[] = "/", p2[] = "/trips/live", p3[] = "/tr";
+    struct pg_route_conf rts[] = {
+        { p0, 7, { 0 } }, { p1, 1, { 0 } }, { p2, 11, { 0 } }, { p3, 3, { 0 } }
+    };
+    struct pg_upstream up;
+    memset(&up, 0, sizeof up);
+    up.routes = rts;
+    up.nroutes = 4;
+    /* the longest prefix wins, wherever it is in the list */
+    assert_ptr_equal(pg_route_of(&up, "/trips/live/7", 13), &rts[2]);
+    assert_ptr_equal(pg_route_of(&up, "/trips/1", 8), &rts[0]);
+    assert_ptr_equal(pg_route_of(&up, "/trips", 6), &rts[3]);
+    assert_ptr_equal(pg_route_of(&up, "/users", 6), &rts[1]);
+    /* "" (nothing after /{upstream}) is "/" */
+    assert_ptr_equal(pg_route_of(&up, "", 0), &rts[1]);
+    /* the length is honoured: the bytes past it are not looked at */
+    assert_ptr_equal(pg_route_of(&up, "/trips/live", 7), &rts[0]);
+    /* byte prefix, case-sensitive */
+    assert_ptr_equal(pg_route_of(&up, "/TRIPS/1", 8), &rts[1]);
+    /* no catch-all route: no match */
+    up.routes = rts;
+    up.nroutes = 1;
+    assert_null(pg_route_of(&up, "/users", 6));
+    assert_null(pg_route_of(&up, "", 0));
+    up.nroutes = 0;
+    assert_null(pg_route_of(&up, "/trips/1", 8));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_match_no_upstreams),
         cmocka_unit_test(test_match_reserved_gateway_never_upstream),
         cmocka_unit_test_setup(test_normalize_then_match, setup_conf),
+        cmocka_unit_test(test_route_of_longest_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

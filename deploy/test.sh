@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh -- what CI runs (.ci/run): dependencies, -Werror build + all tests, the same tests again
-# under ASan+UBSan, and the clang-format check. Exits non-zero on the first failure.
+# under ASan+UBSan and under ThreadSanitizer, libFuzzer, and the clang-format check. Exits
+# non-zero on the first failure.
 #   PG_SKIP_ASAN=1         skip the sanitizer build (quick local runs; CI keeps it on)
+#   PG_SKIP_TSAN=1         skip the ThreadSanitizer build (the same)
 #   CTEST_PARALLEL_LEVEL=N ctest parallelism (default 2)
 set -euo pipefail
 
@@ -63,6 +65,23 @@ else
         ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$CTEST_J" ||
         fail "ctest under ASan+UBSan in build-asan/"
     done_step "ASan+UBSan tests"
+fi
+
+if [ "${PG_SKIP_TSAN:-0}" = 1 ]; then
+    step "ThreadSanitizer: skipped (PG_SKIP_TSAN=1)"
+    SUMMARY+=("ThreadSanitizer: SKIPPED (PG_SKIP_TSAN=1)")
+else
+    step "build (build-tsan/, -DPG_TSAN=ON)"
+    cmake -S . -B build-tsan -DPG_WERROR=ON -DPG_TSAN=ON || fail "configure build-tsan/"
+    cmake --build build-tsan -j"$JOBS" || fail "build build-tsan/"
+    done_step "TSan build"
+    # every test again: the unit tests that race threads (shared buckets) and the integration
+    # suites against a gateway built with TSan
+    step "tests under ThreadSanitizer (build-tsan/)"
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir build-tsan --output-on-failure --no-tests=error -j"$CTEST_J" ||
+        fail "ctest under ThreadSanitizer in build-tsan/"
+    done_step "TSan tests"
 fi
 
 step "fuzz (libFuzzer, when clang is installed)"

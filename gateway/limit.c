@@ -156,19 +156,6 @@ static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_
 
 enum attempt { TAKEN, WAIT, FAILED };
 
-/* May a request with the buckets of w wait (every one in queue mode), and how long at most? */
-static void queue_policy(const struct want *w, bool *queue, uint64_t *max_wait)
-{
-    *queue = w->n > 0;
-    *max_wait = UINT64_MAX;
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->rates[i]->mode != PG_RL_QUEUE)
-            *queue = false;
-        if (w->rates[i]->max_wait_ms < *max_wait)
-            *max_wait = w->rates[i]->max_wait_ms;
-    }
-}
-
 /* Try once: cool-down, then one token from every bucket of w. On WAIT, *wait_ms, whether r may
  * queue and for how long, and *block (the key it waits for) are set. */
 static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
@@ -368,6 +355,37 @@ static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, boo
     return q;
 }
 
+/* Behind the busy queue q: may r wait, and how long at most? As in attempt, only the buckets
+ * that hold r back decide -- q's own (the upstream's limit for a cool-down queue) and any that
+ * is empty now; a bucket with tokens left has no say, whatever its mode. */
+static void queue_policy(struct pg_limit *l, const struct pg_req *r, const struct want *w,
+                         const struct pg_limit_queue *q, uint64_t now, bool *queue,
+                         uint64_t *max_wait)
+{
+    *queue = true;
+    *max_wait = UINT64_MAX;
+    if (strcmp(q->name, w->cd_key) == 0) {
+        const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
+        *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
+        *max_wait = up->rl.max_wait_ms;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        bool holds = strcmp(q->name, w->kp[i]) == 0;
+        if (!holds) {
+            struct pg_bucket_result res;
+            memset(&res, 0, sizeof res);
+            holds = l->store->ops->peek(l->store, w->kp[i], w->rates[i], now, &res) >= 0 &&
+                    res.n == 1 && res.b[0].remaining == 0;
+        }
+        if (!holds)
+            continue;
+        if (w->rates[i]->mode != PG_RL_QUEUE)
+            *queue = false;
+        if (w->rates[i]->max_wait_ms < *max_wait)
+            *max_wait = w->rates[i]->max_wait_ms;
+    }
+}
+
 /* A queue that already holds requests wanting one of w's buckets (or its cool-down). */
 static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *w)
 {
@@ -393,7 +411,7 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     if (q) {
         /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
-        queue_policy(&w, &queue, &max_wait);
+        queue_policy(l, r, &w, q, now, &queue, &max_wait);
         wait = peek_wait(l, req_of(q->head), now);
     } else {
         a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);

@@ -277,6 +277,28 @@ static void cooldown(void **state)
     assert_answer(f, 5, 0);
 }
 
+/* Behind a busy queue only the buckets that hold a request back decide whether it may wait: a
+ * consumer bucket in reject mode that still has tokens does not turn queueing into a 429
+ * (found in review: it did, but only while someone else was already queued). */
+static void queue_behind_others(void **state)
+{
+    struct fix *f = *state;
+    admit(f, 0, Q, "/a");                      /* q's only token */
+    admit(f, 1, Q, "/a");                      /* queued */
+    f->r[2].consumer = &f->conf->consumers[0]; /* reject mode, 4 tokens left */
+    admit(f, 2, Q, "/a");
+    assert_int_equal(f->nwent, 1);
+    assert_answer(f, 1, 0);
+    assert_answer(f, 2, 0); /* waiting, not refused */
+    f->now += 1000;
+    pg_limit_tick(f->l);
+    f->now += 1000;
+    pg_limit_tick(f->l);
+    assert_int_equal(f->nwent, 3);
+    assert_int_equal(f->went[1], 1);
+    assert_int_equal(f->went[2], 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(max_wait_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(cooldown, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_behind_others, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

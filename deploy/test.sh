@@ -51,38 +51,33 @@ step "tests (build/)"
 ctest --test-dir build --output-on-failure --no-tests=error -j"$CTEST_J" || fail "ctest in build/"
 done_step tests
 
-if [ "${PG_SKIP_ASAN:-0}" = 1 ]; then
-    step "ASan+UBSan: skipped (PG_SKIP_ASAN=1)"
-    SUMMARY+=("ASan+UBSan: SKIPPED (PG_SKIP_ASAN=1)")
-else
-    step "build (build-asan/, -DPG_SANITIZE=ON)"
-    cmake -S . -B build-asan -DPG_WERROR=ON -DPG_SANITIZE=ON || fail "configure build-asan/"
-    cmake --build build-asan -j"$JOBS" || fail "build build-asan/"
-    done_step "ASan+UBSan build"
-    step "tests under ASan+UBSan (build-asan/)"
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$CTEST_J" ||
-        fail "ctest under ASan+UBSan in build-asan/"
-    done_step "ASan+UBSan tests"
-fi
+# One more build with a sanitizer, and every test again under it: skip (1 skips), label, build
+# directory, cmake option; the rest are VAR=value settings for ctest.
+sanitizer_pass()
+{
+    local skip=$1 label=$2 dir=$3 opt=$4
+    shift 4
+    if [ "$skip" = 1 ]; then
+        step "$label: skipped"
+        SUMMARY+=("$label: SKIPPED")
+        return
+    fi
+    step "build ($dir/, -D$opt=ON)"
+    cmake -S . -B "$dir" -DPG_WERROR=ON "-D$opt=ON" || fail "configure $dir/"
+    cmake --build "$dir" -j"$JOBS" || fail "build $dir/"
+    done_step "$label build"
+    step "tests under $label ($dir/)"
+    env "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$CTEST_J" ||
+        fail "ctest under $label in $dir/"
+    done_step "$label tests"
+}
 
-if [ "${PG_SKIP_TSAN:-0}" = 1 ]; then
-    step "ThreadSanitizer: skipped (PG_SKIP_TSAN=1)"
-    SUMMARY+=("ThreadSanitizer: SKIPPED (PG_SKIP_TSAN=1)")
-else
-    step "build (build-tsan/, -DPG_TSAN=ON)"
-    cmake -S . -B build-tsan -DPG_WERROR=ON -DPG_TSAN=ON || fail "configure build-tsan/"
-    cmake --build build-tsan -j"$JOBS" || fail "build build-tsan/"
-    done_step "TSan build"
-    # every test again: the unit tests that race threads (shared buckets) and the integration
-    # suites against a gateway built with TSan
-    step "tests under ThreadSanitizer (build-tsan/)"
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        ctest --test-dir build-tsan --output-on-failure --no-tests=error -j"$CTEST_J" ||
-        fail "ctest under ThreadSanitizer in build-tsan/"
-    done_step "TSan tests"
-fi
+sanitizer_pass "${PG_SKIP_ASAN:-0}" "ASan+UBSan" build-asan PG_SANITIZE \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# the unit tests that race threads (shared buckets) and the integration suites against a
+# gateway built with TSan
+sanitizer_pass "${PG_SKIP_TSAN:-0}" ThreadSanitizer build-tsan PG_TSAN \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 step "fuzz (libFuzzer, when clang is installed)"
 if command -v clang >/dev/null 2>&1; then

@@ -369,36 +369,39 @@ static int scaled(uint64_t v, uint64_t mul, uint64_t *out)
     return 0;
 }
 
-int pg_parse_duration_ms(const char *s, uint64_t *out)
+/* A whole number followed by one of the units (name, multiplier), scaled without overflow. */
+struct unit {
+    const char *name;
+    uint64_t mult;
+};
+
+static int parse_units(const char *s, const struct unit *units, size_t n, uint64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = { { "ms", 1 }, { "s", 1000 }, { "min", 60000 }, { "h", 3600000 } };
     uint64_t v;
     const char *e;
     if (pg_cwalk_uint(s, &v, &e))
         return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(e, units[i].unit))
-            return scaled(v, units[i].ms, out);
-    return -1; /* a bare number is refused: seconds or milliseconds? */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(e, units[i].name))
+            return scaled(v, units[i].mult, out);
+    return -1;
+}
+
+int pg_parse_duration_ms(const char *s, uint64_t *out)
+{
+    /* no bare number: seconds or milliseconds? */
+    static const struct unit units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "min", 60000 }, { "h", 3600000 }
+    };
+    return parse_units(s, units, sizeof units / sizeof units[0], out);
 }
 
 int pg_parse_size(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *unit;
-        uint64_t bytes;
-    } units[] = { { "", 1 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 } };
-    uint64_t v;
-    const char *e;
-    if (pg_cwalk_uint(s, &v, &e))
-        return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(e, units[i].unit))
-            return scaled(v, units[i].bytes, out);
-    return -1;
+    static const struct unit units[] = {
+        { "", 1 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 }
+    };
+    return parse_units(s, units, sizeof units / sizeof units[0], out);
 }
 
 /* ---- setters for the public types ---- */

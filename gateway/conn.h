@@ -1,7 +1,7 @@
 /* conn.h -- a caller's connection as the connection layer (server.c) keeps it and dispatch
  * (dispatch.c) reads it. server.c owns it: socket and TLS I/O, events, timers, parsing loop,
  * keep-alive, parking, linger, close. Dispatch is handed each request through pg_conn_up and
- * calls down only through pg_conn_fail and the request's own hooks (pg_req). */
+ * calls down only through the request's own hooks (pg_req) and the parser's refusal. */
 #ifndef PG_CONN_H
 #define PG_CONN_H
 
@@ -68,9 +68,5 @@ struct pg_conn_up {
     pg_reqparse_head_fn *head;
     void (*request)(struct pg_conn *c);
 };
-
-/* Answer a request the connection cannot go on with (the envelope for code, an optional static
- * message); the connection closes after it. */
-void pg_conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg);
 
 #endif

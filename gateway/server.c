@@ -163,7 +163,7 @@ static void req_done(struct pg_req *r, bool ok)
 }
 
 /* Answer a request the server refuses before dispatch; the connection closes after it. */
-void pg_conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
+static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
 {
     struct pg_req *r = &c->req;
     event_del(&c->timer);
@@ -196,7 +196,7 @@ static void conn_process(struct pg_conn *c)
         if (rc == PG_RP_ERROR) {
             const char *msg;
             enum pg_err_code code = pg_reqparse_error(&c->ps, &msg);
-            pg_conn_fail(c, code, msg);
+            conn_fail(c, code, msg);
             return;
         }
     }
@@ -402,7 +402,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->state == CS_READ && c->ps.got_bytes) {
-        pg_conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
+        conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
         return;
     }
     conn_free(c); /* idle keep-alive, or the linger period is over */
@@ -516,7 +516,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (s->w.nconns > conf->max_connections) {
-        pg_conn_fail(c, PG_E_OVERLOADED, NULL);
+        conn_fail(c, PG_E_OVERLOADED, NULL);
         return;
     }
     if (pg_event_add_ms(&c->timer, conf->client_timeout_ms))

@@ -156,6 +156,23 @@ static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_
 
 enum attempt { TAKEN, WAIT, FAILED };
 
+/* A limit that holds a request back has its say: a reject-mode one refuses waiting, and the
+ * shortest max_wait of them bounds it. */
+static void held_by(const struct pg_rate_limit *rl, bool *queue, uint64_t *max_wait)
+{
+    if (rl->mode != PG_RL_QUEUE)
+        *queue = false;
+    if (rl->max_wait_ms < *max_wait)
+        *max_wait = rl->max_wait_ms;
+}
+
+/* Waiting out a cool-down: the upstream's own limit decides (none set: no waiting). */
+static void cooldown_policy(const struct pg_upstream *up, bool *queue, uint64_t *max_wait)
+{
+    *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
+    *max_wait = up->rl.max_wait_ms;
+}
+
 /* Try once: cool-down, then one token from every bucket of w. On WAIT, *wait_ms, whether r may
  * queue and for how long, and *block (the key it waits for) are set. */
 static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
@@ -167,8 +184,7 @@ static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct w
     *block = w->cd_key;
     if (cd) {
         *wait_ms = cd;
-        *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
-        *max_wait = up->rl.max_wait_ms;
+        cooldown_policy(up, queue, max_wait);
         return WAIT;
     }
     if (w->n == 0)
@@ -191,10 +207,7 @@ static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct w
         if (!found)
             *block = w->kp[i];
         found = true;
-        if (w->rates[i]->mode != PG_RL_QUEUE)
-            *queue = false;
-        if (w->rates[i]->max_wait_ms < *max_wait)
-            *max_wait = w->rates[i]->max_wait_ms;
+        held_by(w->rates[i], queue, max_wait);
     }
     return WAIT;
 }
@@ -364,11 +377,8 @@ static void queue_policy(struct pg_limit *l, const struct pg_req *r, const struc
 {
     *queue = true;
     *max_wait = UINT64_MAX;
-    if (strcmp(q->name, w->cd_key) == 0) {
-        const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
-        *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
-        *max_wait = up->rl.max_wait_ms;
-    }
+    if (strcmp(q->name, w->cd_key) == 0)
+        cooldown_policy(&r->conf->upstreams[r->upstream], queue, max_wait);
     for (size_t i = 0; i < w->n; i++) {
         bool holds = strcmp(q->name, w->kp[i]) == 0;
         if (!holds) {
@@ -377,12 +387,8 @@ static void queue_policy(struct pg_limit *l, const struct pg_req *r, const struc
             holds = l->store->ops->peek(l->store, w->kp[i], w->rates[i], now, &res) >= 0 &&
                     res.n == 1 && res.b[0].remaining == 0;
         }
-        if (!holds)
-            continue;
-        if (w->rates[i]->mode != PG_RL_QUEUE)
-            *queue = false;
-        if (w->rates[i]->max_wait_ms < *max_wait)
-            *max_wait = w->rates[i]->max_wait_ms;
+        if (holds)
+            held_by(w->rates[i], queue, max_wait);
     }
 }
 
@@ -412,7 +418,6 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
         /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
         queue_policy(l, r, &w, q, now, &queue, &max_wait);
-        wait = peek_wait(l, req_of(q->head), now);
     } else {
         a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
     }
@@ -429,6 +434,8 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
         return;
     }
     if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
+        if (q) /* behind others: as long as the head still has to wait */
+            wait = peek_wait(l, req_of(q->head), now);
         reject(r, wait, NULL, q ? scope_of(q->name, false) : scope_of(block, block == w.cd_key));
         return;
     }

@@ -296,7 +296,7 @@ static void login_done(CURL *e, CURLcode res, void *priv)
 
 static int start_login(struct pg_auth_sm *sm)
 {
-    struct pg_auth_rt *rt = (struct pg_auth_rt *)((char *)sm - offsetof(struct pg_auth_rt, sm));
+    struct pg_auth_rt *rt = PG_CONTAINER_OF(sm, struct pg_auth_rt, sm);
     const struct pg_upstream *up = rt->up;
     memset(&rt->lreq, 0, sizeof rt->lreq);
     if (up->auth->build_login(up->auth_state, &rt->lreq) || !rt->lreq.path ||

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "cwalk.h"
+#include "util.h"
 #include "h1.h"
 
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than 4 MiB is a mistake */
@@ -207,14 +208,6 @@ static int set_route_path(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml
     return pg_cwalk_set_str(cx, v, pg_cwalk_slot(base, k), s);
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 static int set_key_sha256(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
                           void *base)
 {
@@ -224,7 +217,8 @@ static int set_key_sha256(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml
         return -1;
     bool ok = !strncmp(s, "sha256:", 7) && strlen(s + 7) == 64;
     for (size_t i = 0; ok && i < 32; i++) {
-        int hi = hexval(s[7 + 2 * i]), lo = hexval(s[8 + 2 * i]);
+        int hi = pg_hexval((unsigned char)s[7 + 2 * i]),
+            lo = pg_hexval((unsigned char)s[8 + 2 * i]);
         ok = hi >= 0 && lo >= 0;
         if (ok)
             d[i] = (uint8_t)(hi << 4 | lo);

@@ -241,7 +241,7 @@ static void acquire_and_go(struct pg_fwd *f)
 
 static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err)
 {
-    struct pg_fwd *f = (struct pg_fwd *)((char *)wt - offsetof(struct pg_fwd, wait));
+    struct pg_fwd *f = PG_CONTAINER_OF(wt, struct pg_fwd, wait);
     if (!ok) {
         fail_auth(f, err, 0);
         return;

@@ -234,7 +234,7 @@ static void fail_queue(struct pg_limit_queue *q);
 
 static struct pg_req *req_of(struct pg_limit_wait *wt)
 {
-    return (struct pg_req *)((char *)wt - offsetof(struct pg_req, lwait));
+    return PG_CONTAINER_OF(wt, struct pg_req, lwait);
 }
 
 static void unlink_req(struct pg_limit_queue *q, struct pg_req *r)

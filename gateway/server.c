@@ -87,7 +87,7 @@ static void req_reset(struct pg_conn *c)
 
 static struct pg_conn *conn_of(struct pg_req *r)
 {
-    return (struct pg_conn *)((char *)r - offsetof(struct pg_conn, req));
+    return PG_CONTAINER_OF(r, struct pg_conn, req);
 }
 
 /* New bytes in c->out: write them before the loop sleeps, once however many were added. */

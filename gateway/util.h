@@ -11,6 +11,9 @@
 
 struct event;
 
+/* The struct of type holding member at p: intrusive links back to their owner. */
+#define PG_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
 /* Monotonic milliseconds; never jumps with the wall clock. */
 uint64_t pg_now_ms(void);
 

@@ -4,7 +4,6 @@ defences, limits, transport errors (SPEC sections 2, 3, 5)."""
 import json
 import socket
 import time
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, KEY_BOB, KEY_CAROL, auth, sha

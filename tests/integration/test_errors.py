@@ -3,7 +3,6 @@ bodies pass byte for byte; request ids agree between caller, envelope and panel.
 
 import json
 import time
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, Conn, free_port, sha

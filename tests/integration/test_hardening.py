@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 import time
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, KEY_BOB, auth, sha

@@ -12,7 +12,6 @@ their counters say how many logins the gateway made."""
 
 import os
 import time
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, Conn, auth, free_port, parallel, sha

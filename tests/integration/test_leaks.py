@@ -7,7 +7,6 @@ Each attack runs while a normal request on another connection is answered 200.""
 
 import json
 import socket
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, Conn, auth, build, free_port, sha

@@ -7,7 +7,7 @@ import time
 import unittest
 
 import pgtest
-from pgtest import KEY_ALICE, Conn, auth, free_port, parallel, sha
+from pgtest import KEY_ALICE, Conn, free_port, parallel, sha
 
 PORTS = {p: free_port() for p in ("navixy", "navixy-panel", "openpanel", "panelica", "navirec")}
 FAKE_ARGS = []

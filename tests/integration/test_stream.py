@@ -3,7 +3,6 @@ back-pressure, and memory stays bounded for a huge body to a slow reader."""
 
 import socket
 import time
-import unittest
 
 import pgtest
 from pgtest import KEY_ALICE, auth, sha

@@ -811,6 +811,7 @@ struct racer {
     struct pg_bucket_store *s;
     pthread_barrier_t *go; /* all start together, so they really overlap */
     int taken;
+    int errors; /* take_all calls that did not answer PG_BUCKET_DONE */
     int worker;
 };
 
@@ -821,16 +822,17 @@ static void *race(void *arg)
     const struct pg_rate_limit *rates[] = { &up, &route, &con };
     const char *keys[] = { "u:navixy", "r:navixy:/track", "c:billing" };
     pthread_barrier_wait(rc->go);
+    /* no cmocka assert off the main thread: its longjmp would land in another thread's test */
     for (int i = 0; i < 20000; i++) {
         struct pg_bucket_result r;
-        assert_int_equal(rc->s->ops->take_all(rc->s, keys, rates, 3, 1000, &r), PG_BUCKET_DONE);
+        rc->errors += rc->s->ops->take_all(rc->s, keys, rates, 3, 1000, &r) != PG_BUCKET_DONE;
         rc->taken += r.taken;
         /* and a key of this worker's own, so inserts and rebuilds race the takes */
         char own[32];
         snprintf(own, sizeof own, "c:w%d-%d", rc->worker, i % 64);
         const char *k1[] = { own };
         const struct pg_rate_limit *r1[] = { &up };
-        assert_int_equal(rc->s->ops->take_all(rc->s, k1, r1, 1, 1000, &r), PG_BUCKET_DONE);
+        rc->errors += rc->s->ops->take_all(rc->s, k1, r1, 1, 1000, &r) != PG_BUCKET_DONE;
     }
     return NULL;
 }
@@ -852,6 +854,7 @@ static void test_store_shared_by_threads(void **state)
     for (int i = 0; i < 8; i++) {
         assert_int_equal(pthread_join(t[i], NULL), 0);
         taken += rc[i].taken;
+        assert_int_equal(rc[i].errors, 0);
     }
     pthread_barrier_destroy(&go);
     assert_int_equal(taken, 5);

@@ -212,6 +212,11 @@ def build(method, path, headers=None, body=None):
     return data
 
 
+def echo_headers(echo, name):
+    """The values of header name (any case) in an echo panel's answer, in order."""
+    return [v for n, v in echo["headers"] if n.lower() == name.lower()]
+
+
 def auth(key):
     return {"Authorization": "Bearer " + key}
 

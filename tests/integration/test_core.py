@@ -43,9 +43,7 @@ upstreams:
            static=STATIC_KEY, bearer=BEARER)
 
 
-def hdr(echo, name):
-    vals = [v for n, v in echo["headers"] if n.lower() == name.lower()]
-    return vals
+hdr = pgtest.echo_headers
 
 
 class Core(pgtest.EnvCase):

@@ -46,8 +46,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def echo_headers(e, name):
-    return [v for n, v in e["headers"] if n.lower() == name.lower()]
+echo_headers = pgtest.echo_headers
 
 
 class Base(pgtest.EnvCase):

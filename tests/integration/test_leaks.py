@@ -85,10 +85,8 @@ def last_request(port):
 
 
 def header_of(req, name):
-    for n, v in req["headers"]:
-        if n.lower() == name.lower():
-            return v
-    return None
+    """The first value of header name in an echoed request, or None."""
+    return (pgtest.echo_headers(req, name) or [None])[0]
 
 
 def parse(raw):

@@ -95,8 +95,7 @@ def reset(panel):
     fake(panel, "POST", "/_fake/reset?sessions=keep", b"")
 
 
-def hdrs(req, name):
-    return [v for n, v in req["headers"] if n.lower() == name.lower()]
+hdrs = pgtest.echo_headers
 
 
 class Panels(unittest.TestCase):

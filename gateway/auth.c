@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "redact.h"
 #include "util.h"
+#include "worker.h"
 
 #define PG_LOGIN_BODY_MAX (64 * 1024)
 
@@ -22,9 +23,11 @@
 struct pg_auth_rt {
     struct pg_xfer x; /* first: the login transfer's CURLOPT_PRIVATE */
     struct pg_auth_sm sm;
-    struct pg_conf *conf;
+    struct pg_conf *conf; /* a running login holds a reference */
     const struct pg_upstream *up;
-    struct pg_worker *w; /* the worker whose multi runs the login */
+    struct pg_worker *starter; /* the worker asking now: a login it starts runs on its loop */
+    struct pg_worker *w;       /* the worker whose multi runs the login */
+    struct pg_auth_rt *wprev, *wnext; /* w's running logins (w's thread only) */
     CURL *easy;
     struct curl_slist hdrs[3];
     char ctype[128];
@@ -59,7 +62,7 @@ static void push(struct pg_auth_sm *sm, struct pg_auth_wait *wt)
     sm->tail = wt;
 }
 
-void pg_auth_cancel(struct pg_auth_wait *wt)
+void pg_auth_sm_cancel(struct pg_auth_wait *wt)
 {
     struct pg_auth_sm *sm = wt->sm;
     if (!sm)
@@ -179,12 +182,10 @@ static void rt_free(void *vrt)
     struct pg_auth_rt *rt = vrt;
     if (!rt)
         return;
-    /* waiters hold a reference to the snapshot, so none can be queued when it dies */
-    if (rt->easy) {
-        if (rt->sm.logging_in)
-            pg_curlev_remove(rt->w->curl, rt->easy);
+    /* waiters and a running login hold a reference to the snapshot, so neither exists when it
+     * dies, on whichever thread let go last */
+    if (rt->easy)
         curl_easy_cleanup(rt->easy);
-    }
     OPENSSL_cleanse(&rt->sm.sess, sizeof rt->sm.sess);
     OPENSSL_cleanse(&rt->lreq, sizeof rt->lreq);
     free(rt->url);
@@ -192,7 +193,8 @@ static void rt_free(void *vrt)
     free(rt);
 }
 
-static struct pg_auth_rt *rt_get(struct pg_worker *w, struct pg_conf *conf, int up)
+/* hub.mu held: the first worker to ask makes it */
+static struct pg_auth_rt *rt_get(struct pg_conf *conf, int up)
 {
     struct pg_upstream *u = &conf->upstreams[up];
     if (u->rt)
@@ -202,7 +204,6 @@ static struct pg_auth_rt *rt_get(struct pg_worker *w, struct pg_conf *conf, int 
         return NULL;
     rt->conf = conf;
     rt->up = u;
-    rt->w = w;
     pg_auth_sm_init(&rt->sm, u->name, start_login, pg_clock_mono, NULL);
     u->rt = rt;
     u->rt_free = rt_free;
@@ -222,28 +223,52 @@ static size_t on_login_body(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* The adapter's secrets and rt's session (rt may be NULL: no session yet). */
-static size_t secrets(const struct pg_upstream *u, const struct pg_auth_rt *rt, struct pg_span *out,
+/* The adapter's secrets and session s's (NULL: none). */
+static size_t secrets(const struct pg_upstream *u, const struct pg_session *s, struct pg_span *out,
                       size_t cap)
 {
     if (!u->auth || !u->auth->secrets)
         return 0;
-    const struct pg_session *s = rt && rt->sm.sess.token_len ? &rt->sm.sess : NULL;
-    return u->auth->secrets(u->auth_state, s, out, cap);
+    return u->auth->secrets(u->auth_state, s && s->token_len ? s : NULL, out, cap);
 }
 
-size_t pg_auth_secrets(const struct pg_conf *conf, int up, struct pg_span *out, size_t cap)
+size_t pg_auth_secrets(const struct pg_conf *conf, int up, const struct pg_session *s,
+                       struct pg_span *out, size_t cap)
 {
-    const struct pg_upstream *u = &conf->upstreams[up];
-    return secrets(u, u->rt, out, cap);
+    return secrets(&conf->upstreams[up], s, out, cap);
+}
+
+/* *dst = *src, the token's bytes only (a session is 4 KiB, a token rarely 1). */
+static void sess_copy(struct pg_session *dst, const struct pg_session *src)
+{
+    size_t n = src->token_len < sizeof src->token ? src->token_len : 0;
+    memcpy(dst->token, src->token, n);
+    dst->token[n] = '\0';
+    dst->token_len = n;
+    dst->refresh_at_ms = src->refresh_at_ms;
+}
+
+/* The login ended or was stopped: off w's list, and its snapshot reference goes. */
+static void login_unlink(struct pg_auth_rt *rt)
+{
+    struct pg_worker *w = rt->w;
+    if (rt->wprev)
+        rt->wprev->wnext = rt->wnext;
+    else
+        w->logins = rt->wnext;
+    if (rt->wnext)
+        rt->wnext->wprev = rt->wprev;
+    rt->wprev = rt->wnext = NULL;
 }
 
 static void login_done(CURL *e, CURLcode res, void *priv)
 {
     struct pg_auth_rt *rt = priv;
+    struct pg_hub *hub = rt->w->hub;
     struct pg_err err;
     memset(&err, 0, sizeof err);
     pg_curlev_remove(rt->w->curl, e);
+    login_unlink(rt);
     OPENSSL_cleanse(rt->lreq.body, sizeof rt->lreq.body);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -259,10 +284,14 @@ static void login_done(CURL *e, CURLcode res, void *priv)
         /* the answer may echo the login body (the password) or the old session: the plugin
          * copies its error text from a redacted copy, cut only after redaction */
         struct pg_span sec[PG_REDACT_MAX];
-        size_t nsec = secrets(rt->up, rt, sec, PG_REDACT_MAX);
+        pg_hub_lock(hub); /* another worker may forget the session meanwhile */
+        sess_copy(&s, &rt->sm.sess);
+        pg_hub_unlock(hub);
+        size_t nsec = secrets(rt->up, &s, sec, PG_REDACT_MAX);
         char *red = NULL;
         size_t redn = 0;
         bool oom = pg_redact_alloc(sec, nsec, rt->rbuf, rt->rlen, &red, &redn) != 0;
+        OPENSSL_cleanse(&s, sizeof s);
         /* out of memory: judged on no answer at all rather than on an unredacted one */
         struct pg_in_resp resp = { .status = (int)status,
                                    .body = oom   ? NULL
@@ -285,19 +314,63 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     OPENSSL_cleanse(rt->rbuf, rt->rlen);
     pg_metrics_login(rt->w->metrics, rt->up->name, rc == 0);
     err.upstream_status = (int)status;
-    /* the snapshot is held across the waiters' callbacks: a waiter that finishes its request
-     * may drop the last other reference */
-    struct pg_conf *conf = rt->conf;
-    pg_conf_ref(conf);
+    pg_hub_lock(hub);
     pg_auth_sm_done(&rt->sm, rc == 0 ? &s : NULL, &err);
-    pg_conf_unref(conf);
+    pg_hub_unlock(hub);
     OPENSSL_cleanse(&s, sizeof s);
+    pg_conf_unref(rt->conf); /* the login's own: may free rt */
 }
 
+/* The state machine's callback (hub.mu held): the outcome goes to the waiter's own loop. */
+static void post_outcome(struct pg_auth_wait *wt, bool ok, const struct pg_err *err)
+{
+    wt->ok = ok;
+    if (err)
+        wt->err = *err;
+    pg_inbox_put_locked(wt->in, &wt->post);
+}
+
+static void run_outcome(struct pg_post *p)
+{
+    struct pg_auth_wait *wt = PG_CONTAINER_OF(p, struct pg_auth_wait, post);
+    wt->ready(wt, wt->ok, wt->ok ? NULL : &wt->err);
+}
+
+void pg_auth_cancel(struct pg_auth_wait *wt)
+{
+    if (!wt->in)
+        return;
+    struct pg_hub *hub = wt->in->hub;
+    pg_hub_lock(hub);
+    if (wt->sm)
+        pg_auth_sm_cancel(wt);
+    else
+        pg_inbox_take_locked(&wt->post);
+    pg_hub_unlock(hub);
+}
+
+void pg_auth_worker_stop(struct pg_worker *w)
+{
+    while (w->logins) {
+        struct pg_auth_rt *rt = w->logins;
+        struct pg_err err;
+        memset(&err, 0, sizeof err);
+        fail_msg(rt->up->name, &err, "login stopped: the worker is shutting down");
+        pg_curlev_remove(w->curl, rt->easy);
+        login_unlink(rt);
+        pg_hub_lock(w->hub);
+        pg_auth_sm_done(&rt->sm, NULL, &err);
+        pg_hub_unlock(w->hub);
+        pg_conf_unref(rt->conf);
+    }
+}
+
+/* hub.mu held; runs the login on the asking worker's loop */
 static int start_login(struct pg_auth_sm *sm)
 {
     struct pg_auth_rt *rt = PG_CONTAINER_OF(sm, struct pg_auth_rt, sm);
     const struct pg_upstream *up = rt->up;
+    struct pg_worker *w = rt->starter;
     memset(&rt->lreq, 0, sizeof rt->lreq);
     if (up->auth->build_login(up->auth_state, &rt->lreq) || !rt->lreq.path ||
         rt->lreq.body_len > sizeof rt->lreq.body)
@@ -342,25 +415,48 @@ static int start_login(struct pg_auth_sm *sm)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
     curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
-    return pg_curlev_add(rt->w->curl, e) ? -1 : 0;
+    if (pg_curlev_add(w->curl, e))
+        return -1;
+    rt->w = w;
+    rt->wprev = NULL;
+    rt->wnext = w->logins;
+    if (w->logins)
+        w->logins->wprev = rt;
+    w->logins = rt;
+    pg_conf_ref(rt->conf);
+    return 0;
 }
 
 enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, int up,
-                                   struct pg_auth_wait *wt, const struct pg_session **s,
+                                   struct pg_auth_wait *wt, struct pg_session *s, bool *has,
                                    uint64_t *gen, struct pg_err *err)
 {
     const struct pg_upstream *u = &conf->upstreams[up];
-    *s = NULL;
+    *has = false;
     *gen = 0;
     if (!u->auth || !u->auth->build_login)
         return PG_AUTH_READY;
-    struct pg_auth_rt *rt = rt_get(w, conf, up);
+    wt->cb = post_outcome;
+    wt->in = &w->inbox;
+    wt->post.run = run_outcome;
+    pg_hub_lock(w->hub);
+    enum pg_auth_state st = PG_AUTH_FAILED;
+    struct pg_auth_rt *rt = rt_get(conf, up);
     if (!rt) {
         memset(err, 0, sizeof *err);
         err->code = PG_E_INTERNAL;
-        return PG_AUTH_FAILED;
+        goto out;
     }
-    return pg_auth_sm_acquire(&rt->sm, wt, s, gen, err);
+    const struct pg_session *cur;
+    rt->starter = w;
+    st = pg_auth_sm_acquire(&rt->sm, wt, &cur, gen, err);
+    if (st == PG_AUTH_READY) {
+        sess_copy(s, cur);
+        *has = true;
+    }
+out:
+    pg_hub_unlock(w->hub);
+    return st;
 }
 
 enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t gen,
@@ -377,16 +473,23 @@ enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t 
     return PG_EXPIRY_RELOGIN;
 }
 
-enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, uint64_t now_ms)
+enum pg_auth_expiry pg_auth_expired(struct pg_worker *w, struct pg_conf *conf, int up, uint64_t gen,
+                                    uint64_t now_ms)
 {
+    enum pg_auth_expiry e = PG_EXPIRY_REPLAY;
+    pg_hub_lock(w->hub);
     struct pg_auth_rt *rt = conf->upstreams[up].rt;
-    if (!rt)
-        return PG_EXPIRY_REPLAY;
-    return pg_auth_sm_expired(&rt->sm, gen, now_ms);
+    if (rt)
+        e = pg_auth_sm_expired(&rt->sm, gen, now_ms);
+    pg_hub_unlock(w->hub);
+    return e;
 }
 
-uint64_t pg_auth_logins(const struct pg_conf *conf, int up)
+uint64_t pg_auth_logins(struct pg_hub *hub, const struct pg_conf *conf, int up)
 {
+    pg_hub_lock(hub);
     const struct pg_auth_rt *rt = conf->upstreams[up].rt;
-    return rt ? rt->sm.logins : 0;
+    uint64_t n = rt ? rt->sm.logins : 0;
+    pg_hub_unlock(hub);
+    return n;
 }

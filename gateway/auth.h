@@ -2,7 +2,10 @@
  * per upstream (single flight), requests that need it queued on the loop, backoff after a failed
  * login (5 s doubling to 5 min). The login itself is a curl transfer this module runs; plugins
  * only build the request and parse the answer. State lives in the config snapshot's upstream
- * (pg_upstream.rt) and dies with it. One worker: no locking. */
+ * (pg_upstream.rt) and dies with it, shared by every worker of the process: the hub's lock
+ * guards it, a login runs on the loop of the worker that started it, and each waiter hears the
+ * outcome on its own loop through its worker's inbox (hub.h). The state machine itself takes no
+ * lock (its callers do), so tests drive it alone. */
 #ifndef PG_AUTH_H
 #define PG_AUTH_H
 
@@ -10,6 +13,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "hub.h"
 #include "req.h"
 #include "util.h"
 
@@ -23,7 +27,13 @@ typedef void pg_auth_ready_fn(struct pg_auth_wait *wt, bool ok, const struct pg_
 struct pg_auth_wait {
     struct pg_auth_wait *prev, *next;
     struct pg_auth_sm *sm; /* non-NULL while queued */
-    pg_auth_ready_fn *cb;
+    pg_auth_ready_fn *cb;  /* the state machine's: runs inside pg_auth_sm_done */
+    /* pg_auth_acquire's waiters: cb posts the outcome to `in`, and `ready` runs on that loop */
+    pg_auth_ready_fn *ready;
+    struct pg_inbox *in;
+    struct pg_post post;
+    bool ok;
+    struct pg_err err;
 };
 
 enum pg_auth_state {
@@ -76,14 +86,23 @@ enum pg_auth_state pg_auth_sm_acquire(struct pg_auth_sm *sm, struct pg_auth_wait
  * callback may call pg_auth_sm_acquire again. */
 void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const struct pg_err *err);
 
-/* A session for upstream index up of conf, for worker w. Adapters without login are always
- * READY with *s = NULL. */
+/* Leave sm's queue. Accepts a waiter that is not queued. */
+void pg_auth_sm_cancel(struct pg_auth_wait *wt);
+
+/* A session for upstream index up of conf, for worker w: READY with the session copied into *s
+ * (*has set; adapters without login: *has false), or WAIT (wt->ready, set by the caller, runs
+ * on w's loop once the login ends), or FAILED with err. */
 enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, int up,
-                                   struct pg_auth_wait *wt, const struct pg_session **s,
+                                   struct pg_auth_wait *wt, struct pg_session *s, bool *has,
                                    uint64_t *gen, struct pg_err *err);
 
-/* Leave the queue (the caller went away). Accepts a waiter that is not queued. */
+/* Leave the queue, or drop an outcome not yet run (the caller went away). Accepts a waiter that
+ * waits for nothing. On the waiter's own loop. */
 void pg_auth_cancel(struct pg_auth_wait *wt);
+
+/* A worker is going: logins still running on its loop (no request waits for them any more) are
+ * stopped as failed. On that worker's thread, before its curl multi goes. */
+void pg_auth_worker_stop(struct pg_worker *w);
 
 /* An expired-session answer leads to at most one new login per upstream every this many ms
  * (SPEC section 1): a panel path that always answers 401 must not cost a login per request. */
@@ -115,18 +134,20 @@ enum pg_auth_expiry pg_auth_expiry_judge(const struct pg_auth_view *v, uint64_t 
 
 /* A request signed with session generation gen was refused as expired at now_ms: judge it (see
  * pg_auth_expiry_judge) and on RELOGIN forget that session. */
-enum pg_auth_expiry pg_auth_expired(struct pg_conf *conf, int up, uint64_t gen, uint64_t now_ms);
+enum pg_auth_expiry pg_auth_expired(struct pg_worker *w, struct pg_conf *conf, int up, uint64_t gen,
+                                    uint64_t now_ms);
 
 /* pg_auth_expired on one state machine (now_ms on its clock). */
 enum pg_auth_expiry pg_auth_sm_expired(struct pg_auth_sm *sm, uint64_t gen, uint64_t now_ms);
 
-/* The secrets in force for upstream up of conf: its adapter's config secrets and the current
- * session's credential (the plugin's `secrets` op), as spans into out[0..cap) borrowed from
- * the config and the session; valid until the next login or expiry on this loop. Returns how
- * many. Panel text copied into an error is redacted with them (redact.h). */
-size_t pg_auth_secrets(const struct pg_conf *conf, int up, struct pg_span *out, size_t cap);
+/* The secrets in force for upstream up of conf: its adapter's config secrets and the credential
+ * of s, the session a request was signed with (NULL: none) (the plugin's `secrets` op), as spans
+ * into out[0..cap) borrowed from the config and s. Returns how many. Panel text copied into an
+ * error is redacted with them (redact.h). */
+size_t pg_auth_secrets(const struct pg_conf *conf, int up, const struct pg_session *s,
+                       struct pg_span *out, size_t cap);
 
-/* Logins sent so far for upstream up (for tests and metrics). */
-uint64_t pg_auth_logins(const struct pg_conf *conf, int up);
+/* Logins sent so far for upstream up, by every worker (status, tests). */
+uint64_t pg_auth_logins(struct pg_hub *hub, const struct pg_conf *conf, int up);
 
 #endif

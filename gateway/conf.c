@@ -18,7 +18,6 @@
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than 4 MiB is a mistake */
 #define NAME_MAX_LEN 64          /* upstream and consumer names */
 #define RATE_MAX 1000000000ull   /* tokens per period, and burst: keeps bucket math in 64 bits */
-#define WORKERS_MAX 1024
 
 /* Core-only key types, numbered from PG_CWALK_EXT above the public enum pg_conf_type, so one
  * walker parses the core sections and plugin tables alike. Plugins never use these. */
@@ -102,8 +101,8 @@ static int set_workers(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_no
     uint64_t x = 0;
     if (pg_cwalk_text(cx, v, &s))
         return -1;
-    if (strcmp(s, "auto") && (pg_cwalk_uint(s, &x, &e) || *e || x < 1 || x > WORKERS_MAX))
-        return pg_cwalk_fail(cx, v, "bad value '%.64s' (1 to %d, or auto)", s, WORKERS_MAX);
+    if (strcmp(s, "auto") && (pg_cwalk_uint(s, &x, &e) || *e || x < 1 || x > PG_WORKERS_MAX))
+        return pg_cwalk_fail(cx, v, "bad value '%.64s' (1 to %d, or auto)", s, PG_WORKERS_MAX);
     *(unsigned *)pg_cwalk_slot(base, k) = (unsigned)x;
     return 0;
 }

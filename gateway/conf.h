@@ -13,6 +13,9 @@
 
 enum pg_rl_mode { PG_RL_REJECT = 0, PG_RL_QUEUE = 1 };
 
+/* Event-loop threads one process runs at most (workers: N). */
+#define PG_WORKERS_MAX 256
+
 struct pg_rate_limit {
     bool set;                /* false: no bucket */
     uint64_t rate_n;         /* tokens added per rate_period_ms */
@@ -91,7 +94,7 @@ struct pg_conf {
     uint16_t listen_port;     /* default 8080 */
     char *tls_cert, *tls_key; /* listen.tls; NULL: plain HTTP */
     char *public_url;         /* default http://{address}:{port} */
-    unsigned workers;         /* 0 = auto (cores); default 1 */
+    unsigned workers;         /* 0 = auto (cores); default 1; at most PG_WORKERS_MAX */
 
     uint64_t max_header_bytes;  /* default 16384 */
     uint64_t max_body_bytes;    /* default 10 MiB */

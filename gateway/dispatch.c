@@ -186,7 +186,7 @@ static void request(struct pg_conn *c)
     else if (c->ep)
         pg_endpoint_serve(r, c->ep);
     else
-        pg_limit_admit(r->w->limit, r, admitted);
+        pg_limit_admit(r->w->lport, r, admitted);
 }
 
 const struct pg_conn_up pg_dispatch = { .head = judge, .request = request };

@@ -23,14 +23,16 @@ static int body_me(struct pg_req *r, struct evbuffer *out)
 
 static int body_status(struct pg_req *r, struct evbuffer *out)
 {
-    if (evbuffer_add_printf(out, "{\"connections\":%llu,\"upstreams\":[",
-                            (unsigned long long)r->w->nconns) < 0)
+    if (evbuffer_add_printf(out, "{\"workers\":%zu,\"connections\":%llu,\"upstreams\":[",
+                            r->w->hub->nworkers,
+                            (unsigned long long)pg_worker_nconns_all(r->w)) < 0)
         return -1;
     for (size_t i = 0; i < r->conf->nupstreams; i++) {
         const struct pg_upstream *up = &r->conf->upstreams[i];
         if (evbuffer_add_printf(
                 out, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
-                i ? "," : "", up->name, (unsigned long long)pg_auth_logins(r->conf, (int)i),
+                i ? "," : "", up->name,
+                (unsigned long long)pg_auth_logins(r->w->hub, r->conf, (int)i),
                 pg_limit_queued(r->w->limit, up),
                 (unsigned long long)pg_limit_cooldown_left(r->w->limit, up)) < 0)
             return -1;
@@ -40,7 +42,11 @@ static int body_status(struct pg_req *r, struct evbuffer *out)
 
 static int body_metrics(struct pg_req *r, struct evbuffer *out)
 {
-    return pg_metrics_render(r->w->metrics, r->w->nconns, out);
+    const struct pg_hub *h = r->w->hub;
+    struct pg_metrics *ms[PG_WORKERS_MAX];
+    for (size_t i = 0; i < h->nworkers; i++)
+        ms[i] = h->workers[i]->metrics;
+    return pg_metrics_render(ms, h->nworkers, pg_worker_nconns_all(r->w), out);
 }
 
 static const struct pg_endpoint endpoints[] = {

@@ -139,6 +139,11 @@ static void fwd_put(struct pg_fwd *f)
     struct pg_req *r = f->req;
     stop_transfer(f);
     pg_auth_cancel(&f->wait);
+    if (f->has_sess) {
+        OPENSSL_cleanse(f->sess.token, f->sess.token_len);
+        f->sess.token_len = 0;
+        f->has_sess = false;
+    }
     if (event_initialized(&f->idle))
         event_del(&f->idle);
     pg_metrics_inflight(r->w->metrics, f->up->name, -1);
@@ -192,7 +197,7 @@ static int arm_idle(struct pg_fwd *f, uint64_t ms)
     return -1;
 }
 
-static void go(struct pg_fwd *f, const struct pg_session *sess);
+static void go(struct pg_fwd *f);
 static int start_h1(struct pg_fwd *f, const char *body, size_t bn);
 static int start_curl(struct pg_fwd *f, const char *body, size_t bn);
 static const struct pg_h1_ops h1_ops;
@@ -224,12 +229,12 @@ static void fail_auth(struct pg_fwd *f, const struct pg_err *err, int upstream_s
 static void acquire_and_go(struct pg_fwd *f)
 {
     struct pg_req *r = f->req;
-    const struct pg_session *sess;
     struct pg_err err;
-    f->wait.cb = on_auth_ready;
-    switch (pg_auth_acquire(r->w, r->conf, r->upstream, &f->wait, &sess, &f->gen, &err)) {
+    f->wait.ready = on_auth_ready;
+    switch (pg_auth_acquire(r->w, r->conf, r->upstream, &f->wait, &f->sess, &f->has_sess, &f->gen,
+                            &err)) {
     case PG_AUTH_READY:
-        go(f, sess);
+        go(f);
         break;
     case PG_AUTH_WAIT:
         break;
@@ -289,7 +294,7 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
 }
 
 /* Sign and send the request (again, after a re-login or re-sign). */
-static void go(struct pg_fwd *f, const struct pg_session *sess)
+static void go(struct pg_fwd *f)
 {
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
@@ -323,7 +328,8 @@ static void go(struct pg_fwd *f, const struct pg_session *sess)
                             .body_len = bn,
                             .accept = accept,
                             .accept_len = an };
-    if (up->auth && up->auth->sign(up->auth_state, sess, &o, (uint64_t)time(NULL))) {
+    if (up->auth &&
+        up->auth->sign(up->auth_state, f->has_sess ? &f->sess : NULL, &o, (uint64_t)time(NULL))) {
         fwd_put(f);
         pg_resp_fail(r, PG_E_INTERNAL, "The gateway could not sign the upstream request.");
         return;
@@ -514,7 +520,7 @@ static void panel_error(struct pg_fwd *f)
     }
     /* the panel said slow down (429, Navixy code 15): nothing reaches it until it has passed */
     if (pe.code == PG_E_RATE_LIMITED)
-        pg_limit_cooldown(r->w->limit, up,
+        pg_limit_cooldown(r->w->lport, up,
                           f->retry_after_s >= 0 ? (uint64_t)f->retry_after_s * 1000 : 1000);
     fwd_put(f);
     pg_resp_error(r, &e);
@@ -541,8 +547,8 @@ static bool judge(struct pg_fwd *f)
     if (v == PG_VERDICT_RELOGIN) {
         /* SPEC section 1: at most one new login per upstream every 10 s, and a replay refused
          * again gets the panel's own answer, never a second login */
-        if (f->replayed || pg_auth_expired(f->req->conf, f->req->upstream, f->gen, pg_now_ms()) ==
-                               PG_EXPIRY_REFUSED)
+        if (f->replayed || pg_auth_expired(f->req->w, f->req->conf, f->req->upstream, f->gen,
+                                           pg_now_ms()) == PG_EXPIRY_REFUSED)
             return false;
         f->replayed = true;
         acquire_and_go(f);

@@ -273,7 +273,8 @@ enum pg_h1_more pg_fwdans_h1_body(void *arg, const char *p, size_t n)
 int pg_fwdans_redact_held(struct pg_fwd *f)
 {
     struct pg_span sec[PG_REDACT_MAX];
-    size_t nsec = pg_auth_secrets(f->req->conf, f->req->upstream, sec, PG_REDACT_MAX - 1);
+    size_t nsec = pg_auth_secrets(f->req->conf, f->req->upstream, f->has_sess ? &f->sess : NULL,
+                                  sec, PG_REDACT_MAX - 1);
     if (f->made_len)
         sec[nsec++] = (struct pg_span){ f->made, f->made_len };
     if (nsec == 0 || f->elen == 0)

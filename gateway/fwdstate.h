@@ -51,6 +51,9 @@ struct pg_fwd {
     size_t qcap;
     struct pg_auth_wait wait;
     uint64_t gen;  /* session generation the request was signed with */
+    bool has_sess; /* sess holds the session it was signed with (a copy: another worker's login
+                    * may replace the shared one meanwhile); wiped when the exchange ends */
+    struct pg_session sess;
     bool replayed; /* a request is replayed at most once */
     bool hold;     /* an error answer is being held for the plugin's verdict */
     char *ebuf;    /* the held answer body, at most PG_FWD_HOLD_MAX */

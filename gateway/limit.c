@@ -1,4 +1,5 @@
-/* limit.c -- admission against token buckets and cool-downs; per-upstream FIFO queues. */
+/* limit.c -- admission against token buckets and cool-downs; FIFO queues per bucket key, shared
+ * by every worker (under the hub's lock), each worker arming its own timers (its port). */
 #include "limit.h"
 
 #include <stddef.h>
@@ -11,28 +12,47 @@
 #include <event2/event_struct.h>
 
 #include "envelope.h"
+#include "hub.h"
 #include "metrics.h"
 #include "route.h"
 #include "util.h"
 
 #define PG_KEY_MAX 200
 
-/* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads). */
+/* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads), from
+ * any worker. The worker that last served or armed it holds the timer that serves it next
+ * (armer, at due_ms); a stale timer on another worker that fires earlier finds nothing due. */
 struct pg_limit_queue {
     struct pg_limit_queue *next;
     struct pg_limit *l;
     char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
     struct pg_limit_wait *head, *tail;
     size_t n;
-    struct event timer;
+    struct pg_limit_port *armer;
+    uint64_t due_ms;
 };
 
 struct pg_limit {
-    struct event_base *base;
+    struct pg_hub *hub; /* hub->mu guards the queues and every waiter's links */
     struct pg_bucket_store *store;
     struct pg_limit_queue *queues;
     pg_clock_fn *now_ms; /* every time below is on this clock */
     void *now_arg;
+};
+
+/* A worker's timer for one shared queue. */
+struct port_timer {
+    struct port_timer *next;
+    struct pg_limit_port *port;
+    struct pg_limit_queue *q;
+    struct event ev;
+};
+
+struct pg_limit_port {
+    struct pg_limit *l;
+    struct event_base *base;
+    struct pg_inbox *in;
+    struct port_timer *timers;
 };
 
 /* The buckets one request takes from. */
@@ -45,14 +65,14 @@ struct want {
     char cd_key[PG_KEY_MAX]; /* the upstream's cool-down key */
 };
 
-struct pg_limit *pg_limit_new(struct event_base *base, struct pg_bucket_store *store)
+struct pg_limit *pg_limit_new(struct pg_hub *hub, struct pg_bucket_store *store)
 {
-    struct pg_limit *l = calloc(1, sizeof *l);
+    struct pg_limit *l = store ? calloc(1, sizeof *l) : NULL;
     if (!l) {
         pg_bucket_store_free(store);
         return NULL;
     }
-    l->base = base;
+    l->hub = hub;
     l->store = store;
     l->now_ms = pg_clock_mono;
     return l;
@@ -76,7 +96,6 @@ void pg_limit_free(struct pg_limit *l)
     while (l->queues) {
         struct pg_limit_queue *q = l->queues;
         l->queues = q->next;
-        event_del(&q->timer);
         free(q);
     }
     pg_bucket_store_free(l->store);
@@ -229,7 +248,7 @@ static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t n
 }
 
 static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create);
-static int arm(struct pg_limit_queue *q, uint64_t now);
+static int arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now);
 static void fail_queue(struct pg_limit_queue *q);
 
 static struct pg_req *req_of(struct pg_limit_wait *wt)
@@ -237,9 +256,9 @@ static struct pg_req *req_of(struct pg_limit_wait *wt)
     return PG_CONTAINER_OF(wt, struct pg_req, lwait);
 }
 
-static void unlink_req(struct pg_limit_queue *q, struct pg_req *r)
+/* hub.mu held. */
+static void unlink_wait(struct pg_limit_queue *q, struct pg_limit_wait *wt)
 {
-    struct pg_limit_wait *wt = &r->lwait;
     if (wt->prev)
         wt->prev->next = wt->next;
     else
@@ -250,78 +269,140 @@ static void unlink_req(struct pg_limit_queue *q, struct pg_req *r)
         q->tail = wt->prev;
     wt->prev = wt->next = NULL;
     wt->q = NULL;
-    r->on_abort = NULL;
     q->n--;
 }
 
-/* The caller went away while queued: it leaves at once and took nothing. */
+/* The caller went away while queued or while its verdict was on the way: it leaves at once. A
+ * token already taken for it is spent, as for any request whose caller leaves. */
 static void on_queued_abort(struct pg_req *r)
 {
-    struct pg_limit_queue *q = r->lwait.q;
-    if (q)
-        unlink_req(q, r);
+    struct pg_limit_wait *wt = &r->lwait;
+    struct pg_hub *hub = wt->port->l->hub;
+    pg_hub_lock(hub);
+    if (wt->q)
+        unlink_wait(wt->q, wt);
+    else
+        pg_inbox_take_locked(&wt->post);
+    pg_hub_unlock(hub);
+    r->on_abort = NULL;
 }
 
-/* Serve q at now: what its timer does when it fires. */
+/* On the waiter's own loop: act on the verdict the queue gave it. */
+static void on_verdict(struct pg_post *post)
+{
+    struct pg_limit_wait *wt = PG_CONTAINER_OF(post, struct pg_limit_wait, post);
+    struct pg_req *r = req_of(wt);
+    r->on_abort = NULL;
+    switch (wt->verdict) {
+    case PG_LV_GO:
+        wt->go(r);
+        break;
+    case PG_LV_LATE:
+        reject(r, wt->wait_ms, "Rate limit exceeded: waited max_wait in the queue.", wt->scope);
+        break;
+    case PG_LV_FAIL:
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        break;
+    }
+}
+
+/* hub.mu held: wt leaves q with verdict v, delivered on its own worker's loop. */
+static void send_off(struct pg_limit_queue *q, struct pg_limit_wait *wt, enum pg_limit_verdict v,
+                     uint64_t wait_ms)
+{
+    unlink_wait(q, wt);
+    wt->verdict = v;
+    wt->wait_ms = wait_ms;
+    wt->scope = scope_of(q->name, false);
+    wt->post.run = on_verdict;
+    pg_inbox_put_locked(wt->port->in, &wt->post);
+}
+
+/* Serve q at now (hub.mu held): what its timer does when it fires. */
 static void run_queue(struct pg_limit_queue *q, uint64_t now)
 {
     struct pg_limit *l = q->l;
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
     while (q->head) {
-        struct pg_req *r = req_of(q->head);
+        struct pg_limit_wait *wt = q->head;
+        struct pg_req *r = req_of(wt);
         struct want w;
         uint64_t wait = 0, max_wait;
         bool qok;
         const char *block;
         collect(r, &w);
         enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block);
-        if (a == WAIT && now < r->lwait.deadline_ms)
+        if (a == WAIT && now < wt->deadline_ms)
             break;
-        pg_limit_go_fn *go = r->lwait.go;
-        unlink_req(q, r);
-        if (a == TAKEN)
-            go(r);
-        else if (a == WAIT)
-            reject(r, wait, "Rate limit exceeded: waited max_wait in the queue.",
-                   scope_of(q->name, false));
-        else
-            pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        send_off(q, wt, a == TAKEN ? PG_LV_GO : a == WAIT ? PG_LV_LATE : PG_LV_FAIL, wait);
     }
     for (struct pg_limit_wait *wt = q->head; wt;) {
         struct pg_limit_wait *next = wt->next;
-        if (wt->deadline_ms <= now) {
-            struct pg_req *r = req_of(wt);
-            unlink_req(q, r);
-            reject(r, 1000, "Rate limit exceeded: waited max_wait in the queue.",
-                   scope_of(q->name, false));
-        }
+        if (wt->deadline_ms <= now)
+            send_off(q, wt, PG_LV_LATE, 1000);
         wt = next;
     }
-    if (q->head && arm(q, now))
+}
+
+/* Serve q as port's worker and arm port's timer for what is left (hub.mu held). */
+static void serve(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
+{
+    run_queue(q, now);
+    if (q->head && arm(p, q, now))
         fail_queue(q);
 }
 
 static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct pg_limit_queue *q = arg;
+    struct port_timer *t = arg;
+    struct pg_limit *l = t->port->l;
     (void)fd;
     (void)what;
-    run_queue(q, now_of(q->l));
+    pg_hub_lock(l->hub);
+    uint64_t now = now_of(l);
+    /* another worker took the queue over and armed its own timer for later */
+    if (t->q->head && (t->q->armer == t->port || now >= t->q->due_ms))
+        serve(t->port, t->q, now);
+    pg_hub_unlock(l->hub);
 }
 
-void pg_limit_tick(struct pg_limit *l)
+void pg_limit_tick(struct pg_limit_port *p)
 {
+    struct pg_limit *l = p->l;
+    pg_hub_lock(l->hub);
     uint64_t now = now_of(l);
-    /* queues are freed only with the limiter; one a go() callback adds goes to the front */
     for (struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (q->head)
-            run_queue(q, now);
+            serve(p, q, now);
+    pg_hub_unlock(l->hub);
+    pg_inbox_drain(p->in);
 }
 
-/* Wake at the head's next token or the earliest deadline, whichever comes first. 0 ok, -1 the
- * timer could not be armed (the caller fails the waiters: without it they would wait forever). */
-static int arm(struct pg_limit_queue *q, uint64_t now)
+/* p's timer for q, made on first use. */
+static struct port_timer *timer_of(struct pg_limit_port *p, struct pg_limit_queue *q)
+{
+    for (struct port_timer *t = p->timers; t; t = t->next)
+        if (t->q == q)
+            return t;
+    struct port_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->port = p;
+    t->q = q;
+    if (event_assign(&t->ev, p->base, -1, 0, on_queue_timer, t)) {
+        free(t);
+        return NULL;
+    }
+    t->next = p->timers;
+    p->timers = t;
+    return t;
+}
+
+/* Wake at the head's next token or the earliest deadline, whichever comes first, on port p's
+ * loop (hub.mu held). 0 ok, -1 the timer could not be armed (the caller fails the waiters:
+ * without it they would wait forever). */
+static int arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
     for (const struct pg_limit_wait *wt = q->head; wt; wt = wt->next)
@@ -330,20 +411,21 @@ static int arm(struct pg_limit_queue *q, uint64_t now)
     uint64_t wait = q->head ? peek_wait(q->l, req_of(q->head), now) : 0;
     if (now + wait < at)
         at = now + wait;
-    if (pg_event_add_ms(&q->timer, at > now ? at - now : 0) == 0)
+    struct port_timer *t = timer_of(p, q);
+    if (t && pg_event_add_ms(&t->ev, at > now ? at - now : 0) == 0) {
+        q->armer = p;
+        q->due_ms = at;
         return 0;
+    }
     pg_log(PG_LOG_ERR, "rate-limit queue %s: its timer could not be armed", q->name);
     return -1;
 }
 
-/* Every waiter of q leaves with a 500: its timer is not armed, so nothing would wake them. */
+/* Every waiter of q leaves with a 500: no timer is armed, so nothing would wake them. */
 static void fail_queue(struct pg_limit_queue *q)
 {
-    while (q->head) {
-        struct pg_req *r = req_of(q->head);
-        unlink_req(q, r);
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-    }
+    while (q->head)
+        send_off(q, q->head, PG_LV_FAIL, 0);
 }
 
 /* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
@@ -359,10 +441,6 @@ static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, boo
         return NULL;
     q->l = l;
     memcpy(q->name, name, strlen(name) + 1);
-    if (event_assign(&q->timer, l->base, -1, 0, on_queue_timer, q)) {
-        free(q);
-        return NULL;
-    }
     q->next = l->queues;
     l->queues = q;
     return q;
@@ -404,13 +482,18 @@ static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *
     return NULL;
 }
 
-void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
+/* What admission decided, acted on once the lock is let go. */
+enum admit_outcome { AD_GO, AD_STORE_FAILED, AD_REJECT, AD_OOM, AD_QUEUED };
+
+/* The decision for r, with hub.mu held; on AD_REJECT *wait and *scope say why. */
+static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go,
+                                 uint64_t *wait_out, enum pg_metric_scope *scope)
 {
+    struct pg_limit *l = p->l;
     uint64_t now = now_of(l), wait = 0, max_wait;
     bool queue;
     struct want w;
     const char *block = NULL;
-    r->rl_hdrs_len = 0;
     collect(r, &w);
     struct pg_limit_queue *q = busy_queue(l, &w);
     enum attempt a;
@@ -421,32 +504,24 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     } else {
         a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
     }
-    if (a == TAKEN) {
-        go(r);
-        return;
-    }
-    if (a == FAILED) {
-        /* the store failed: rate_limit_store.on_error decides */
-        if (r->conf->store == PG_STORE_LOCAL || r->conf->redis_on_error_allow)
-            go(r);
-        else
-            pg_resp_fail(r, PG_E_INTERNAL, "The rate-limit store is unavailable.");
-        return;
-    }
+    if (a == TAKEN)
+        return AD_GO;
+    if (a == FAILED)
+        return AD_STORE_FAILED;
     if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
         if (q) /* behind others: as long as the head still has to wait */
             wait = peek_wait(l, req_of(q->head), now);
-        reject(r, wait, NULL, q ? scope_of(q->name, false) : scope_of(block, block == w.cd_key));
-        return;
+        *wait_out = wait;
+        *scope = q ? scope_of(q->name, false) : scope_of(block, block == w.cd_key);
+        return AD_REJECT;
     }
-    if (!q && !(q = queue_of(l, block, true))) {
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        return;
-    }
+    if (!q && !(q = queue_of(l, block, true)))
+        return AD_OOM;
     struct pg_limit_wait *wt = &r->lwait;
     wt->deadline_ms = now + max_wait;
     wt->go = go;
     wt->q = q;
+    wt->port = p;
     wt->next = NULL;
     wt->prev = q->tail;
     if (q->tail)
@@ -456,32 +531,93 @@ void pg_limit_admit(struct pg_limit *l, struct pg_req *r, pg_limit_go_fn *go)
     q->tail = wt;
     q->n++;
     r->on_abort = on_queued_abort;
-    if (arm(q, now))
+    if (arm(p, q, now))
         fail_queue(q);
+    return AD_QUEUED;
 }
 
-void pg_limit_cooldown(struct pg_limit *l, const struct pg_upstream *up, uint64_t ms)
+void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go)
 {
+    uint64_t wait = 0;
+    enum pg_metric_scope scope = PG_MS_UPSTREAM;
+    r->rl_hdrs_len = 0;
+    pg_hub_lock(p->l->hub);
+    enum admit_outcome o = decide(p, r, go, &wait, &scope);
+    pg_hub_unlock(p->l->hub);
+    switch (o) {
+    case AD_GO:
+        go(r);
+        break;
+    case AD_STORE_FAILED: /* rate_limit_store.on_error decides */
+        if (r->conf->store == PG_STORE_LOCAL || r->conf->redis_on_error_allow)
+            go(r);
+        else
+            pg_resp_fail(r, PG_E_INTERNAL, "The rate-limit store is unavailable.");
+        break;
+    case AD_REJECT:
+        reject(r, wait, NULL, scope);
+        break;
+    case AD_OOM:
+        pg_resp_fail(r, PG_E_INTERNAL, NULL);
+        break;
+    case AD_QUEUED: /* a verdict comes through the worker's inbox */
+        break;
+    }
+}
+
+void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_upstream *up, uint64_t ms)
+{
+    struct pg_limit *l = p->l;
     char key[PG_KEY_MAX];
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return;
+    pg_hub_lock(l->hub);
     uint64_t now = now_of(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
     struct pg_limit_queue *q = queue_of(l, key, false);
-    if (q && q->head && arm(q, now))
+    if (q && q->head && arm(p, q, now))
         fail_queue(q);
+    pg_hub_unlock(l->hub);
 }
 
-size_t pg_limit_queued(const struct pg_limit *l, const struct pg_upstream *up)
+size_t pg_limit_queued(struct pg_limit *l, const struct pg_upstream *up)
 {
     char key[PG_KEY_MAX];
+    size_t n = 0;
     snprintf(key, sizeof key, "u:%s", up->name);
+    pg_hub_lock(l->hub);
     for (const struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, key) == 0)
-            return q->n;
-    return 0;
+            n = q->n;
+    pg_hub_unlock(l->hub);
+    return n;
+}
+
+struct pg_limit_port *pg_limit_port_new(struct pg_limit *l, struct event_base *base,
+                                        struct pg_inbox *in)
+{
+    struct pg_limit_port *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->l = l;
+    p->base = base;
+    p->in = in;
+    return p;
+}
+
+void pg_limit_port_free(struct pg_limit_port *p)
+{
+    if (!p)
+        return;
+    while (p->timers) {
+        struct port_timer *t = p->timers;
+        p->timers = t->next;
+        event_del(&t->ev);
+        free(t);
+    }
+    free(p);
 }
 
 uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up)

@@ -1,23 +1,38 @@
-/* main.c -- command line (SPEC section 8), signals, the event loop. The only place that exits. */
+/* main.c -- command line (SPEC section 8), the worker threads (SPEC section 4.1), signals. The
+ * main thread owns no event loop: it starts the workers, then waits for signals and passes
+ * them on through each worker's inbox. The only place that exits. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 
 #include "gateway/conf.h"
 #include "gateway/dispatch.h"
+#include "gateway/hub.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
 #include "gateway/util.h"
 
-struct app {
-    const char *file;
+/* One worker thread: its loop and its server. */
+struct wthread {
     struct event_base *base;
     struct pg_server *srv;
+    pthread_t th;
+    bool running;
+    bool failed; /* its loop ended without being told to drain */
+};
+
+struct app {
+    const char *file;
+    struct pg_hub *hub;
+    unsigned n;
+    struct wthread w[PG_WORKERS_MAX];
 };
 
 static int usage(void)
@@ -61,14 +76,6 @@ static int keygen(const char *name)
     return 0;
 }
 
-static void on_term(evutil_socket_t sig, short what, void *arg)
-{
-    struct app *a = arg;
-    (void)what;
-    pg_log(PG_LOG_INFO, "signal %d: draining", (int)sig);
-    pg_server_drain(a->srv);
-}
-
 /* Which client serves each upstream (docs/design.md, "Upstream connections"): an operator
  * should see whether the fast path is in use. Names only: a url may carry user info. */
 static void log_upstreams(const struct pg_conf *c)
@@ -79,18 +86,17 @@ static void log_upstreams(const struct pg_conf *c)
                                           : "libcurl (https or a host name)");
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+/* SIGHUP: one new snapshot, and every worker switches to it on its own loop. */
+static void reload(struct app *a)
 {
-    struct app *a = arg;
     char err[512];
-    (void)sig;
-    (void)what;
     struct pg_conf *c = pg_conf_load(a->file, err, sizeof err);
     if (!c) {
         pg_log(PG_LOG_ERR, "reload failed, keeping the running config: %s", err);
         return;
     }
-    pg_server_reload(a->srv, c);
+    for (unsigned i = 0; i < a->n; i++)
+        pg_server_post_reload(a->w[i].srv, c);
     pg_log(PG_LOG_INFO, "reloaded %s", a->file);
     log_upstreams(c);
     pg_conf_unref(c);
@@ -119,12 +125,92 @@ static void raise_nofile(const struct pg_conf *conf)
                (unsigned long long)conf->max_connections, (unsigned long long)rl.rlim_max);
 }
 
+static void *worker_main(void *arg)
+{
+    struct wthread *t = arg;
+    if (event_base_dispatch(t->base) < 0 || !event_base_got_break(t->base)) {
+        pg_log(PG_LOG_ERR, "a worker's event loop stopped on its own; shutting down");
+        t->failed = true;
+        kill(getpid(), SIGTERM); /* the main thread drains the others */
+    }
+    return NULL;
+}
+
+/* workers: auto is one per online core. */
+static unsigned worker_count(const struct pg_conf *conf)
+{
+    if (conf->workers)
+        return conf->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > PG_WORKERS_MAX ? PG_WORKERS_MAX : (unsigned)n;
+}
+
+/* Make every worker's loop and server (binding the port) on this thread. 0 ok, -1 with err. */
+static int make_workers(struct app *a, struct pg_conf *conf, char *err, size_t cap)
+{
+    a->n = worker_count(conf);
+    for (unsigned i = 0; i < a->n; i++) {
+        struct wthread *t = &a->w[i];
+        if (!(t->base = event_base_new())) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+        if (!(t->srv = pg_server_new(a->hub, i, t->base, conf, &pg_dispatch, err, cap)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Wait for signals until one says stop: SIGHUP reloads, SIGTERM and SIGINT drain. */
+static void wait_signals(struct app *a, const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(a);
+            continue;
+        }
+        pg_log(PG_LOG_INFO, "signal %d: draining", sig);
+        for (unsigned i = 0; i < a->n; i++)
+            pg_server_post_drain(a->w[i].srv);
+        return;
+    }
+}
+
+/* Join the threads, then free what they ran (on this thread: they are gone). 0 if every loop
+ * ended by draining. */
+static int stop_workers(struct app *a)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->w[i].running) {
+            pthread_join(a->w[i].th, NULL);
+            a->w[i].running = false;
+            if (a->w[i].failed)
+                rc = -1;
+        }
+    /* every worker's connections first: a request waiting on another worker's login is
+     * cancelled before that login stops */
+    for (unsigned i = 0; i < a->n; i++) {
+        pg_server_free(a->w[i].srv);
+        a->w[i].srv = NULL;
+    }
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->w[i].base) {
+            event_base_free(a->w[i].base);
+            a->w[i].base = NULL;
+        }
+    return rc;
+}
+
 static int run(const char *file)
 {
     char err[512];
     int rc = 1;
-    struct app a = { .file = file };
-    struct event *sterm = NULL, *sint = NULL, *shup = NULL;
+    static struct app a; /* 256 workers' slots: not on the stack */
+    a.file = file;
     struct pg_conf *conf = pg_conf_load(file, err, sizeof err);
     if (!conf) {
         fprintf(stderr, "panelgate: %s\n", err);
@@ -139,44 +225,46 @@ static int run(const char *file)
         goto out;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(conf);
-    a.base = event_base_new();
-    if (!a.base)
+    /* the workers inherit this mask: only the main thread takes these signals */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         goto out_curl;
-    a.srv = pg_server_new(a.base, conf, &pg_dispatch, err, sizeof err);
-    if (!a.srv) {
-        fprintf(stderr, "panelgate: %s\n", err);
+    if (!(a.hub = pg_hub_new())) {
+        fprintf(stderr, "panelgate: out of memory\n");
         goto out_curl;
     }
-    sterm = evsignal_new(a.base, SIGTERM, on_term, &a);
-    sint = evsignal_new(a.base, SIGINT, on_term, &a);
-    shup = evsignal_new(a.base, SIGHUP, on_hup, &a);
-    if (!sterm || !sint || !shup || evsignal_add(sterm, NULL) || evsignal_add(sint, NULL) ||
-        evsignal_add(shup, NULL))
-        goto out_curl;
-    pg_log(PG_LOG_INFO, "panelgate %s listening on %s:%u", PG_VERSION, conf->listen_address,
-           (unsigned)conf->listen_port);
+    if (make_workers(&a, conf, err, sizeof err)) {
+        fprintf(stderr, "panelgate: %s\n", err);
+        goto out_workers;
+    }
+    pg_log(PG_LOG_INFO, "panelgate %s listening on %s:%u with %u worker%s", PG_VERSION,
+           conf->listen_address, (unsigned)conf->listen_port, a.n, a.n == 1 ? "" : "s");
     log_upstreams(conf);
-    if (conf->workers != 1)
-        pg_log(PG_LOG_WARN, "workers: %u requested; this build runs one event-loop worker",
-               conf->workers);
-    /* the server holds its own reference: the snapshot (and its login transfers) must go with
-     * the server, before the curl multi it runs on */
+    /* each server holds its own reference: the snapshot goes with the last of them */
     pg_conf_unref(conf);
     conf = NULL;
-    if (event_base_dispatch(a.base) < 0)
-        goto out_curl;
-    pg_log(PG_LOG_INFO, "stopped");
-    rc = 0;
+    for (unsigned i = 0; i < a.n; i++) {
+        if (pthread_create(&a.w[i].th, NULL, worker_main, &a.w[i]) != 0) {
+            pg_log(PG_LOG_ERR, "cannot start worker %u; stopping", i);
+            for (unsigned j = 0; j < i; j++)
+                pg_server_post_drain(a.w[j].srv);
+            goto out_workers;
+        }
+        a.w[i].running = true;
+    }
+    wait_signals(&a, &set);
+    if (stop_workers(&a) == 0) {
+        pg_log(PG_LOG_INFO, "stopped");
+        rc = 0;
+    }
+out_workers: /* a second call finds nothing left */
+    stop_workers(&a);
+    pg_hub_free(a.hub);
 out_curl:
-    if (sterm)
-        event_free(sterm);
-    if (sint)
-        event_free(sint);
-    if (shup)
-        event_free(shup);
-    pg_server_free(a.srv);
-    if (a.base)
-        event_base_free(a.base);
     curl_global_cleanup();
 out:
     pg_conf_unref(conf);

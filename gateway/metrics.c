@@ -1,6 +1,7 @@
 /* metrics.c -- counters per upstream name and their Prometheus text exposition. */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,10 @@ struct series {
     int64_t inflight;
 };
 
+/* mu: the owning worker writes, a worker rendering /_gateway/metrics reads; uncontended but
+ * for renders, so a few tens of ns per answer. */
 struct pg_metrics {
+    pthread_mutex_t mu;
     struct series *s;
     size_t n;
     uint64_t store_errors;
@@ -49,7 +53,10 @@ struct pg_metrics {
 struct pg_metrics *pg_metrics_new(void)
 {
     struct pg_metrics *m = calloc(1, sizeof *m);
-    if (m && !(m->s = calloc(PG_MET_UPSTREAMS, sizeof *m->s))) {
+    if (!m)
+        return NULL;
+    if (!(m->s = calloc(PG_MET_UPSTREAMS, sizeof *m->s)) || pthread_mutex_init(&m->mu, NULL)) {
+        free(m->s);
         free(m);
         return NULL;
     }
@@ -60,6 +67,7 @@ void pg_metrics_free(struct pg_metrics *m)
 {
     if (!m)
         return;
+    pthread_mutex_destroy(&m->mu);
     free(m->s);
     free(m);
 }
@@ -77,27 +85,32 @@ static struct series *series_of(struct pg_metrics *m, const char *upstream)
     return s;
 }
 
+/* One (status, method) counter of s, made on first use. */
+static struct code *code_of(struct series *s, uint16_t st, uint8_t mi)
+{
+    for (size_t i = 0; i < s->ncodes; i++)
+        if (s->codes[i].status == st && s->codes[i].method == mi)
+            return &s->codes[i];
+    struct code *c =
+        s->ncodes < PG_MET_CODES ? &s->codes[s->ncodes++] : &s->codes[PG_MET_CODES - 1];
+    if (c->n == 0) {
+        c->status = st;
+        c->method = mi;
+    }
+    return c;
+}
+
 void pg_metrics_request(struct pg_metrics *m, const char *upstream, const char *method, int status,
                         uint64_t ms)
 {
+    pthread_mutex_lock(&m->mu);
     struct series *s = series_of(m, upstream);
     uint8_t mi = (uint8_t)(PG_MET_METHODS - 1);
     for (uint8_t i = 0; method && (size_t)i + 1 < PG_MET_METHODS; i++)
         if (strcmp(methods[i], method) == 0)
             mi = i;
     uint16_t st = status >= 100 && status <= 599 ? (uint16_t)status : 0;
-    struct code *c = NULL;
-    for (size_t i = 0; i < s->ncodes && !c; i++)
-        if (s->codes[i].status == st && s->codes[i].method == mi)
-            c = &s->codes[i];
-    if (!c) {
-        c = s->ncodes < PG_MET_CODES ? &s->codes[s->ncodes++] : &s->codes[PG_MET_CODES - 1];
-        if (c->n == 0) {
-            c->status = st;
-            c->method = mi;
-        }
-    }
-    c->n++;
+    code_of(s, st, mi)->n++;
     size_t b = 0;
     while (b < PG_MET_BUCKETS && ms > bucket_ms[b])
         b++;
@@ -105,37 +118,91 @@ void pg_metrics_request(struct pg_metrics *m, const char *upstream, const char *
         s->hist[b]++;
     s->count++;
     s->sum_ms += ms;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void pg_metrics_login(struct pg_metrics *m, const char *upstream, bool ok)
 {
+    pthread_mutex_lock(&m->mu);
     struct series *s = series_of(m, upstream);
     if (ok)
         s->logins_ok++;
     else
         s->logins_fail++;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void pg_metrics_limited(struct pg_metrics *m, const char *upstream, enum pg_metric_scope scope)
 {
-    if ((unsigned)scope < PG_MS__N)
-        series_of(m, upstream)->limited[scope]++;
+    if ((unsigned)scope >= PG_MS__N)
+        return;
+    pthread_mutex_lock(&m->mu);
+    series_of(m, upstream)->limited[scope]++;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void pg_metrics_upstream_error(struct pg_metrics *m, const char *upstream, enum pg_metric_err k)
 {
-    if ((unsigned)k < PG_ME__N)
-        series_of(m, upstream)->errors[k]++;
+    if ((unsigned)k >= PG_ME__N)
+        return;
+    pthread_mutex_lock(&m->mu);
+    series_of(m, upstream)->errors[k]++;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void pg_metrics_inflight(struct pg_metrics *m, const char *upstream, int delta)
 {
+    pthread_mutex_lock(&m->mu);
     series_of(m, upstream)->inflight += delta;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void pg_metrics_store_error(struct pg_metrics *m)
 {
+    pthread_mutex_lock(&m->mu);
     m->store_errors++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Add src's counters into dst (src locked by the caller, dst private). */
+static void merge(struct pg_metrics *dst, const struct pg_metrics *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const struct series *a = &src->s[i];
+        struct series *d = series_of(dst, a->name);
+        for (size_t j = 0; j < a->ncodes; j++)
+            code_of(d, a->codes[j].status, a->codes[j].method)->n += a->codes[j].n;
+        for (size_t b = 0; b < PG_MET_BUCKETS; b++)
+            d->hist[b] += a->hist[b];
+        d->count += a->count;
+        d->sum_ms += a->sum_ms;
+        d->logins_ok += a->logins_ok;
+        d->logins_fail += a->logins_fail;
+        for (size_t k = 0; k < PG_MS__N; k++)
+            d->limited[k] += a->limited[k];
+        for (size_t k = 0; k < PG_ME__N; k++)
+            d->errors[k] += a->errors[k];
+        d->inflight += a->inflight;
+    }
+    dst->store_errors += src->store_errors;
+}
+
+static int render(const struct pg_metrics *m, uint64_t connections, struct evbuffer *out);
+
+int pg_metrics_render(struct pg_metrics *const *ms, size_t n, uint64_t connections,
+                      struct evbuffer *out)
+{
+    struct pg_metrics *sum = pg_metrics_new();
+    if (!sum)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&ms[i]->mu);
+        merge(sum, ms[i]);
+        pthread_mutex_unlock(&ms[i]->mu);
+    }
+    int rc = render(sum, connections, out);
+    pg_metrics_free(sum);
+    return rc;
 }
 
 #define P(...)                                                                                     \
@@ -144,7 +211,7 @@ void pg_metrics_store_error(struct pg_metrics *m)
             return -1;                                                                             \
     } while (0)
 
-int pg_metrics_render(const struct pg_metrics *m, uint64_t connections, struct evbuffer *out)
+static int render(const struct pg_metrics *m, uint64_t connections, struct evbuffer *out)
 {
     P("# HELP panelgate_requests_total Requests answered.\n"
       "# TYPE panelgate_requests_total counter\n");

@@ -1,6 +1,7 @@
-/* metrics.h -- the worker's counters (SPEC section 6), rendered in the Prometheus text format at
- * /_gateway/metrics. Series are keyed by upstream name, so they survive config reloads; the
- * number of series is bounded (names come from the config). No locking: one per worker. */
+/* metrics.h -- a worker's counters (SPEC section 6); every worker's, summed, rendered in the
+ * Prometheus text format at /_gateway/metrics. Series are keyed by upstream name, so they
+ * survive config reloads; the number of series is bounded (names come from the config). One per
+ * worker, written by its thread; each has a lock so another worker can read it to render. */
 #ifndef PG_METRICS_H
 #define PG_METRICS_H
 
@@ -27,7 +28,8 @@ void pg_metrics_upstream_error(struct pg_metrics *m, const char *upstream, enum 
 void pg_metrics_inflight(struct pg_metrics *m, const char *upstream, int delta);
 void pg_metrics_store_error(struct pg_metrics *m);
 
-/* Append the exposition. 0 ok, -1 out of memory. */
-int pg_metrics_render(const struct pg_metrics *m, uint64_t connections, struct evbuffer *out);
+/* Append the exposition of the sum of ms[0..n). 0 ok, -1 out of memory. */
+int pg_metrics_render(struct pg_metrics *const *ms, size_t n, uint64_t connections,
+                      struct evbuffer *out);
 
 #endif

@@ -10,6 +10,8 @@
 
 #include "conf.h"
 #include "envelope.h"
+#include "hub.h"
+#include "metrics.h"
 #include "worker.h"
 
 struct event;
@@ -38,13 +40,23 @@ typedef void pg_req_hook_fn(struct pg_req *r);
 typedef void pg_limit_go_fn(struct pg_req *r);
 
 struct pg_limit_queue;
+struct pg_limit_port;
+
+/* What a queue decided for a request that waited in it. */
+enum pg_limit_verdict { PG_LV_GO, PG_LV_LATE, PG_LV_FAIL };
+
 /* A request waiting in one of limit.c's FIFO queues, embedded in pg_req; limit.c owns the
- * fields while q is set. */
+ * fields while q is set or post is in an inbox (the hub's lock guards both links). */
 struct pg_limit_wait {
     struct pg_limit_wait *prev, *next;
-    struct pg_limit_queue *q; /* non-NULL while queued */
-    pg_limit_go_fn *go;       /* runs once the request's tokens are taken */
-    uint64_t deadline_ms;     /* arrival + max_wait (the limiter's clock): then a 429 */
+    struct pg_limit_queue *q;   /* non-NULL while queued */
+    struct pg_limit_port *port; /* the request's own worker */
+    pg_limit_go_fn *go;         /* runs once the request's tokens are taken */
+    uint64_t deadline_ms;       /* arrival + max_wait (the limiter's clock): then a 429 */
+    struct pg_post post;        /* the verdict on its way to the request's worker */
+    enum pg_limit_verdict verdict;
+    uint64_t wait_ms;           /* PG_LV_LATE: Retry-After */
+    enum pg_metric_scope scope; /* PG_LV_LATE: which limit it was */
 };
 
 struct pg_req {

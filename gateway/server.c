@@ -49,6 +49,9 @@ struct pg_server {
     char listen[128]; /* the address:port bound at start: a reload cannot move it */
     unsigned workers; /* as started: a reload cannot change it */
     SSL_CTX *tls;     /* listen.tls; NULL: plain HTTP. New connections take the current one. */
+    /* what the main thread asks of this worker, through its inbox (hub.mu guards next_conf) */
+    struct pg_post reload_post, drain_post;
+    struct pg_conf *next_conf;
 };
 
 static void conn_free(struct pg_conn *c);
@@ -442,7 +445,7 @@ static void conn_free(struct pg_conn *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    s->w.nconns--;
+    pg_worker_nconns_add(&s->w, -1);
     free(c);
     if (s->w.draining && s->w.nconns == 0)
         event_base_loopbreak(s->w.base);
@@ -471,7 +474,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    s->w.nconns++;
+    pg_worker_nconns_add(&s->w, 1);
 
     c->req.body = evbuffer_new();
     c->in = evbuffer_new();
@@ -515,7 +518,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         conn_free(c);
         return;
     }
-    if (s->w.nconns > conf->max_connections) {
+    if (pg_worker_nconns_all(&s->w) > conf->max_connections) { /* the process's, every worker's */
         conn_fail(c, PG_E_OVERLOADED, NULL);
         return;
     }
@@ -603,18 +606,41 @@ int pg_server_check_tls(const struct pg_conf *conf, char *err, size_t cap)
     return ctx ? 0 : -1;
 }
 
-struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf,
-                                const struct pg_conn_up *up, char *err, size_t cap)
+/* workers > 1 share the port through SO_REUSEPORT, which would also let a second panelgate
+ * (same user) bind it and silently take half the connections: a plain bind first proves the
+ * port free. 0 ok, -1 with errno set. */
+static int port_free(const struct sockaddr *sa, int sl)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1, rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) || bind(fd, sa, (socklen_t)sl))
+        rc = -1;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+static void on_reload_post(struct pg_post *p);
+static void on_drain_post(struct pg_post *p);
+
+struct pg_server *pg_server_new(struct pg_hub *hub, unsigned id, struct event_base *base,
+                                struct pg_conf *conf, const struct pg_conn_up *up, char *err,
+                                size_t cap)
 {
     struct pg_server *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    if (pg_worker_init(&s->w, base, conf, err, cap)) {
+    if (pg_worker_init(&s->w, hub, id, base, conf, err, cap)) {
         free(s);
         return NULL;
     }
+    s->reload_post.run = on_reload_post;
+    s->drain_post.run = on_drain_post;
     s->up = up;
     if (s->w.tls && !(s->tls = tls_ctx_new(conf, err, cap)))
         goto fail;
@@ -627,9 +653,15 @@ struct pg_server *pg_server_new(struct event_base *base, struct pg_conf *conf,
         snprintf(err, cap, "listen: bad address %s", conf->listen_address);
         goto fail;
     }
-    s->lis = evconnlistener_new_bind(
-        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
-        (struct sockaddr *)&ss, sl);
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+    if (conf->workers > 1) {
+        flags |= LEV_OPT_REUSEABLE_PORT;
+        if (id == 0 && port_free((struct sockaddr *)&ss, sl)) {
+            snprintf(err, cap, "listen %s: %s", hostport, strerror(errno));
+            goto fail;
+        }
+    }
+    s->lis = evconnlistener_new_bind(base, on_accept, s, flags, 4096, (struct sockaddr *)&ss, sl);
     if (!s->lis) {
         snprintf(err, cap, "listen %s: %s", hostport, strerror(errno));
         goto fail;
@@ -661,13 +693,16 @@ static void warn_restart_keys(const struct pg_server *s, const struct pg_conf *c
 
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
 {
-    warn_restart_keys(s, conf);
+    bool say = s->w.id == 0; /* every worker reloads; one says what a reload cannot change */
+    if (say)
+        warn_restart_keys(s, conf);
     pg_conf_ref(conf);
     pg_conf_unref(s->w.conf);
     s->w.conf = conf;
     s->w.conf_gen++; /* cached key checks were against the old consumers */
     if ((conf->tls_cert != NULL) != s->w.tls) {
-        pg_log(PG_LOG_WARN, "reload: turning listen.tls on or off takes a restart");
+        if (say)
+            pg_log(PG_LOG_WARN, "reload: turning listen.tls on or off takes a restart");
         return;
     }
     if (!s->w.tls)
@@ -676,11 +711,50 @@ void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
     char err[256];
     SSL_CTX *ctx = tls_ctx_new(conf, err, sizeof err);
     if (!ctx) {
-        pg_log(PG_LOG_ERR, "reload: %s; keeping the certificate in use", err);
+        if (say)
+            pg_log(PG_LOG_ERR, "reload: %s; keeping the certificate in use", err);
         return;
     }
     SSL_CTX_free(s->tls);
     s->tls = ctx;
+}
+
+static void on_reload_post(struct pg_post *p)
+{
+    struct pg_server *s = PG_CONTAINER_OF(p, struct pg_server, reload_post);
+    pg_hub_lock(s->w.hub);
+    struct pg_conf *c = s->next_conf;
+    s->next_conf = NULL;
+    pg_hub_unlock(s->w.hub);
+    if (c) {
+        pg_server_reload(s, c);
+        pg_conf_unref(c);
+    }
+}
+
+void pg_server_post_reload(struct pg_server *s, struct pg_conf *conf)
+{
+    pg_conf_ref(conf);
+    pg_hub_lock(s->w.hub);
+    struct pg_conf *old = s->next_conf; /* two SIGHUPs before the worker looked: the newer wins */
+    s->next_conf = conf;
+    if (!s->reload_post.in)
+        pg_inbox_put_locked(&s->w.inbox, &s->reload_post);
+    pg_hub_unlock(s->w.hub);
+    pg_conf_unref(old);
+}
+
+static void on_drain_post(struct pg_post *p)
+{
+    pg_server_drain(PG_CONTAINER_OF(p, struct pg_server, drain_post));
+}
+
+void pg_server_post_drain(struct pg_server *s)
+{
+    pg_hub_lock(s->w.hub);
+    if (!s->drain_post.in)
+        pg_inbox_put_locked(&s->w.inbox, &s->drain_post);
+    pg_hub_unlock(s->w.hub);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
@@ -735,6 +809,15 @@ void pg_server_free(struct pg_server *s)
     if (s->lis)
         evconnlistener_free(s->lis);
     SSL_CTX_free(s->tls);
+    if (s->w.hub) {
+        pg_hub_lock(s->w.hub);
+        pg_inbox_take_locked(&s->reload_post);
+        pg_inbox_take_locked(&s->drain_post);
+        struct pg_conf *c = s->next_conf;
+        s->next_conf = NULL;
+        pg_hub_unlock(s->w.hub);
+        pg_conf_unref(c);
+    }
     pg_worker_deinit(&s->w);
     free(s);
 }

@@ -14,7 +14,7 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 
-#include "bucket.h"
+#include "auth.h"
 #include "curlev.h"
 #include "fwd.h"
 #include "h1.h"
@@ -124,10 +124,20 @@ static int open_log(struct pg_worker *w, char *err, size_t cap)
     return 0;
 }
 
-int pg_worker_init(struct pg_worker *w, struct event_base *base, struct pg_conf *conf, char *err,
-                   size_t cap)
+uint64_t pg_worker_nconns_all(const struct pg_worker *w)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < w->hub->nworkers; i++)
+        n += pg_worker_nconns(w->hub->workers[i]);
+    return n;
+}
+
+int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct event_base *base,
+                   struct pg_conf *conf, char *err, size_t cap)
 {
     memset(w, 0, sizeof *w);
+    w->id = id;
+    w->hub = hub;
     w->base = base;
     w->conf = conf;
     w->log_fd = -1;
@@ -135,16 +145,21 @@ int pg_worker_init(struct pg_worker *w, struct event_base *base, struct pg_conf 
     w->tls = conf->tls_cert != NULL;
     if (RAND_bytes(w->rid_rand, sizeof w->rid_rand) != 1)
         goto fail_msg;
+    if (id >= PG_WORKERS_MAX || pg_inbox_init(&w->inbox, hub, base))
+        goto fail_msg;
     w->curl = pg_curlev_new(base);
     w->h1 = pg_h1_new(base);
     w->fwds = pg_fwd_pool_new();
-    /* bounded by the configured names (upstreams + routes + consumers), far below this */
-    w->limit = pg_limit_new(base, pg_bucket_local_new(100000));
+    w->limit = hub->limit;
+    w->lport = pg_limit_port_new(hub->limit, base, &w->inbox);
     w->metrics = pg_metrics_new();
-    if (!w->curl || !w->h1 || !w->fwds || !w->limit || !w->metrics)
+    if (!w->curl || !w->h1 || !w->fwds || !w->lport || !w->metrics)
         goto fail_msg;
     if (open_log(w, err, cap))
         goto fail;
+    hub->workers[id] = w;
+    if (hub->nworkers <= id)
+        hub->nworkers = id + 1;
     return 0;
 fail_msg:
     snprintf(err, cap, "out of memory");
@@ -163,13 +178,16 @@ void pg_worker_deinit(struct pg_worker *w)
     }
     if (w->log_fd > STDERR_FILENO)
         close(w->log_fd);
-    pg_limit_free(w->limit);
     pg_metrics_free(w->metrics);
-    /* the snapshot first: its login transfers leave the multi before the multi goes */
+    pg_limit_port_free(w->lport);
+    /* logins running here leave the multi before it goes */
+    if (w->curl)
+        pg_auth_worker_stop(w);
     pg_conf_unref(w->conf);
     pg_fwd_pool_free(w->fwds);
     pg_h1_free(w->h1);
     pg_curlev_free(w->curl);
+    pg_inbox_deinit(&w->inbox);
     memset(w, 0, sizeof *w);
     w->log_fd = -1;
 }

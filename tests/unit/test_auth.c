@@ -211,8 +211,8 @@ static void single_flight(void **state)
     assert_int_equal(fk.starts, 1);
     assert_int_equal(machine.logins, 1);
     assert_int_equal(machine.login_start_ms, T0);
-    pg_auth_cancel(&w[2].wt);
-    pg_auth_cancel(&w[2].wt); /* twice: harmless */
+    pg_auth_sm_cancel(&w[2].wt);
+    pg_auth_sm_cancel(&w[2].wt); /* twice: harmless */
     fk.now += 300;
     login_ok("tok-1", 0);
     const int order[] = { 0, 1, -1, 2, 3 };

@@ -1,7 +1,9 @@
 /* test_limit.c -- admission (SPEC section 4) on a fake clock, no sockets: one token from every
  * bucket that applies or from none, FIFO queues, max_wait -> 429, cool-down after a panel's 429.
  * Requests are pg_reqs answering into an evbuffer; queues are served with pg_limit_tick, which
- * is what their timers do when they fire. */
+ * is what their timers do when they fire. Two workers share the limiter (as threads do, one at a
+ * time here): a queue is FIFO across them, and a verdict reaches a request through its own
+ * worker's inbox. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 #include <event2/event.h>
 
 #include "gateway/bucket.h"
+#include "gateway/hub.h"
 #include "gateway/limit.h"
 #include "gateway/metrics.h"
 
@@ -46,7 +49,8 @@ enum { UP, Q, SLOW };
 struct fix {
     uint64_t now; /* the limiter's clock */
     struct event_base *base;
-    struct pg_worker w;
+    struct pg_hub *hub;
+    struct pg_worker w[2];
     struct pg_conf *conf;
     struct pg_limit *l;
     struct pg_req r[NREQ];
@@ -84,19 +88,28 @@ static int setup(void **state)
     memset(&f, 0, sizeof f);
     f.now = T0;
     f.base = event_base_new();
-    f.w.base = f.base;
-    f.w.metrics = pg_metrics_new();
+    assert_non_null(f.base);
+    f.hub = pg_hub_new();
+    assert_non_null(f.hub);
+    f.l = f.hub->limit;
+    for (int i = 0; i < 2; i++) {
+        struct pg_worker *w = &f.w[i];
+        w->id = (unsigned)i;
+        w->hub = f.hub;
+        w->base = f.base;
+        w->metrics = pg_metrics_new();
+        assert_non_null(w->metrics);
+        assert_int_equal(pg_inbox_init(&w->inbox, f.hub, f.base), 0);
+        w->lport = pg_limit_port_new(f.l, f.base, &w->inbox);
+        assert_non_null(w->lport);
+    }
     f.conf = pg_conf_load_string("t.yaml", yaml, strlen(yaml), err, sizeof err);
     if (!f.conf)
         fail_msg("config: %s", err);
-    f.l = pg_limit_new(f.base, pg_bucket_local_new(1000));
-    assert_non_null(f.base);
-    assert_non_null(f.w.metrics);
-    assert_non_null(f.l);
     pg_limit_set_clock(f.l, fake_now, &f);
     for (size_t i = 0; i < NREQ; i++) {
         struct pg_req *r = &f.r[i];
-        r->w = &f.w;
+        r->w = &f.w[0];
         r->conf = f.conf;
         r->out = evbuffer_new();
         assert_non_null(r->out);
@@ -114,11 +127,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fix *f = *state;
-    pg_limit_free(f->l);
+    for (int i = 0; i < 2; i++) {
+        pg_limit_port_free(f->w[i].lport);
+        pg_inbox_deinit(&f->w[i].inbox);
+        pg_metrics_free(f->w[i].metrics);
+    }
+    pg_hub_free(f->hub);
     for (size_t i = 0; i < NREQ; i++)
         evbuffer_free(f->r[i].out);
     pg_conf_unref(f->conf);
-    pg_metrics_free(f->w.metrics);
     event_base_free(f->base);
     return 0;
 }
@@ -130,7 +147,15 @@ static void admit(struct fix *f, int i, int up, const char *rest)
     r->upstream = up;
     r->rest = rest;
     r->rest_len = strlen(rest);
-    pg_limit_admit(f->l, r, on_go);
+    pg_limit_admit(r->w->lport, r, on_go);
+}
+
+/* What the queues' timers do when they fire, served as worker 0; then worker 1 runs what its
+ * inbox got (pg_limit_tick drains worker 0's). */
+static void tick(struct fix *f)
+{
+    pg_limit_tick(f->w[0].lport);
+    pg_inbox_drain(&f->w[1].inbox);
 }
 
 /* Request i was answered with this status (0: not answered), and a 429 says Retry-After. */
@@ -189,10 +214,10 @@ static void fifo(void **state)
     assert_went(f, 1, (const int[]){ 0 });
     assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 4);
     f->now += 999;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_int_equal(f->nwent, 1);
     f->now += 1;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_went(f, 2, (const int[]){ 0, 1 });
     /* 2 leaves (its caller went away): it never goes, and 3 is next */
     f->r[2].on_abort(&f->r[2]);
@@ -200,11 +225,11 @@ static void fifo(void **state)
     f->now += 1000;
     admit(f, 5, Q, "/"); /* a token is free, but 3 and 4 were first */
     assert_went(f, 2, (const int[]){ 0, 1 });
-    pg_limit_tick(f->l);
+    tick(f);
     assert_went(f, 3, (const int[]){ 0, 1, 3 });
     for (int s = 0; s < 3; s++) {
         f->now += 1000;
-        pg_limit_tick(f->l);
+        tick(f);
     }
     assert_went(f, 5, (const int[]){ 0, 1, 3, 4, 5 });
     assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 0);
@@ -227,17 +252,17 @@ static void max_wait_expiry(void **state)
     admit(f, 3, SLOW, "/"); /* queued until T0 + 61 s at most */
     assert_int_equal(pg_limit_queued(f->l, slow), 2);
     f->now = T0 + 60000 - 1;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_int_equal(pg_limit_queued(f->l, slow), 2);
     f->now = T0 + 60000; /* the token: 2 goes, 3 waits for the next one (60 s on) */
-    pg_limit_tick(f->l);
+    tick(f);
     assert_went(f, 2, (const int[]){ 0, 2 });
     assert_answer(f, 3, 0);
     f->now = T0 + 61000 - 1;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_answer(f, 3, 0);
     f->now = T0 + 61000;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_answer(f, 3, 429);
     assert_int_equal(pg_limit_queued(f->l, slow), 0);
     assert_int_equal(f->nwent, 2);
@@ -249,7 +274,7 @@ static void cooldown(void **state)
 {
     struct fix *f = *state;
     const struct pg_upstream *up = &f->conf->upstreams[UP], *q = &f->conf->upstreams[Q];
-    pg_limit_cooldown(f->l, up, 3000);
+    pg_limit_cooldown(f->w[0].lport, up, 3000);
     assert_int_equal(pg_limit_cooldown_left(f->l, up), 3000);
     admit(f, 0, UP, "/y");
     assert_answer(f, 0, 429);
@@ -265,14 +290,14 @@ static void cooldown(void **state)
     assert_went(f, 3, (const int[]){ 2, 3, 4 });
 
     /* queue mode: the request waits out the cool-down, then goes */
-    pg_limit_cooldown(f->l, q, 1500);
+    pg_limit_cooldown(f->w[1].lport, q, 1500); /* seen by the other worker */
     admit(f, 5, Q, "/");
     assert_int_equal(pg_limit_queued(f->l, q), 1);
     f->now += 1499;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_int_equal(f->nwent, 3);
     f->now += 1;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_went(f, 4, (const int[]){ 2, 3, 4, 5 });
     assert_answer(f, 5, 0);
 }
@@ -291,12 +316,47 @@ static void queue_behind_others(void **state)
     assert_answer(f, 1, 0);
     assert_answer(f, 2, 0); /* waiting, not refused */
     f->now += 1000;
-    pg_limit_tick(f->l);
+    tick(f);
     f->now += 1000;
-    pg_limit_tick(f->l);
+    tick(f);
     assert_int_equal(f->nwent, 3);
     assert_int_equal(f->went[1], 1);
     assert_int_equal(f->went[2], 2);
+}
+
+/* Two workers' requests in one queue: they go in arrival order whichever worker they came
+ * through and whichever worker's timer serves the queue; each verdict runs on its own worker
+ * (it waits in that worker's inbox until that worker looks); one that leaves while its verdict
+ * is on the way is not run. */
+static void queue_across_workers(void **state)
+{
+    struct fix *f = *state;
+    for (int i = 0; i < 6; i++) {
+        f->r[i].w = &f->w[i % 2];
+        admit(f, i, Q, "/"); /* 0 takes the token; 1..5 queue, alternating workers */
+    }
+    assert_went(f, 1, (const int[]){ 0 });
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 5);
+    f->now += 1000;
+    pg_limit_tick(f->w[0].lport); /* worker 0 serves; 1 is worker 1's: not run yet */
+    assert_int_equal(f->nwent, 1);
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 4);
+    pg_inbox_drain(&f->w[1].inbox);
+    assert_went(f, 2, (const int[]){ 0, 1 });
+    f->now += 1000;
+    pg_limit_tick(f->w[1].lport); /* worker 1 serves 2, worker 0's */
+    assert_int_equal(f->nwent, 2);
+    f->r[2].on_abort(&f->r[2]); /* its caller left with the verdict in the inbox */
+    pg_inbox_drain(&f->w[0].inbox);
+    assert_int_equal(f->nwent, 2); /* its token is spent, as for any caller who leaves */
+    for (int s = 0; s < 3; s++) {
+        f->now += 1000;
+        tick(f);
+    }
+    assert_went(f, 5, (const int[]){ 0, 1, 3, 4, 5 });
+    assert_int_equal(pg_limit_queued(f->l, &f->conf->upstreams[Q]), 0);
+    for (int i = 0; i < 6; i++)
+        assert_answer(f, i, 0);
 }
 
 int main(void)
@@ -307,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(max_wait_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(cooldown, setup, teardown),
         cmocka_unit_test_setup_teardown(queue_behind_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_across_workers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

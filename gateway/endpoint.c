@@ -23,9 +23,16 @@ static int body_me(struct pg_req *r, struct evbuffer *out)
 
 static int body_status(struct pg_req *r, struct evbuffer *out)
 {
-    if (evbuffer_add_printf(out, "{\"workers\":%zu,\"connections\":%llu,\"upstreams\":[",
-                            r->w->hub->nworkers,
-                            (unsigned long long)pg_worker_nconns_all(r->w)) < 0)
+    const struct pg_hub *h = r->w->hub;
+    if (evbuffer_add_printf(out, "{\"workers\":%zu,\"connections\":%llu,\"worker_connections\":[",
+                            h->nworkers, (unsigned long long)pg_worker_nconns_all(r->w)) < 0)
+        return -1;
+    /* how the kernel spread connections over the workers' listeners (SO_REUSEPORT) */
+    for (size_t i = 0; i < h->nworkers; i++)
+        if (evbuffer_add_printf(out, "%s%llu", i ? "," : "",
+                                (unsigned long long)pg_worker_nconns(h->workers[i])) < 0)
+            return -1;
+    if (evbuffer_add(out, "],\"upstreams\":[", 15))
         return -1;
     for (size_t i = 0; i < r->conf->nupstreams; i++) {
         const struct pg_upstream *up = &r->conf->upstreams[i];

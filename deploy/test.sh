@@ -74,10 +74,10 @@ sanitizer_pass()
 
 sanitizer_pass "${PG_SKIP_ASAN:-0}" "ASan+UBSan" build-asan PG_SANITIZE \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-# the unit tests that race threads (shared buckets) and the integration suites against a
-# gateway built with TSan
+# the unit tests that race threads (shared buckets) and every integration suite against a
+# gateway built with TSan running two event-loop threads (PG_TEST_WORKERS=2)
 sanitizer_pass "${PG_SKIP_TSAN:-0}" ThreadSanitizer build-tsan PG_TSAN \
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 PG_TEST_WORKERS=2
 
 step "fuzz (libFuzzer, when clang is installed)"
 if command -v clang >/dev/null 2>&1; then

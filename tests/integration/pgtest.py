@@ -29,8 +29,17 @@ SANITIZED = os.environ.get("PG_SANITIZED", "OFF") in ("ON", "1", "TRUE")
 UPSTREAM_HOST = os.environ.get("PG_UPSTREAM_HOST", "")
 
 
+# PG_TEST_WORKERS=N: every config that does not name its workers runs N of them, so each suite
+# also checks that N event-loop threads behave as one gateway (deploy/test.sh does this under
+# ThreadSanitizer)
+TEST_WORKERS = os.environ.get("PG_TEST_WORKERS", "")
+
+
 def upstream_host(config_text):
-    """The config with every upstream url's 127.0.0.1 replaced by PG_UPSTREAM_HOST (if set)."""
+    """The config with every upstream url's 127.0.0.1 replaced by PG_UPSTREAM_HOST (if set), and
+    `workers: PG_TEST_WORKERS` (if set) where it names none."""
+    if TEST_WORKERS and not re.search(r"(?m)^workers:", config_text):
+        config_text = "workers: %d\n%s" % (int(TEST_WORKERS), config_text.lstrip("\n"))
     if not UPSTREAM_HOST:
         return config_text
     return re.sub(r"(?m)^(\s+(?:- )?url: http://)127\.0\.0\.1:", r"\g<1>%s:" % UPSTREAM_HOST,

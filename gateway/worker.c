@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +51,21 @@ void pg_worker_rid(struct pg_worker *w, char *out)
 
 /* ---- per-answer accounting: metrics and the access log ---- */
 
+/* Whole lines only, at most PIPE_BUF bytes a write: every worker writes to the same file or pipe
+ * (stdout under systemd), and only such writes are never interleaved with another's. */
 static void log_flush(struct pg_worker *w)
 {
-    while (w->log && evbuffer_get_length(w->log) > 0)
-        if (evbuffer_write(w->log, w->log_fd) <= 0)
+    while (w->log && evbuffer_get_length(w->log) > 0) {
+        size_t n = evbuffer_get_length(w->log);
+        if (n > PIPE_BUF)
+            n = PIPE_BUF;
+        const char *p = (const char *)evbuffer_pullup(w->log, (ssize_t)n);
+        const char *nl = p ? memrchr(p, '\n', n) : NULL;
+        if (nl) /* no line is longer than PIPE_BUF: the path in it is cut at 256 bytes */
+            n = (size_t)(nl - p) + 1;
+        if (evbuffer_write_atmost(w->log, w->log_fd, (ssize_t)n) <= 0)
             break;
+    }
 }
 
 void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)

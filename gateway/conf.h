@@ -106,8 +106,17 @@ struct pg_conf {
     uint64_t drain_timeout_ms; /* default 10 s */
 
     enum pg_store_type store;
-    char *redis_url;
+    char *redis_url;           /* as configured (may hold the password): never logged */
     bool redis_on_error_allow; /* on_error: allow (default) | deny */
+    /* the url's parts (SPEC 4.1): redis://[[user]:password@]host[:port][/db] */
+    char *redis_host;
+    uint16_t redis_port;  /* default 6379 */
+    char *redis_password; /* NULL: no AUTH */
+    unsigned redis_db;
+    char *redis_prefix;        /* key namespace; default "panelgate" */
+    uint64_t redis_timeout_ms; /* a slower answer counts as a failure; default 50 ms */
+    bool has_session_key;
+    uint8_t session_key[32]; /* AES-256-GCM key for sessions stored in redis */
 
     struct pg_consumer *consumers;
     size_t nconsumers;

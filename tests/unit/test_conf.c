@@ -89,7 +89,8 @@ static void good_full_example(void **state)
              "access_log: /var/log/panelgate.log\n"
              "metrics: {public: true}\n"
              "drain_timeout: 2500ms\n"
-             "rate_limit_store: {type: redis, url: \"redis://r:6379/0\", on_error: deny}\n"
+             "rate_limit_store: {type: redis, url: \"redis://r:6379/0\", on_error: deny,\n"
+             "                   session_key: \"" HEX_A "\"}\n"
              "consumers:\n"
              "  - {name: billing, key: \"sha256:" HEX_A "\", allow: [navixy, \"panelica:GET\"],\n"
              "     rate_limit: {rate: 50/s, burst: 100}}\n"
@@ -469,7 +470,60 @@ static void bad_store(void **state)
                "t.yaml:1:19: rate_limit_store: ", "needs a url");
     expect_err("rate_limit_store: {type: redis, url: 'http://r'}\n" UP,
                "t.yaml:1:38: rate_limit_store.url: ", "redis://");
-    expect_err("rate_limit_store: {url: 'redis://r'}\n" UP, "t.yaml:1:25: ", "only for type redis");
+    expect_err("rate_limit_store: {url: 'redis://r'}\n" UP, "t.yaml:1:19: ", "only for type redis");
+    expect_err("rate_limit_store: {type: local, prefix: p}\n" UP,
+               "t.yaml:1:19: ", "only for type redis");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r:99999'}\n" UP,
+               "t.yaml:1:38: rate_limit_store: ", "bad port");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://user@r'}\n" UP,
+               "t.yaml:1:38: rate_limit_store: ", "needs a password");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r/x'}\n" UP,
+               "t.yaml:1:38: rate_limit_store: ", "bad database");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://:${PG_TEST_UNSET_VAR}@r'}\n" UP,
+               "t.yaml:1:38: rate_limit_store.url: ", "'PG_TEST_UNSET_VAR' is not set");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r', prefix: 'a b'}\n" UP,
+               "t.yaml:1:59: rate_limit_store: ", "bad prefix");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r', timeout: 11s}\n" UP,
+               "t.yaml:1:60: rate_limit_store: ", "at most 10s");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r', session_key: abc}\n" UP,
+               "t.yaml:1:64: rate_limit_store: ", "64 hex");
+    expect_err("rate_limit_store: {type: redis, url: 'redis://r'}\n"
+               "upstreams:\n"
+               "  - name: nx\n"
+               "    url: http://127.0.0.1:9\n"
+               "    auth: {type: navixy_session, login: u, password: p}\n",
+               "t.yaml: rate_limit_store: ", "needs session_key");
+}
+
+/* redis://:${ENV}@host:port/db is split into its parts, the password read from the environment
+ * inside the url; prefix and timeout have their defaults. */
+static void good_redis_store(void **state)
+{
+    (void)state;
+    setenv("PG_TEST_REDIS_PW", "fake-redis-pw", 1);
+    struct pg_conf *c = load_ok("rate_limit_store: {type: redis,\n"
+                                "  url: 'redis://:${PG_TEST_REDIS_PW}@10.0.0.5:6380/3'}\n" UP);
+    assert_int_equal(c->store, PG_STORE_REDIS);
+    assert_string_equal(c->redis_host, "10.0.0.5");
+    assert_int_equal(c->redis_port, 6380);
+    assert_string_equal(c->redis_password, "fake-redis-pw");
+    assert_int_equal(c->redis_db, 3);
+    assert_string_equal(c->redis_prefix, "panelgate");
+    assert_int_equal(c->redis_timeout_ms, 50);
+    assert_false(c->has_session_key);
+    pg_conf_unref(c);
+    c = load_ok("rate_limit_store: {type: redis, url: 'redis://r', prefix: pg1, timeout: 20ms,\n"
+                "  session_key: \"" HEX_A "\"}\n" UP);
+    assert_string_equal(c->redis_host, "r");
+    assert_int_equal(c->redis_port, 6379);
+    assert_null(c->redis_password);
+    assert_int_equal(c->redis_db, 0);
+    assert_string_equal(c->redis_prefix, "pg1");
+    assert_int_equal(c->redis_timeout_ms, 20);
+    assert_true(c->has_session_key);
+    assert_int_equal(c->session_key[0], 0x00);
+    assert_int_equal(c->session_key[31], 0xff);
+    pg_conf_unref(c);
 }
 
 static void bad_sha256(void **state)
@@ -829,6 +883,7 @@ int main(void)
         cmocka_unit_test(bad_rates),
         cmocka_unit_test(bad_enum),
         cmocka_unit_test(bad_store),
+        cmocka_unit_test(good_redis_store),
         cmocka_unit_test(bad_sha256),
         cmocka_unit_test(bad_duplicate_upstream),
         cmocka_unit_test(bad_duplicate_consumer),

@@ -448,6 +448,23 @@ static uint64_t local_cooldown_get(struct pg_bucket_store *st, const char *upstr
     return ms;
 }
 
+int pg_bucket_local_put(struct pg_bucket_store *st, const char *key, const struct pg_bucket *b)
+{
+    struct local *s = (struct local *)st;
+    int rc = -1;
+    pthread_mutex_lock(&s->mu);
+    struct entry *e = find(s, key, hash_key(key));
+    if (!e && !reserve(s, 1, b->last_ms))
+        e = find_or_insert(s, key);
+    if (e) {
+        e->b = *b;
+        e->has_bucket = true;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 static void local_free(struct pg_bucket_store *st)
 {
     struct local *s = (struct local *)st;

@@ -172,6 +172,11 @@ size_t pg_bucket_tightest(const struct pg_bucket_info *v, size_t n);
  * max_keys 0 or out of memory. */
 struct pg_bucket_store *pg_bucket_local_new(size_t max_keys);
 
+/* Set key's bucket in the local store s to b (made if absent): the mirror of a shared bucket
+ * as redis last answered (rstore.h), which /_gateway/me, the queue timers and the on_error:
+ * allow fallback read. 0 ok, -1 out of memory or max_keys reached. */
+int pg_bucket_local_put(struct pg_bucket_store *s, const char *key, const struct pg_bucket *b);
+
 /* s->ops->free(s); accepts NULL. */
 void pg_bucket_store_free(struct pg_bucket_store *s);
 

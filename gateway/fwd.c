@@ -520,7 +520,7 @@ static void panel_error(struct pg_fwd *f)
     }
     /* the panel said slow down (429, Navixy code 15): nothing reaches it until it has passed */
     if (pe.code == PG_E_RATE_LIMITED)
-        pg_limit_cooldown(r->w->lport, up,
+        pg_limit_cooldown(r->w->lport, r->conf, up,
                           f->retry_after_s >= 0 ? (uint64_t)f->retry_after_s * 1000 : 1000);
     fwd_put(f);
     pg_resp_error(r, &e);

@@ -14,7 +14,9 @@
 #include "envelope.h"
 #include "hub.h"
 #include "metrics.h"
+#include "redis.h"
 #include "route.h"
+#include "rstore.h"
 #include "util.h"
 
 #define PG_KEY_MAX 200
@@ -30,6 +32,10 @@ struct pg_limit_queue {
     size_t n;
     struct pg_limit_port *armer;
     uint64_t due_ms;
+    /* redis store: the head's tokens are being asked for (one ask in flight per queue) */
+    bool asking;
+    struct pg_limit_wait *asked; /* the head it asked for; tokens are fungible if it left */
+    struct pg_limit_port *asker;
 };
 
 struct pg_limit {
@@ -38,6 +44,7 @@ struct pg_limit {
     struct pg_limit_queue *queues;
     pg_clock_fn *now_ms; /* every time below is on this clock */
     void *now_arg;
+    struct pg_rstore_scripts scripts; /* for a redis store */
 };
 
 /* A worker's timer for one shared queue. */
@@ -53,6 +60,7 @@ struct pg_limit_port {
     struct event_base *base;
     struct pg_inbox *in;
     struct port_timer *timers;
+    struct pg_redis *rd; /* this worker's connection to a redis store; NULL: none */
 };
 
 /* The buckets one request takes from. */
@@ -74,6 +82,7 @@ struct pg_limit *pg_limit_new(struct pg_hub *hub, struct pg_bucket_store *store)
     }
     l->hub = hub;
     l->store = store;
+    pg_rstore_scripts_init(&l->scripts);
     l->now_ms = pg_clock_mono;
     return l;
 }
@@ -173,7 +182,19 @@ static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_
     pg_resp_error(r, &e);
 }
 
-enum attempt { TAKEN, WAIT, FAILED };
+/* rate_limit_store.on_error: deny, and redis cannot answer (SPEC 4.1). */
+static void unavailable(struct pg_req *r)
+{
+    struct pg_envelope e = { .code = PG_E_UPSTREAM_UNAVAILABLE,
+                             .status = 503, /* the gateway's own state, not a panel's: retry */
+                             .message = "The shared rate-limit store is unavailable.",
+                             .has_retry_after = true,
+                             .retry_after_s = 1 };
+    pg_resp_error(r, &e);
+}
+
+/* ASK: the tokens are redis's to give (rstore.h); nothing was taken here. */
+enum attempt { TAKEN, WAIT, FAILED, ASK };
 
 /* A limit that holds a request back has its say: a reject-mode one refuses waiting, and the
  * shortest max_wait of them bounds it. */
@@ -192,36 +213,20 @@ static void cooldown_policy(const struct pg_upstream *up, bool *queue, uint64_t 
     *max_wait = up->rl.max_wait_ms;
 }
 
-/* Try once: cool-down, then one token from every bucket of w. On WAIT, *wait_ms, whether r may
- * queue and for how long, and *block (the key it waits for) are set. */
-static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
-                            uint64_t now, uint64_t *wait_ms, bool *queue, uint64_t *max_wait,
-                            const char **block)
+/* The buckets' answer res for r: TAKEN, or WAIT with *wait_ms, whether r may queue and for how
+ * long, and *block (the key it waits for) set. */
+static enum attempt judge(struct pg_req *r, const struct want *w, const struct pg_bucket_result *res,
+                          uint64_t *wait_ms, bool *queue, uint64_t *max_wait, const char **block)
 {
-    const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
-    uint64_t cd = l->store->ops->cooldown_get(l->store, w->cd_key, now);
-    *block = w->cd_key;
-    if (cd) {
-        *wait_ms = cd;
-        cooldown_policy(up, queue, max_wait);
-        return WAIT;
-    }
-    if (w->n == 0)
+    set_headers(r, w, res);
+    if (res->taken)
         return TAKEN;
-    struct pg_bucket_result res;
-    memset(&res, 0, sizeof res);
-    int rc = l->store->ops->take_all(l->store, w->kp, w->rates, w->n, now, &res);
-    if (rc < 0 || res.status < 0)
-        return FAILED;
-    set_headers(r, w, &res);
-    if (res.taken)
-        return TAKEN;
-    *wait_ms = res.wait_ms;
+    *wait_ms = res->wait_ms;
     *queue = true;
     *max_wait = UINT64_MAX;
     bool found = false;
-    for (size_t i = 0; i < res.n; i++) {
-        if (res.b[i].remaining > 0)
+    for (size_t i = 0; i < res->n; i++) {
+        if (res->b[i].remaining > 0)
             continue; /* this bucket had a token: its mode does not matter */
         if (!found)
             *block = w->kp[i];
@@ -229,6 +234,63 @@ static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct w
         held_by(w->rates[i], queue, max_wait);
     }
     return WAIT;
+}
+
+/* A cool-down of cd ms holds r: WAIT as the upstream's own limit says. */
+static enum attempt cooled(const struct pg_req *r, const struct want *w, uint64_t cd,
+                           uint64_t *wait_ms, bool *queue, uint64_t *max_wait, const char **block)
+{
+    *block = w->cd_key;
+    *wait_ms = cd;
+    cooldown_policy(&r->conf->upstreams[r->upstream], queue, max_wait);
+    return WAIT;
+}
+
+/* Try once: cool-down, then one token from every bucket of w; or, remote (a redis store), ASK
+ * once no cool-down is known here. On WAIT, as judge. */
+static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
+                            uint64_t now, uint64_t *wait_ms, bool *queue, uint64_t *max_wait,
+                            const char **block, bool remote)
+{
+    uint64_t cd = l->store->ops->cooldown_get(l->store, w->cd_key, now);
+    *block = w->cd_key;
+    if (cd)
+        return cooled(r, w, cd, wait_ms, queue, max_wait, block);
+    if (remote) /* also with no bucket: another instance may have seen a 429 */
+        return ASK;
+    if (w->n == 0)
+        return TAKEN;
+    struct pg_bucket_result res;
+    memset(&res, 0, sizeof res);
+    int rc = l->store->ops->take_all(l->store, w->kp, w->rates, w->n, now, &res);
+    if (rc < 0 || res.status < 0)
+        return FAILED;
+    return judge(r, w, &res, wait_ms, queue, max_wait, block);
+}
+
+/* Redis's answer t for r into the local store (the mirror /_gateway/me, the queue timers and
+ * the on_error: allow fallback read), then judged as a local answer would be. */
+static enum attempt from_redis(struct pg_limit *l, struct pg_req *r, const struct want *w,
+                               const struct pg_rtake *t, uint64_t now, uint64_t *wait_ms,
+                               bool *queue, uint64_t *max_wait, const char **block)
+{
+    if (t->cooldown_ms) {
+        l->store->ops->cooldown_set(l->store, w->cd_key, now + t->cooldown_ms);
+        return cooled(r, w, t->cooldown_ms, wait_ms, queue, max_wait, block);
+    }
+    struct pg_bucket_result res;
+    memset(&res, 0, sizeof res);
+    res.taken = t->taken;
+    res.n = t->n;
+    for (size_t i = 0; i < t->n; i++) {
+        if (pg_bucket_local_put(l->store, w->kp[i], &t->b[i]))
+            pg_log(PG_LOG_WARN, "rate limit %s: not mirrored locally", w->kp[i]);
+        pg_bucket_describe(&t->b[i], now, &res.b[i]);
+        if (!t->taken && res.b[i].wait_ms > res.wait_ms)
+            res.wait_ms = res.b[i].wait_ms;
+    }
+    *block = w->cd_key;
+    return judge(r, w, &res, wait_ms, queue, max_wait, block);
 }
 
 /* ms until r could take its tokens, looked up without taking any (queue timers). */
@@ -303,6 +365,9 @@ static void on_verdict(struct pg_post *post)
     case PG_LV_FAIL:
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         break;
+    case PG_LV_UNAVAILABLE:
+        unavailable(r);
+        break;
     }
 }
 
@@ -318,21 +383,57 @@ static void send_off(struct pg_limit_queue *q, struct pg_limit_wait *wt, enum pg
     pg_inbox_put_locked(wt->port->in, &wt->post);
 }
 
-/* Serve q at now (hub.mu held): what its timer does when it fires. */
-static void run_queue(struct pg_limit_queue *q, uint64_t now)
+static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg_limit_wait *wt);
+
+/* With a redis store, r's tokens are redis's to give: is it up from p's worker? Down, the
+ * failure counts, and on_error decides: allow goes on with the local store (false), deny
+ * leaves *deny set. */
+static bool remote_for(struct pg_limit_port *p, const struct pg_req *r, bool *deny)
+{
+    *deny = false;
+    if (r->conf->store != PG_STORE_REDIS || !p->rd)
+        return false;
+    if (pg_redis_up(p->rd))
+        return true;
+    pg_redis_failed(p->rd);
+    *deny = !r->conf->redis_on_error_allow;
+    return false;
+}
+
+/* Serve q at now as p's worker (hub.mu held): what its timer does when it fires. */
+static void run_queue(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 {
     struct pg_limit *l = q->l;
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
-    while (q->head) {
+    while (q->head && !q->asking) {
         struct pg_limit_wait *wt = q->head;
         struct pg_req *r = req_of(wt);
         struct want w;
         uint64_t wait = 0, max_wait;
-        bool qok;
+        bool qok, deny;
         const char *block;
         collect(r, &w);
-        enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block);
+        bool remote = remote_for(p, r, &deny);
+        if (deny) {
+            send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
+            continue;
+        }
+        enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, remote);
+        if (a == ASK) {
+            /* redis is asked once the mirror says a token is due, one head at a time */
+            wait = peek_wait(l, r, now);
+            if (wait > 0 || now >= wt->deadline_ms) {
+                a = WAIT;
+            } else if (ask_head(p, q, wt) == 0) {
+                break;
+            } else if (!r->conf->redis_on_error_allow) {
+                send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
+                continue;
+            } else {
+                a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, false);
+            }
+        }
         if (a == WAIT && now < wt->deadline_ms)
             break;
         send_off(q, wt, a == TAKEN ? PG_LV_GO : a == WAIT ? PG_LV_LATE : PG_LV_FAIL, wait);
@@ -348,9 +449,62 @@ static void run_queue(struct pg_limit_queue *q, uint64_t now)
 /* Serve q as port's worker and arm port's timer for what is left (hub.mu held). */
 static void serve(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 {
-    run_queue(q, now);
+    run_queue(p, q, now);
     if (q->head && arm(p, q, now))
         fail_queue(q);
+}
+
+/* Redis answered the ask for q's head, on the asker's loop. */
+static void on_ask_reply(void *arg, const redisReply *rep)
+{
+    struct pg_limit_queue *q = arg;
+    struct pg_limit_port *p = q->asker;
+    struct pg_limit *l = q->l;
+    pg_hub_lock(l->hub);
+    uint64_t now = now_of(l);
+    struct pg_limit_wait *wt = q->asked;
+    q->asking = false;
+    q->asked = NULL;
+    if (wt && wt == q->head) {
+        struct pg_req *r = req_of(wt);
+        struct want w;
+        struct pg_rtake t;
+        uint64_t wait = 0, max_wait;
+        bool qok;
+        const char *block;
+        collect(r, &w);
+        if (rep && pg_rstore_parse_take(rep, w.n, now, &t) == 0) {
+            if (from_redis(l, r, &w, &t, now, &wait, &qok, &max_wait, &block) == TAKEN)
+                send_off(q, wt, PG_LV_GO, 0);
+        } else {
+            if (rep)
+                pg_redis_failed(p->rd);
+            if (!r->conf->redis_on_error_allow)
+                send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
+            else if (attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, false) == TAKEN)
+                send_off(q, wt, PG_LV_GO, 0); /* the local store meanwhile */
+        }
+    }
+    if (q->head)
+        serve(p, q, now);
+    pg_hub_unlock(l->hub);
+}
+
+/* Ask redis for wt's tokens on p's connection (hub.mu held). 0 sent, -1 not. */
+static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg_limit_wait *wt)
+{
+    struct pg_req *r = req_of(wt);
+    struct want w;
+    collect(r, &w);
+    if (!pg_rstore_take(p->rd, &q->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp, w.rates,
+                        w.n, on_ask_reply, q)) {
+        pg_redis_failed(p->rd);
+        return -1;
+    }
+    q->asking = true;
+    q->asked = wt;
+    q->asker = p;
+    return 0;
 }
 
 static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
@@ -483,27 +637,17 @@ static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *
 }
 
 /* What admission decided, acted on once the lock is let go. */
-enum admit_outcome { AD_GO, AD_STORE_FAILED, AD_REJECT, AD_OOM, AD_QUEUED };
+enum admit_outcome { AD_GO, AD_STORE_FAILED, AD_REJECT, AD_OOM, AD_QUEUED, AD_ASK };
 
-/* The decision for r, with hub.mu held; on AD_REJECT *wait and *scope say why. */
-static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go,
-                                 uint64_t *wait_out, enum pg_metric_scope *scope)
+/* What attempt a (with its wait, queue, max_wait and block) means for r, behind q if q is
+ * set (hub.mu held): go, a 429 (*wait_out, *scope), or r waits in a queue. */
+static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go,
+                                   const struct want *w, struct pg_limit_queue *q,
+                                   enum attempt a, uint64_t wait, bool queue, uint64_t max_wait,
+                                   const char *block, uint64_t now, uint64_t *wait_out,
+                                   enum pg_metric_scope *scope)
 {
     struct pg_limit *l = p->l;
-    uint64_t now = now_of(l), wait = 0, max_wait;
-    bool queue;
-    struct want w;
-    const char *block = NULL;
-    collect(r, &w);
-    struct pg_limit_queue *q = busy_queue(l, &w);
-    enum attempt a;
-    if (q) {
-        /* arrival order: nobody overtakes those already waiting for the same bucket */
-        a = WAIT;
-        queue_policy(l, r, &w, q, now, &queue, &max_wait);
-    } else {
-        a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block);
-    }
     if (a == TAKEN)
         return AD_GO;
     if (a == FAILED)
@@ -512,7 +656,7 @@ static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_l
         if (q) /* behind others: as long as the head still has to wait */
             wait = peek_wait(l, req_of(q->head), now);
         *wait_out = wait;
-        *scope = q ? scope_of(q->name, false) : scope_of(block, block == w.cd_key);
+        *scope = q ? scope_of(q->name, false) : scope_of(block, block == w->cd_key);
         return AD_REJECT;
     }
     if (!q && !(q = queue_of(l, block, true)))
@@ -536,14 +680,35 @@ static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_l
     return AD_QUEUED;
 }
 
-void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go)
+/* The decision for r, with hub.mu held; on AD_REJECT *wait and *scope say why; AD_ASK (remote
+ * only): redis is to be asked. */
+static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go,
+                                 bool remote, uint64_t *wait_out, enum pg_metric_scope *scope)
 {
-    uint64_t wait = 0;
-    enum pg_metric_scope scope = PG_MS_UPSTREAM;
-    r->rl_hdrs_len = 0;
-    pg_hub_lock(p->l->hub);
-    enum admit_outcome o = decide(p, r, go, &wait, &scope);
-    pg_hub_unlock(p->l->hub);
+    struct pg_limit *l = p->l;
+    uint64_t now = now_of(l), wait = 0, max_wait = 0;
+    bool queue = false;
+    struct want w;
+    const char *block = NULL;
+    collect(r, &w);
+    struct pg_limit_queue *q = busy_queue(l, &w);
+    enum attempt a;
+    if (q) {
+        /* arrival order: nobody overtakes those already waiting for the same bucket */
+        a = WAIT;
+        queue_policy(l, r, &w, q, now, &queue, &max_wait);
+    } else {
+        a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block, remote);
+    }
+    if (a == ASK)
+        return AD_ASK;
+    return conclude(p, r, go, &w, q, a, wait, queue, max_wait, block, now, wait_out, scope);
+}
+
+/* Act on a decision once the lock is let go. */
+static void act(struct pg_req *r, pg_limit_go_fn *go, enum admit_outcome o, uint64_t wait,
+                enum pg_metric_scope scope)
+{
     switch (o) {
     case AD_GO:
         go(r);
@@ -561,11 +726,111 @@ void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *g
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         break;
     case AD_QUEUED: /* a verdict comes through the worker's inbox */
+    case AD_ASK:
         break;
     }
 }
 
-void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_upstream *up, uint64_t ms)
+/* Decide for r with the local store (hub.mu taken here), and act. */
+static void admit_local(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go)
+{
+    uint64_t wait = 0;
+    enum pg_metric_scope scope = PG_MS_UPSTREAM;
+    pg_hub_lock(p->l->hub);
+    enum admit_outcome o = decide(p, r, go, false, &wait, &scope);
+    pg_hub_unlock(p->l->hub);
+    act(r, go, o, wait, scope);
+}
+
+/* Redis could not answer for r: on_error decides (allow: the local store meanwhile). */
+static void store_failed(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go)
+{
+    if (r->conf->redis_on_error_allow)
+        admit_local(p, r, go);
+    else
+        unavailable(r);
+}
+
+static void on_ask_abort(struct pg_req *r)
+{
+    pg_redis_cancel(r->lwait.rop);
+    r->lwait.rop = NULL;
+    r->on_abort = NULL;
+}
+
+/* Redis answered r's admission, on r's own loop. */
+static void on_take_reply(void *arg, const redisReply *rep)
+{
+    struct pg_req *r = arg;
+    struct pg_limit_wait *wt = &r->lwait;
+    struct pg_limit_port *p = wt->port;
+    struct pg_limit *l = p->l;
+    pg_limit_go_fn *go = wt->go;
+    struct want w;
+    struct pg_rtake t;
+    wt->rop = NULL;
+    r->on_abort = NULL;
+    collect(r, &w);
+    uint64_t now = now_of(l);
+    if (!rep || pg_rstore_parse_take(rep, w.n, now, &t)) {
+        if (rep)
+            pg_redis_failed(p->rd);
+        store_failed(p, r, go);
+        return;
+    }
+    uint64_t wait = 0, max_wait = 0;
+    bool queue = false;
+    const char *block = NULL;
+    enum pg_metric_scope scope = PG_MS_UPSTREAM;
+    pg_hub_lock(l->hub);
+    enum attempt a = from_redis(l, r, &w, &t, now, &wait, &queue, &max_wait, &block);
+    /* a queue that filled meanwhile here does not matter: redis already said yes or no */
+    enum admit_outcome o =
+        conclude(p, r, go, &w, NULL, a, wait, queue, max_wait, block, now, &wait, &scope);
+    pg_hub_unlock(l->hub);
+    act(r, go, o, wait, scope);
+}
+
+void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go)
+{
+    uint64_t wait = 0;
+    enum pg_metric_scope scope = PG_MS_UPSTREAM;
+    bool deny;
+    r->rl_hdrs_len = 0;
+    bool remote = remote_for(p, r, &deny);
+    if (deny) {
+        unavailable(r);
+        return;
+    }
+    pg_hub_lock(p->l->hub);
+    enum admit_outcome o = decide(p, r, go, remote, &wait, &scope);
+    pg_hub_unlock(p->l->hub);
+    if (o == AD_ASK) {
+        struct want w;
+        struct pg_limit_wait *wt = &r->lwait;
+        collect(r, &w);
+        wt->go = go;
+        wt->port = p;
+        wt->rop = pg_rstore_take(p->rd, &p->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp,
+                                 w.rates, w.n, on_take_reply, r);
+        if (wt->rop) {
+            r->on_abort = on_ask_abort;
+            return;
+        }
+        pg_redis_failed(p->rd);
+        store_failed(p, r, go);
+        return;
+    }
+    act(r, go, o, wait, scope);
+}
+
+void pg_limit_port_set_redis(struct pg_limit_port *p, struct pg_redis *rd)
+{
+    p->rd = rd;
+}
+
+void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
+                       const struct pg_upstream *up, uint64_t ms)
 {
     struct pg_limit *l = p->l;
     char key[PG_KEY_MAX];
@@ -576,6 +841,12 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_upstream *up, ui
     uint64_t now = now_of(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
+    if (c->store == PG_STORE_REDIS && p->rd) { /* every instance holds off, not only this one */
+        if (pg_redis_up(p->rd))
+            pg_rstore_cooldown(p->rd, &l->scripts, c->redis_prefix, key, ms);
+        else
+            pg_redis_failed(p->rd);
+    }
     struct pg_limit_queue *q = queue_of(l, key, false);
     if (q && q->head && arm(p, q, now))
         fail_queue(q);

@@ -33,6 +33,10 @@ struct pg_limit_port *pg_limit_port_new(struct pg_limit *l, struct event_base *b
                                         struct pg_inbox *in);
 void pg_limit_port_free(struct pg_limit_port *p); /* accepts NULL */
 
+/* With rate_limit_store redis, p's worker asks redis through rd (borrowed; NULL: no store). */
+struct pg_redis;
+void pg_limit_port_set_redis(struct pg_limit_port *p, struct pg_redis *rd);
+
 /* The limiter reads its time from now_ms(arg) (default pg_clock_mono): unit tests hand in a fake
  * clock. Set it before the first admit; bucket and cool-down times are on this clock. */
 void pg_limit_set_clock(struct pg_limit *l, pg_clock_fn *now_ms, void *arg);
@@ -48,9 +52,10 @@ void pg_limit_tick(struct pg_limit_port *p);
  * or r is answered 429 here. */
 void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go);
 
-/* The upstream refused with a 429 (or Navixy code 15): nothing reaches it for ms, from any
- * worker. */
-void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_upstream *up, uint64_t ms);
+/* The upstream up of c refused with a 429 (or Navixy code 15): nothing reaches it for ms, from
+ * any worker (and with a redis store, from any instance). */
+void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
+                       const struct pg_upstream *up, uint64_t ms);
 
 /* Requests waiting in upstream up's queue now, all workers'. */
 size_t pg_limit_queued(struct pg_limit *l, const struct pg_upstream *up);

@@ -41,9 +41,10 @@ typedef void pg_limit_go_fn(struct pg_req *r);
 
 struct pg_limit_queue;
 struct pg_limit_port;
+struct pg_rop;
 
 /* What a queue decided for a request that waited in it. */
-enum pg_limit_verdict { PG_LV_GO, PG_LV_LATE, PG_LV_FAIL };
+enum pg_limit_verdict { PG_LV_GO, PG_LV_LATE, PG_LV_FAIL, PG_LV_UNAVAILABLE };
 
 /* A request waiting in one of limit.c's FIFO queues, embedded in pg_req; limit.c owns the
  * fields while q is set or post is in an inbox (the hub's lock guards both links). */
@@ -54,6 +55,7 @@ struct pg_limit_wait {
     pg_limit_go_fn *go;         /* runs once the request's tokens are taken */
     uint64_t deadline_ms;       /* arrival + max_wait (the limiter's clock): then a 429 */
     struct pg_post post;        /* the verdict on its way to the request's worker */
+    struct pg_rop *rop;         /* a redis store's answer being awaited (limit.c) */
     enum pg_limit_verdict verdict;
     uint64_t wait_ms;           /* PG_LV_LATE: Retry-After */
     enum pg_metric_scope scope; /* PG_LV_LATE: which limit it was */

@@ -689,6 +689,11 @@ static void warn_restart_keys(const struct pg_server *s, const struct pg_conf *c
     if (conf->workers != s->workers)
         pg_log(PG_LOG_WARN, "reload: workers changed to %u; it takes a restart (still %u)",
                conf->workers, s->workers);
+    const struct pg_conf *old = s->w.conf;
+    if (conf->store != old->store ||
+        (conf->store == PG_STORE_REDIS && strcmp(conf->redis_url, old->redis_url) != 0))
+        pg_log(PG_LOG_WARN, "reload: rate_limit_store type or url changed; it takes a restart "
+                            "(the running store stays)");
 }
 
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf)

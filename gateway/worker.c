@@ -21,6 +21,7 @@
 #include "h1.h"
 #include "limit.h"
 #include "metrics.h"
+#include "redis.h"
 #include "req.h"
 #include "util.h"
 
@@ -166,6 +167,11 @@ int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct 
     w->metrics = pg_metrics_new();
     if (!w->curl || !w->h1 || !w->fwds || !w->lport || !w->metrics)
         goto fail_msg;
+    if (conf->store == PG_STORE_REDIS) {
+        if (!(w->redis = pg_redis_new(base, conf, hub, w->metrics)))
+            goto fail_msg;
+        pg_limit_port_set_redis(w->lport, w->redis);
+    }
     if (open_log(w, err, cap))
         goto fail;
     hub->workers[id] = w;
@@ -189,6 +195,8 @@ void pg_worker_deinit(struct pg_worker *w)
     }
     if (w->log_fd > STDERR_FILENO)
         close(w->log_fd);
+    /* pending answers are dropped unrun: no request is left to take them */
+    pg_redis_free(w->redis);
     pg_metrics_free(w->metrics);
     pg_limit_port_free(w->lport);
     /* logins running here leave the multi before it goes */

@@ -274,7 +274,7 @@ static void cooldown(void **state)
 {
     struct fix *f = *state;
     const struct pg_upstream *up = &f->conf->upstreams[UP], *q = &f->conf->upstreams[Q];
-    pg_limit_cooldown(f->w[0].lport, up, 3000);
+    pg_limit_cooldown(f->w[0].lport, f->conf, up, 3000);
     assert_int_equal(pg_limit_cooldown_left(f->l, up), 3000);
     admit(f, 0, UP, "/y");
     assert_answer(f, 0, 429);
@@ -290,7 +290,7 @@ static void cooldown(void **state)
     assert_went(f, 3, (const int[]){ 2, 3, 4 });
 
     /* queue mode: the request waits out the cool-down, then goes */
-    pg_limit_cooldown(f->w[1].lport, q, 1500); /* seen by the other worker */
+    pg_limit_cooldown(f->w[1].lport, f->conf, q, 1500); /* seen by the other worker */
     admit(f, 5, Q, "/");
     assert_int_equal(pg_limit_queued(f->l, q), 1);
     f->now += 1499;

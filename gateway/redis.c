@@ -1,0 +1,349 @@
+/* redis.c -- a worker's hiredis async connection: connect, AUTH/SELECT, reconnect with backoff,
+ * per-command deadlines, EVALSHA with a NOSCRIPT fallback. */
+#include "redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "conf.h"
+#include "hub.h"
+#include "metrics.h"
+#include "util.h"
+
+#define PG_REDIS_BACKOFF_FIRST_MS 100u
+#define PG_REDIS_BACKOFF_MAX_MS 1000u
+/* this many deadlines passed in a row, no answer between: the connection is taken as dead */
+#define PG_REDIS_STUCK 3
+#define PG_ROP_ARGS 16
+
+struct pg_redis {
+    struct event_base *base;
+    struct pg_hub *hub;
+    struct pg_metrics *m;
+    char *host, *password;
+    int port;
+    unsigned db;
+    uint64_t timeout_ms;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    bool up;               /* connected: commands can be sent */
+    bool closing;          /* pg_redis_free is running: callbacks only free */
+    struct event retry;
+    uint64_t backoff_ms;
+    unsigned late; /* deadlines passed since the last answer */
+};
+
+/* One command in flight. Freed by its hiredis callback, which always comes (a reply, or NULL
+ * when the connection goes); until then a cancelled or late one is only marked done. */
+struct pg_rop {
+    struct pg_redis *rd;
+    const struct pg_redis_script *script;
+    pg_redis_reply_fn *fn; /* NULL once cancelled */
+    void *arg;
+    bool done; /* fn ran or never will */
+    bool resent;
+    struct event timer;
+    int argc;
+    const char *argv[PG_ROP_ARGS];
+    size_t lens[PG_ROP_ARGS];
+    char *buf; /* the keys' and args' bytes argv points into */
+};
+
+void pg_redis_script_init(struct pg_redis_script *s)
+{
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->src, strlen(s->src), d);
+    pg_hex(d, sizeof d, s->sha);
+}
+
+/* The store's reachability changed as this worker saw it: one log line per change for the
+ * whole process. */
+static void note_state(struct pg_redis *rd, bool ok)
+{
+    int want = ok ? 1 : 0, old = __atomic_exchange_n(&rd->hub->store_down, !want, __ATOMIC_RELAXED);
+    if (old == want) /* store_down was the opposite of ok: a change */
+        pg_log(ok ? PG_LOG_INFO : PG_LOG_WARN, "rate_limit_store redis %s:%d: %s", rd->host,
+               rd->port, ok ? "reachable again" : "unreachable; on_error decides meanwhile");
+}
+
+void pg_redis_failed(struct pg_redis *rd)
+{
+    pg_metrics_store_error(rd->m);
+}
+
+static void connect_now(struct pg_redis *rd);
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_now(arg);
+}
+
+static void schedule_retry(struct pg_redis *rd)
+{
+    rd->up = false;
+    rd->ac = NULL;
+    if (rd->closing)
+        return;
+    note_state(rd, false);
+    if (pg_event_add_ms(&rd->retry, rd->backoff_ms))
+        pg_log(PG_LOG_ERR, "redis: the reconnect timer could not be armed");
+    rd->backoff_ms = rd->backoff_ms * 2 > PG_REDIS_BACKOFF_MAX_MS ? PG_REDIS_BACKOFF_MAX_MS
+                                                                   : rd->backoff_ms * 2;
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    const redisReply *r = reply;
+    (void)priv;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        /* the message names the command (AUTH, SELECT), never the password */
+        pg_log(PG_LOG_ERR, "rate_limit_store redis: %.200s", r->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct pg_redis *rd = ac->data;
+    if (status != REDIS_OK) { /* hiredis frees ac after this */
+        schedule_retry(rd);
+        return;
+    }
+    rd->up = true;
+    rd->late = 0;
+    rd->backoff_ms = PG_REDIS_BACKOFF_FIRST_MS;
+    note_state(rd, true);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    schedule_retry(ac->data);
+}
+
+/* AUTH and SELECT go first on a new connection; commands queued behind them run after. */
+static void setup(struct pg_redis *rd)
+{
+    if (rd->password) {
+        const char *argv[2] = { "AUTH", rd->password };
+        redisAsyncCommandArgv(rd->ac, on_setup_reply, NULL, 2, argv, NULL);
+    }
+    if (rd->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%u", rd->db);
+        const char *argv[2] = { "SELECT", db };
+        redisAsyncCommandArgv(rd->ac, on_setup_reply, NULL, 2, argv, NULL);
+    }
+}
+
+static void connect_now(struct pg_redis *rd)
+{
+    /* the url names an address or a host; a host name is resolved here, blocking the loop
+     * once per (re)connect (hiredis resolves synchronously) */
+    redisAsyncContext *ac = redisAsyncConnect(rd->host, rd->port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(rd);
+        return;
+    }
+    ac->data = rd;
+    if (redisLibeventAttach(ac, rd->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(rd);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    rd->ac = ac;
+    setup(rd);
+}
+
+struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *conf,
+                              struct pg_hub *hub, struct pg_metrics *m)
+{
+    struct pg_redis *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return NULL;
+    rd->base = base;
+    rd->hub = hub;
+    rd->m = m;
+    rd->port = conf->redis_port;
+    rd->db = conf->redis_db;
+    rd->timeout_ms = conf->redis_timeout_ms;
+    rd->backoff_ms = PG_REDIS_BACKOFF_FIRST_MS;
+    rd->host = strdup(conf->redis_host);
+    rd->password = conf->redis_password ? strdup(conf->redis_password) : NULL;
+    if (!rd->host || (conf->redis_password && !rd->password) ||
+        event_assign(&rd->retry, base, -1, 0, on_retry, rd)) {
+        pg_redis_free(rd);
+        return NULL;
+    }
+    connect_now(rd);
+    return rd;
+}
+
+void pg_redis_free(struct pg_redis *rd)
+{
+    if (!rd)
+        return;
+    rd->closing = true;
+    if (event_initialized(&rd->retry))
+        event_del(&rd->retry);
+    if (rd->ac)
+        redisAsyncFree(rd->ac); /* every pending callback runs with NULL and frees its op */
+    free(rd->host);
+    if (rd->password)
+        OPENSSL_cleanse(rd->password, strlen(rd->password));
+    free(rd->password);
+    free(rd);
+}
+
+bool pg_redis_up(const struct pg_redis *rd)
+{
+    return rd && rd->up && rd->ac;
+}
+
+static void op_free(struct pg_rop *op)
+{
+    event_del(&op->timer);
+    free(op->buf);
+    free(op);
+}
+
+/* op's answer is known: fn runs once with it (NULL: failed). */
+static void op_finish(struct pg_rop *op, const redisReply *r)
+{
+    if (op->done)
+        return;
+    op->done = true;
+    event_del(&op->timer);
+    if (!r)
+        pg_redis_failed(op->rd);
+    if (op->fn)
+        op->fn(op->arg, r);
+}
+
+static int op_send(struct pg_rop *op);
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct pg_rop *op = priv;
+    const redisReply *r = reply;
+    (void)ac;
+    if (op->rd->closing) {
+        op_free(op);
+        return;
+    }
+    if (r)
+        op->rd->late = 0;
+    if (r && r->type == REDIS_REPLY_ERROR && !op->resent && !op->done &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* a restarted or flushed server: the script goes whole this once */
+        op->resent = true;
+        op->argv[0] = "EVAL";
+        op->lens[0] = 4;
+        op->argv[1] = op->script->src;
+        op->lens[1] = strlen(op->script->src);
+        if (op_send(op) == 0)
+            return;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        pg_log(PG_LOG_ERR, "rate_limit_store redis: %.200s", r->str);
+        r = NULL;
+    }
+    op_finish(op, r);
+    op_free(op);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_rop *op = arg;
+    struct pg_redis *rd = op->rd;
+    (void)fd;
+    (void)what;
+    op_finish(op, NULL);
+    /* a server that stopped answering (SIGSTOP, a dead peer without a RST): drop the
+     * connection so the reconnect finds out, rather than piling up deadlines */
+    if (++rd->late >= PG_REDIS_STUCK && rd->ac) {
+        rd->late = 0;
+        pg_log(PG_LOG_WARN, "rate_limit_store redis: %d answers late in a row; reconnecting",
+               PG_REDIS_STUCK);
+        redisAsyncDisconnect(rd->ac);
+    }
+}
+
+static int op_send(struct pg_rop *op)
+{
+    struct pg_redis *rd = op->rd;
+    if (!rd->ac || redisAsyncCommandArgv(rd->ac, on_reply, op, op->argc, op->argv, op->lens) !=
+                       REDIS_OK)
+        return -1;
+    return 0;
+}
+
+struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *s, size_t nkeys,
+                             const char *const *keys, size_t nargs, const char *const *args,
+                             pg_redis_reply_fn *fn, void *arg)
+{
+    if (!pg_redis_up(rd) || 3 + nkeys + nargs > PG_ROP_ARGS)
+        return NULL;
+    struct pg_rop *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    size_t total = 24;
+    for (size_t i = 0; i < nkeys; i++)
+        total += strlen(keys[i]) + 1;
+    for (size_t i = 0; i < nargs; i++)
+        total += strlen(args[i]) + 1;
+    if (!(op->buf = malloc(total))) {
+        free(op);
+        return NULL;
+    }
+    op->rd = rd;
+    op->script = s;
+    op->fn = fn;
+    op->arg = arg;
+    char *p = op->buf;
+    int n = snprintf(p, 24, "%zu", nkeys);
+    op->argv[0] = "EVALSHA";
+    op->argv[1] = s->sha;
+    op->argv[2] = p;
+    op->argc = 3;
+    p += n + 1;
+    for (size_t i = 0; i < nkeys + nargs; i++) {
+        const char *v = i < nkeys ? keys[i] : args[i - nkeys];
+        size_t vn = strlen(v);
+        memcpy(p, v, vn + 1);
+        op->argv[op->argc++] = p;
+        p += vn + 1;
+    }
+    for (int i = 0; i < op->argc; i++)
+        op->lens[i] = strlen(op->argv[i]);
+    if (event_assign(&op->timer, rd->base, -1, 0, on_deadline, op) ||
+        pg_event_add_ms(&op->timer, rd->timeout_ms) || op_send(op)) {
+        event_del(&op->timer);
+        free(op->buf);
+        free(op);
+        return NULL;
+    }
+    return op;
+}
+
+void pg_redis_cancel(struct pg_rop *op)
+{
+    if (!op)
+        return;
+    op->fn = NULL;
+    op->done = true;
+    event_del(&op->timer);
+}

@@ -32,7 +32,13 @@ static int body_status(struct pg_req *r, struct evbuffer *out)
         if (evbuffer_add_printf(out, "%s%llu", i ? "," : "",
                                 (unsigned long long)pg_worker_nconns(h->workers[i])) < 0)
             return -1;
-    if (evbuffer_add(out, "],\"upstreams\":[", 15))
+    /* SPEC 6: the shared store's state as the workers last saw it */
+    if (evbuffer_add_printf(out, "],\"store\":{\"type\":\"%s\",\"state\":\"%s\"},\"upstreams\":[",
+                            r->conf->store == PG_STORE_REDIS ? "redis" : "local",
+                            r->conf->store == PG_STORE_REDIS &&
+                                    __atomic_load_n(&h->store_down, __ATOMIC_RELAXED)
+                                ? "down"
+                                : "ok") < 0)
         return -1;
     for (size_t i = 0; i < r->conf->nupstreams; i++) {
         const struct pg_upstream *up = &r->conf->upstreams[i];

@@ -215,8 +215,9 @@ static void cooldown_policy(const struct pg_upstream *up, bool *queue, uint64_t 
 
 /* The buckets' answer res for r: TAKEN, or WAIT with *wait_ms, whether r may queue and for how
  * long, and *block (the key it waits for) set. */
-static enum attempt judge(struct pg_req *r, const struct want *w, const struct pg_bucket_result *res,
-                          uint64_t *wait_ms, bool *queue, uint64_t *max_wait, const char **block)
+static enum attempt judge(struct pg_req *r, const struct want *w,
+                          const struct pg_bucket_result *res, uint64_t *wait_ms, bool *queue,
+                          uint64_t *max_wait, const char **block)
 {
     set_headers(r, w, res);
     if (res->taken)
@@ -496,8 +497,8 @@ static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg
     struct pg_req *r = req_of(wt);
     struct want w;
     collect(r, &w);
-    if (!pg_rstore_take(p->rd, &q->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp, w.rates,
-                        w.n, on_ask_reply, q)) {
+    if (!pg_rstore_take(p->rd, &q->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp, w.rates, w.n,
+                        on_ask_reply, q)) {
         pg_redis_failed(p->rd);
         return -1;
     }
@@ -642,10 +643,9 @@ enum admit_outcome { AD_GO, AD_STORE_FAILED, AD_REJECT, AD_OOM, AD_QUEUED, AD_AS
 /* What attempt a (with its wait, queue, max_wait and block) means for r, behind q if q is
  * set (hub.mu held): go, a 429 (*wait_out, *scope), or r waits in a queue. */
 static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *go,
-                                   const struct want *w, struct pg_limit_queue *q,
-                                   enum attempt a, uint64_t wait, bool queue, uint64_t max_wait,
-                                   const char *block, uint64_t now, uint64_t *wait_out,
-                                   enum pg_metric_scope *scope)
+                                   const struct want *w, struct pg_limit_queue *q, enum attempt a,
+                                   uint64_t wait, bool queue, uint64_t max_wait, const char *block,
+                                   uint64_t now, uint64_t *wait_out, enum pg_metric_scope *scope)
 {
     struct pg_limit *l = p->l;
     if (a == TAKEN)

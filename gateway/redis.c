@@ -96,8 +96,8 @@ static void schedule_retry(struct pg_redis *rd)
     note_state(rd, false);
     if (pg_event_add_ms(&rd->retry, rd->backoff_ms))
         pg_log(PG_LOG_ERR, "redis: the reconnect timer could not be armed");
-    rd->backoff_ms = rd->backoff_ms * 2 > PG_REDIS_BACKOFF_MAX_MS ? PG_REDIS_BACKOFF_MAX_MS
-                                                                   : rd->backoff_ms * 2;
+    rd->backoff_ms =
+        rd->backoff_ms * 2 > PG_REDIS_BACKOFF_MAX_MS ? PG_REDIS_BACKOFF_MAX_MS : rd->backoff_ms * 2;
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -285,8 +285,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static int op_send(struct pg_rop *op)
 {
     struct pg_redis *rd = op->rd;
-    if (!rd->ac || redisAsyncCommandArgv(rd->ac, on_reply, op, op->argc, op->argv, op->lens) !=
-                       REDIS_OK)
+    if (!rd->ac ||
+        redisAsyncCommandArgv(rd->ac, on_reply, op, op->argc, op->argv, op->lens) != REDIS_OK)
         return -1;
     return 0;
 }

@@ -38,7 +38,7 @@ struct pg_worker {
     struct pg_fwd_pool *fwds;
     struct pg_limit *limit; /* the hub's */
     struct pg_limit_port *lport;
-    struct pg_redis *redis; /* rate_limit_store redis: this worker's connection; else NULL */
+    struct pg_redis *redis;     /* rate_limit_store redis: this worker's connection; else NULL */
     struct pg_metrics *metrics; /* this worker's counters; summed over workers when rendered */
     struct pg_auth_rt *logins;  /* logins running on this loop (auth.c) */
     bool tls;                   /* listener speaks TLS (X-Forwarded-Proto) */

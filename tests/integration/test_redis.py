@@ -1,0 +1,354 @@
+"""Many instances, one gateway (SPEC section 4.1, issue 12): panelgate instances sharing one real
+redis-server (started here on a free loopback port, stopped at the end) admit together what one
+bucket allows, hold off together after a panel's 429, survive redis going away (on_error allow /
+deny) and use it again when it is back, and leave no credential in it."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import pgtest
+from pgtest import KEY_ALICE, Conn, auth, free_port, sha
+
+REDIS_BIN = shutil.which("redis-server")
+TOKEN = "fake-redis-test-bearer"  # what the gateway sends upstream: must never reach redis
+
+
+class Redis:
+    """A throwaway redis-server on 127.0.0.1 (no persistence)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="pgredis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if self.cmd("PING") == "PONG":
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError("redis-server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cmd(self, *args):
+        """One command over RESP; the reply as str, int, list or None."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            return _read_reply(s.makefile("rb"))
+        finally:
+            s.close()
+
+    def dump(self):
+        """Every key and every value in it, as one bytes blob (for the secret scan)."""
+        blob = b""
+        for k in self.cmd("KEYS", "*") or []:
+            blob += k.encode() + b"\n"
+            t = self.cmd("TYPE", k)
+            v = self.cmd("HGETALL", k) if t == "hash" else self.cmd("GET", k) if t == "string" \
+                else []
+            for x in v if isinstance(v, list) else [v]:
+                blob += str(x).encode() + b"\n"
+        return blob
+
+
+def _read_reply(f):
+    line = f.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise OSError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode("latin-1")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise OSError("bad reply %r" % line)
+
+
+def config(port, echo, redis_port, on_error="allow", workers=2):
+    return """
+listen: {address: 127.0.0.1, port: %(port)d}
+workers: %(workers)d
+access_log: off
+rate_limit_store: {type: redis, url: "redis://127.0.0.1:%(redis)d/0", on_error: %(on_error)s,
+                   prefix: pgtest, timeout: 200ms}
+consumers:
+  - {name: alice, key: "%(alice)s", allow: ["*"], admin: true}
+upstreams:
+  - name: b5
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: %(token)s}
+    rate_limit: {rate: 1/min, burst: 5}
+  - name: b5again
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: %(token)s}
+    rate_limit: {rate: 1/min, burst: 5}
+  - name: cool
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: %(token)s}
+  - name: acc
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: %(token)s}
+    rate_limit: {rate: 20/s, burst: 20}
+  - name: free
+    url: http://127.0.0.1:%(echo)d
+    auth: {type: static, bearer: %(token)s}
+    rate_limit: {rate: 100000/s, burst: 100000}
+""" % dict(port=port, echo=echo, redis=redis_port, on_error=on_error, workers=workers,
+           alice=sha(KEY_ALICE), token=TOKEN)
+
+
+class Gateway:
+    """One more panelgate instance on the same fakes and redis."""
+
+    def __init__(self, text, port):
+        self.port = port
+        self.tmp = tempfile.mkdtemp(prefix="pgtest-b-")
+        path = os.path.join(self.tmp, "pg.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        self.err = open(os.path.join(self.tmp, "gw.err"), "wb")
+        self.proc = subprocess.Popen([pgtest.PANELGATE, "-c", path], stdout=self.err,
+                                     stderr=self.err)
+        pgtest.wait_port(port, self.proc)
+
+    def get(self, path):
+        c = Conn(self.port)
+        try:
+            h = dict(auth(KEY_ALICE))
+            h["Connection"] = "close"
+            return c.request("GET", path, h)
+        finally:
+            c.close()
+
+    def output(self):
+        self.err.flush()
+        with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
+            return f.read()
+
+    def stop(self):
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            rc = self.proc.returncode
+        self.err.close()
+        with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
+            out = f.read()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if rc != 0:
+            raise AssertionError("second panelgate exited with %r\n%s" %
+                                 (rc, out[-3000:].decode("latin-1")))
+
+
+def echo_knob(env, query):
+    c = Conn(env.echo_port)
+    try:
+        assert c.request("POST", "/_fake/config?" + query, {"Connection": "close"},
+                         b"").status == 200
+    finally:
+        c.close()
+
+
+@unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
+class TwoInstances(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.b_port = free_port()
+        try:
+            cls.a = pgtest.Env(lambda env: config(env.port, env.echo_port, cls.redis.port))
+            cls.a.start()
+        except Exception:
+            cls.redis.cleanup()
+            raise
+        try:
+            cls.b = Gateway(config(cls.b_port, cls.a.echo_port, cls.redis.port), cls.b_port)
+        except Exception:
+            cls.a.stop()
+            cls.redis.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.b.stop()
+        finally:
+            try:
+                cls.a.stop()
+            finally:
+                cls.redis.cleanup()
+
+    def via(self, i, path):
+        return self.a.get(path) if i % 2 == 0 else self.b.get(path)
+
+    def test_1_bucket_across_instances(self):
+        """12 requests alternating between the instances against burst 5: exactly 5 pass, and
+        the panel sees exactly 5."""
+        self.a.fake_reset()
+        codes = [self.via(i, "/b5/x?i=%d" % i).status for i in range(12)]
+        self.assertEqual(codes, [200] * 5 + [429] * 7)
+        self.assertEqual(self.a.fake_stats()["hits"], 5)
+
+    def test_2_cooldown_across_instances(self):
+        """A panel 429 seen by instance A: instance B answers 429 without calling the panel."""
+        self.a.fake_reset()
+        echo_knob(self.a, "ratelimit=1&retry_after=3")
+        r = self.a.get("/cool/x")
+        self.assertEqual(r.status, 429)
+        self.assertEqual(self.a.fake_stats()["hits"], 1)
+        for i in range(6):
+            r = self.b.get("/cool/x?i=%d" % i)
+            self.assertEqual(r.status, 429, r)
+            self.assertEqual(r.json()["error"]["code"], "rate_limited")
+            self.assertIn(r.header("retry-after"), ("1", "2", "3"))
+        self.assertEqual(self.a.fake_stats()["hits"], 1)
+        self.a.fake_reset()
+
+    def test_3_accuracy(self):
+        """10 s at 4x the rate (20/s, burst 20) through both instances, 2 workers each: the
+        panel sees at most rate x 10 s + burst + 1% and at least 95% of that."""
+        self.a.fake_reset()
+        stop = time.time() + 10
+        codes = {}
+        lock = threading.Lock()
+
+        def run(i):
+            c = Conn(self.a.port if i % 2 == 0 else self.b_port)
+            n = 0
+            try:
+                t0 = time.time()
+                while time.time() < stop:
+                    r = c.request("GET", "/acc/x", auth(KEY_ALICE))
+                    with lock:
+                        codes[r.status] = codes.get(r.status, 0) + 1
+                    n += 1
+                    # 8 threads x 10/s = 80/s = 4 x 20/s
+                    time.sleep(max(0, t0 + n * 0.1 - time.time()))
+            finally:
+                c.close()
+
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        hits = self.a.fake_stats()["hits"]
+        ceiling = 20 * 10 + 20
+        print("accuracy: %d to the panel (ceiling %d), answers %r" % (hits, ceiling, codes))
+        self.assertLessEqual(hits, ceiling * 1.01)
+        self.assertGreaterEqual(hits, ceiling * 0.95)
+        self.assertEqual(codes.get(200, 0), hits)
+        self.assertEqual(set(codes), {200, 429})
+
+    def test_4_nothing_secret_in_redis(self):
+        """Every key and value in redis: none holds the configured bearer token or a key."""
+        self.assertTrue(self.a.get("/free/x").status == 200)
+        blob = self.redis.dump()
+        self.assertIn(b"pgtest:b:u:b5", blob)
+        for secret in (TOKEN, KEY_ALICE, sha(KEY_ALICE)[7:]):
+            self.assertNotIn(secret.encode(), blob)
+
+
+@unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
+class RedisGoesAway(unittest.TestCase):
+    def test_kill_and_restart(self):
+        """redis-server killed mid-traffic: on_error allow fails no request, deny answers 503
+        envelopes, the store-error metric moves; redis back on the same port: within 2 s the
+        deny instance serves again and the instances share a bucket again."""
+        redis = Redis().start()
+        a = b = None
+        try:
+            a = pgtest.Env(lambda env: config(env.port, env.echo_port, redis.port, "allow"))
+            a.start()
+            b_port = free_port()
+            b = Gateway(config(b_port, a.echo_port, redis.port, "deny"), b_port)
+            self.assertEqual(a.get("/free/x").status, 200)
+            self.assertEqual(b.get("/free/x").status, 200)
+            redis.stop()
+            time.sleep(0.1)  # the workers notice the closed connections
+            st = a.get("/_gateway/status").json()["store"]
+            self.assertEqual(st, {"type": "redis", "state": "down"})
+            for i in range(20):
+                self.assertEqual(a.get("/free/x?i=%d" % i).status, 200)
+                r = b.get("/free/x?i=%d" % i)
+                self.assertEqual(r.status, 503, r)
+                e = r.json()["error"]
+                self.assertEqual(e["code"], "upstream_unavailable")
+                self.assertGreaterEqual(e["retry_after"], 1)
+            for g in (a, b):
+                m = g.get("/_gateway/metrics").body
+                line = [x for x in m.split(b"\n")
+                        if x.startswith(b'panelgate_store_errors_total{store="redis"}')]
+                self.assertEqual(len(line), 1, m)
+                self.assertGreaterEqual(int(line[0].split()[-1]), 20)
+            redis.start()
+            t0 = time.time()
+            while b.get("/free/y").status != 200:
+                self.assertLess(time.time() - t0, 2.0, "deny instance still refusing after 2 s")
+                time.sleep(0.05)
+            print("redis back: served again after %.2f s" % (time.time() - t0))
+            while a.get("/_gateway/status").json()["store"]["state"] != "ok":
+                self.assertLess(time.time() - t0, 2.0, "allow instance: store still down")
+                time.sleep(0.05)
+            codes = [(a if i % 2 == 0 else b).get("/b5again/x?i=%d" % i).status
+                     for i in range(10)]
+            self.assertEqual(sorted(codes), [200] * 5 + [429] * 5)
+            out = a.gateway_output() + b.output()
+            self.assertIn(b"unreachable", out)
+            self.assertIn(b"reachable again", out)
+        finally:
+            try:
+                if b:
+                    b.stop()
+            finally:
+                try:
+                    if a:
+                        a.stop()
+                finally:
+                    redis.cleanup()
+
+
+if __name__ == "__main__":
+    pgtest.main()

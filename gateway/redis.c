@@ -246,7 +246,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (r)
         op->rd->late = 0;
-    if (r && r->type == REDIS_REPLY_ERROR && !op->resent && !op->done &&
+    if (r && r->type == REDIS_REPLY_ERROR && op->script && !op->resent && !op->done &&
         strncmp(r->str, "NOSCRIPT", 8) == 0) {
         /* a restarted or flushed server: the script goes whole this once */
         op->resent = true;
@@ -291,20 +291,19 @@ static int op_send(struct pg_rop *op)
     return 0;
 }
 
-struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *s, size_t nkeys,
-                             const char *const *keys, size_t nargs, const char *const *args,
-                             pg_redis_reply_fn *fn, void *arg)
+/* Copy argv[0..argc) (lens: NULL for NUL-terminated strings) into a new op and send it. */
+static struct pg_rop *op_start(struct pg_redis *rd, const struct pg_redis_script *s, int argc,
+                               const char *const *argv, const size_t *lens,
+                               pg_redis_reply_fn *fn, void *arg)
 {
-    if (!pg_redis_up(rd) || 3 + nkeys + nargs > PG_ROP_ARGS)
+    if (!pg_redis_up(rd) || argc < 1 || argc > PG_ROP_ARGS)
         return NULL;
     struct pg_rop *op = calloc(1, sizeof *op);
     if (!op)
         return NULL;
-    size_t total = 24;
-    for (size_t i = 0; i < nkeys; i++)
-        total += strlen(keys[i]) + 1;
-    for (size_t i = 0; i < nargs; i++)
-        total += strlen(args[i]) + 1;
+    size_t total = 1;
+    for (int i = 0; i < argc; i++)
+        total += (lens ? lens[i] : strlen(argv[i])) + 1;
     if (!(op->buf = malloc(total))) {
         free(op);
         return NULL;
@@ -314,21 +313,15 @@ struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *
     op->fn = fn;
     op->arg = arg;
     char *p = op->buf;
-    int n = snprintf(p, 24, "%zu", nkeys);
-    op->argv[0] = "EVALSHA";
-    op->argv[1] = s->sha;
-    op->argv[2] = p;
-    op->argc = 3;
-    p += n + 1;
-    for (size_t i = 0; i < nkeys + nargs; i++) {
-        const char *v = i < nkeys ? keys[i] : args[i - nkeys];
-        size_t vn = strlen(v);
-        memcpy(p, v, vn + 1);
-        op->argv[op->argc++] = p;
+    for (int i = 0; i < argc; i++) {
+        size_t vn = lens ? lens[i] : strlen(argv[i]);
+        memcpy(p, argv[i], vn);
+        p[vn] = '\0';
+        op->argv[i] = p;
+        op->lens[i] = vn;
         p += vn + 1;
     }
-    for (int i = 0; i < op->argc; i++)
-        op->lens[i] = strlen(op->argv[i]);
+    op->argc = argc;
     if (event_assign(&op->timer, rd->base, -1, 0, on_deadline, op) ||
         pg_event_add_ms(&op->timer, rd->timeout_ms) || op_send(op)) {
         event_del(&op->timer);
@@ -337,6 +330,31 @@ struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *
         return NULL;
     }
     return op;
+}
+
+struct pg_rop *pg_redis_cmd(struct pg_redis *rd, int argc, const char *const *argv,
+                            const size_t *lens, pg_redis_reply_fn *fn, void *arg)
+{
+    return op_start(rd, NULL, argc, argv, lens, fn, arg);
+}
+
+struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *s, size_t nkeys,
+                             const char *const *keys, size_t nargs, const char *const *args,
+                             pg_redis_reply_fn *fn, void *arg)
+{
+    const char *argv[PG_ROP_ARGS];
+    char nk[24];
+    if (3 + nkeys + nargs > PG_ROP_ARGS)
+        return NULL;
+    snprintf(nk, sizeof nk, "%zu", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = s->sha;
+    argv[2] = nk;
+    for (size_t i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i];
+    for (size_t i = 0; i < nargs; i++)
+        argv[3 + nkeys + i] = args[i];
+    return op_start(rd, s, (int)(3 + nkeys + nargs), argv, NULL, fn, arg);
 }
 
 void pg_redis_cancel(struct pg_rop *op)

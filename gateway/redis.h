@@ -48,6 +48,11 @@ struct pg_rop *pg_redis_eval(struct pg_redis *rd, const struct pg_redis_script *
                              const char *const *keys, size_t nargs, const char *const *args,
                              pg_redis_reply_fn *fn, void *arg);
 
+/* Any command: argv[0..argc) with their lengths (lens NULL: NUL-terminated strings, else binary
+ * values); as pg_redis_eval otherwise. */
+struct pg_rop *pg_redis_cmd(struct pg_redis *rd, int argc, const char *const *argv,
+                            const size_t *lens, pg_redis_reply_fn *fn, void *arg);
+
 /* fn will not be called for op (its caller went away). */
 void pg_redis_cancel(struct pg_rop *op);
 

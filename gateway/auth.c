@@ -8,12 +8,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "curlev.h"
 #include "envelope.h"
 #include "metrics.h"
 #include "redact.h"
+#include "redis.h"
+#include "rsess.h"
 #include "util.h"
 #include "worker.h"
 
@@ -36,6 +41,17 @@ struct pg_auth_rt {
     char *rbuf; /* the login answer, at most PG_LOGIN_BODY_MAX */
     size_t rlen;
     bool rbig;
+    /* a redis store (SPEC 4.1): the session is fetched, or logged in for under a lock and
+     * stored, or awaited while another instance logs in; all on rt->w's loop */
+    bool curl_running;
+    struct pg_rop *rop; /* the redis command awaited */
+    struct event poll;  /* the next look for the session another instance is making */
+    bool poll_set;
+    uint64_t poll_until_ms, poll_ms;
+    bool locked;                      /* we hold {prefix}:lock:<upstream> with lock_val */
+    char lock_val[33];                /* random: only its holder releases it */
+    unsigned char blob[PG_RSESS_MAX]; /* the sealed value of the session in use */
+    size_t blob_n;                    /* 0: none came from or went to redis */
 };
 
 /* ---- the state machine (no I/O) ---- */
@@ -126,6 +142,7 @@ enum pg_auth_state pg_auth_sm_acquire(struct pg_auth_sm *sm, struct pg_auth_wait
         }
         sm->logging_in = true;
         sm->logins++;
+        sm->prev_login_start_ms = sm->login_start_ms;
         sm->login_start_ms = now;
     }
     push(sm, wt);
@@ -139,7 +156,8 @@ void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const st
         sm->sess = *s;
         sm->gen++;
         sm->backoff_ms = 0;
-        pg_log(PG_LOG_INFO, "upstream %s: logged in", sm->name);
+        pg_log(PG_LOG_INFO, "upstream %s: %s", sm->name,
+               sm->adopting ? "session from the shared store" : "logged in");
         wake(sm, true, NULL);
         return;
     }
@@ -156,6 +174,16 @@ void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const st
            sm->name, e.upstream_status, e.upstream_code[0] ? ", code " : "", e.upstream_code, e.msg,
            (unsigned long long)(sm->backoff_ms / 1000));
     wake(sm, false, &e);
+}
+
+void pg_auth_sm_adopt(struct pg_auth_sm *sm, const struct pg_session *s)
+{
+    /* no login was sent: the relogin throttle keeps running from the last one that was */
+    sm->logins--;
+    sm->login_start_ms = sm->prev_login_start_ms;
+    sm->adopting = true;
+    pg_auth_sm_done(sm, s, NULL);
+    sm->adopting = false;
 }
 
 enum pg_auth_expiry pg_auth_sm_expired(struct pg_auth_sm *sm, uint64_t gen, uint64_t now_ms)
@@ -261,6 +289,212 @@ static void login_unlink(struct pg_auth_rt *rt)
     rt->wprev = rt->wnext = NULL;
 }
 
+/* The login (or the fetch standing in for one) is over: off w's list, every waiter told, and
+ * its snapshot reference dropped (which may free rt). */
+static void login_finish(struct pg_auth_rt *rt, const struct pg_session *s,
+                         const struct pg_err *err, bool adopted)
+{
+    struct pg_hub *hub = rt->w->hub;
+    login_unlink(rt);
+    pg_hub_lock(hub);
+    if (adopted)
+        pg_auth_sm_adopt(&rt->sm, s);
+    else
+        pg_auth_sm_done(&rt->sm, s, err);
+    pg_hub_unlock(hub);
+    pg_conf_unref(rt->conf);
+}
+
+/* ---- sessions shared through a redis store (SPEC 4.1, rsess.h) ---- */
+
+static bool shared(const struct pg_auth_rt *rt)
+{
+    return rt->conf->store == PG_STORE_REDIS && rt->conf->has_session_key && rt->w->redis;
+}
+
+static void curl_or_fail(struct pg_auth_rt *rt);
+
+/* Let the lock go if we hold it (only if it is still ours: it may have expired and been taken
+ * by another instance since). Fire and forget. */
+static void release(struct pg_auth_rt *rt)
+{
+    static const char src[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                              "return redis.call('DEL', KEYS[1]) end return 0";
+    char key[256];
+    if (!rt->locked)
+        return;
+    rt->locked = false;
+    if (pg_rsess_key(rt->conf, rt->up, "lock", key, sizeof key))
+        return;
+    const char *argv[5] = { "EVAL", src, "1", key, rt->lock_val };
+    if (!pg_redis_cmd(rt->w->redis, 5, argv, NULL, NULL, NULL))
+        pg_redis_failed(rt->w->redis);
+}
+
+/* A sealed session from redis into *s, unless it is the one this process just retired. */
+static int adopt(struct pg_auth_rt *rt, const redisReply *r, struct pg_session *s)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return -1;
+    size_t n = r->len;
+    if (n == rt->blob_n && memcmp(r->str, rt->blob, n) == 0)
+        return -1;
+    if (pg_rsess_open(rt->conf->session_key, rt->up->name, (const unsigned char *)r->str, n,
+                      pg_now_ms(), pg_wall_ms(), s))
+        return -1;
+    pg_hub_lock(rt->w->hub); /* retire() reads it from any worker */
+    memcpy(rt->blob, r->str, n);
+    rt->blob_n = n;
+    pg_hub_unlock(rt->w->hub);
+    return 0;
+}
+
+/* A session from redis ended the wait: the waiters get it as if from a login. */
+static bool took_shared(struct pg_auth_rt *rt, const redisReply *r)
+{
+    struct pg_session s;
+    if (adopt(rt, r, &s))
+        return false;
+    login_finish(rt, &s, NULL, true);
+    OPENSSL_cleanse(&s, sizeof s);
+    return true;
+}
+
+static void on_polled(void *arg, const redisReply *r);
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_auth_rt *rt = arg;
+    char key[256];
+    (void)fd;
+    (void)what;
+    rt->poll_set = false;
+    const char *argv[2] = { "GET", key };
+    if (pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key) ||
+        !(rt->rop = pg_redis_cmd(rt->w->redis, 2, argv, NULL, on_polled, rt)))
+        curl_or_fail(rt);
+}
+
+/* Look again in ms (another instance holds the lock and is logging in). */
+static void poll_in(struct pg_auth_rt *rt, uint64_t ms)
+{
+    if (event_assign(&rt->poll, rt->w->base, -1, 0, on_poll_timer, rt) ||
+        pg_event_add_ms(&rt->poll, ms)) {
+        curl_or_fail(rt);
+        return;
+    }
+    rt->poll_set = true;
+}
+
+static void on_polled(void *arg, const redisReply *r)
+{
+    struct pg_auth_rt *rt = arg;
+    rt->rop = NULL;
+    if (took_shared(rt, r))
+        return;
+    if (!r || pg_now_ms() >= rt->poll_until_ms) {
+        curl_or_fail(rt); /* none appeared within the upstream's timeout: log in ourselves */
+        return;
+    }
+    /* 25 ms doubling to 200: a login takes a round trip to the panel at least */
+    rt->poll_ms = rt->poll_ms * 2 > 200 ? 200 : rt->poll_ms * 2;
+    poll_in(rt, rt->poll_ms);
+}
+
+static void on_lock(void *arg, const redisReply *r)
+{
+    struct pg_auth_rt *rt = arg;
+    rt->rop = NULL;
+    if (r && r->type == REDIS_REPLY_NIL) { /* another instance is logging in: wait for it */
+        rt->poll_until_ms = pg_now_ms() + rt->up->timeout_ms;
+        rt->poll_ms = 25;
+        poll_in(rt, rt->poll_ms);
+        return;
+    }
+    rt->locked = r && r->type == REDIS_REPLY_STATUS;
+    curl_or_fail(rt);
+}
+
+/* No stored session: take the lock and log in, or learn that someone else does. */
+static void lock_or_login(struct pg_auth_rt *rt)
+{
+    uint8_t rnd[16];
+    char key[256], px[24];
+    if (RAND_bytes(rnd, sizeof rnd) != 1 ||
+        pg_rsess_key(rt->conf, rt->up, "lock", key, sizeof key)) {
+        curl_or_fail(rt);
+        return;
+    }
+    pg_hex(rnd, sizeof rnd, rt->lock_val);
+    /* held for the login's own deadline and a margin; released as soon as it is stored */
+    snprintf(px, sizeof px, "%llu", (unsigned long long)rt->up->timeout_ms + 2000);
+    const char *argv[6] = { "SET", key, rt->lock_val, "NX", "PX", px };
+    if (!(rt->rop = pg_redis_cmd(rt->w->redis, 6, argv, NULL, on_lock, rt)))
+        curl_or_fail(rt);
+}
+
+static void on_fetch(void *arg, const redisReply *r)
+{
+    struct pg_auth_rt *rt = arg;
+    rt->rop = NULL;
+    if (took_shared(rt, r))
+        return;
+    if (r)
+        lock_or_login(rt);
+    else
+        curl_or_fail(rt); /* redis failed: this instance logs in alone */
+}
+
+/* Look for a stored session first (hub.mu held). 0 sent, -1 not. */
+static int fetch(struct pg_auth_rt *rt)
+{
+    char key[256];
+    const char *argv[2] = { "GET", key };
+    if (pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key))
+        return -1;
+    rt->rop = pg_redis_cmd(rt->w->redis, 2, argv, NULL, on_fetch, rt);
+    return rt->rop ? 0 : -1;
+}
+
+/* Our login made s: store it sealed for the other instances. Fire and forget. */
+static void store(struct pg_auth_rt *rt, const struct pg_session *s)
+{
+    char key[256], px[24];
+    unsigned char v[PG_RSESS_MAX];
+    uint64_t ttl;
+    size_t n = 0;
+    if (pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key) ||
+        pg_rsess_seal(rt->conf->session_key, rt->up->name, s, pg_now_ms(), pg_wall_ms(), v, &n,
+                      &ttl))
+        n = 0;
+    pg_hub_lock(rt->w->hub); /* retire() reads it from any worker */
+    memcpy(rt->blob, v, n);
+    rt->blob_n = n;
+    pg_hub_unlock(rt->w->hub);
+    if (n == 0)
+        return;
+    snprintf(px, sizeof px, "%llu", (unsigned long long)(ttl ? ttl : 1));
+    const char *argv[5] = { "SET", key, (const char *)rt->blob, "PX", px };
+    const size_t lens[5] = { 3, strlen(key), n, 2, strlen(px) };
+    if (!pg_redis_cmd(rt->w->redis, 5, argv, lens, NULL, NULL))
+        pg_redis_failed(rt->w->redis);
+}
+
+/* An expiry verdict retired the session: for every instance, if redis still holds that one. */
+static void retire(struct pg_worker *w, struct pg_auth_rt *rt)
+{
+    static const char src[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                              "return redis.call('DEL', KEYS[1]) end return 0";
+    char key[256];
+    if (!rt->blob_n || !w->redis || rt->conf->store != PG_STORE_REDIS ||
+        pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key))
+        return;
+    const char *argv[5] = { "EVAL", src, "1", key, (const char *)rt->blob };
+    const size_t lens[5] = { 4, sizeof src - 1, 1, strlen(key), rt->blob_n };
+    if (!pg_redis_cmd(w->redis, 5, argv, lens, NULL, NULL))
+        pg_redis_failed(w->redis);
+}
+
 static void login_done(CURL *e, CURLcode res, void *priv)
 {
     struct pg_auth_rt *rt = priv;
@@ -268,7 +502,7 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     struct pg_err err;
     memset(&err, 0, sizeof err);
     pg_curlev_remove(rt->w->curl, e);
-    login_unlink(rt);
+    rt->curl_running = false;
     OPENSSL_cleanse(rt->lreq.body, sizeof rt->lreq.body);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -314,11 +548,11 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     OPENSSL_cleanse(rt->rbuf, rt->rlen);
     pg_metrics_login(rt->w->metrics, rt->up->name, rc == 0);
     err.upstream_status = (int)status;
-    pg_hub_lock(hub);
-    pg_auth_sm_done(&rt->sm, rc == 0 ? &s : NULL, &err);
-    pg_hub_unlock(hub);
+    if (rc == 0 && shared(rt))
+        store(rt, &s);
+    release(rt);
+    login_finish(rt, rc == 0 ? &s : NULL, &err, false);
     OPENSSL_cleanse(&s, sizeof s);
-    pg_conf_unref(rt->conf); /* the login's own: may free rt */
 }
 
 /* The state machine's callback (hub.mu held): the outcome goes to the waiter's own loop. */
@@ -356,21 +590,24 @@ void pg_auth_worker_stop(struct pg_worker *w)
         struct pg_err err;
         memset(&err, 0, sizeof err);
         fail_msg(rt->up->name, &err, "login stopped: the worker is shutting down");
-        pg_curlev_remove(w->curl, rt->easy);
-        login_unlink(rt);
-        pg_hub_lock(w->hub);
-        pg_auth_sm_done(&rt->sm, NULL, &err);
-        pg_hub_unlock(w->hub);
-        pg_conf_unref(rt->conf);
+        if (rt->curl_running)
+            pg_curlev_remove(w->curl, rt->easy);
+        rt->curl_running = false;
+        pg_redis_cancel(rt->rop);
+        rt->rop = NULL;
+        if (rt->poll_set)
+            event_del(&rt->poll);
+        rt->poll_set = false;
+        release(rt);
+        login_finish(rt, NULL, &err, false);
     }
 }
 
-/* hub.mu held; runs the login on the asking worker's loop */
-static int start_login(struct pg_auth_sm *sm)
+/* Send the login itself on rt->w's curl multi. 0 sent, -1 not. */
+static int curl_login(struct pg_auth_rt *rt)
 {
-    struct pg_auth_rt *rt = PG_CONTAINER_OF(sm, struct pg_auth_rt, sm);
     const struct pg_upstream *up = rt->up;
-    struct pg_worker *w = rt->starter;
+    struct pg_worker *w = rt->w;
     memset(&rt->lreq, 0, sizeof rt->lreq);
     if (up->auth->build_login(up->auth_state, &rt->lreq) || !rt->lreq.path ||
         rt->lreq.body_len > sizeof rt->lreq.body)
@@ -417,7 +654,34 @@ static int start_login(struct pg_auth_sm *sm)
     curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
     if (pg_curlev_add(w->curl, e))
         return -1;
+    rt->curl_running = true;
+    return 0;
+}
+
+/* After redis had no session for us (or failed): log in; if that cannot start, the waiters
+ * hear so. */
+static void curl_or_fail(struct pg_auth_rt *rt)
+{
+    if (curl_login(rt) == 0)
+        return;
+    struct pg_err err;
+    memset(&err, 0, sizeof err);
+    fail_msg(rt->up->name, &err, "login could not be started");
+    release(rt);
+    login_finish(rt, NULL, &err, false);
+}
+
+/* hub.mu held: on the asking worker's loop, a stored session is looked for first (a redis
+ * store), else the login is sent. The running login is listed on the worker and holds a
+ * reference to its snapshot until login_finish. */
+static int start_login(struct pg_auth_sm *sm)
+{
+    struct pg_auth_rt *rt = PG_CONTAINER_OF(sm, struct pg_auth_rt, sm);
+    struct pg_worker *w = rt->starter;
     rt->w = w;
+    rt->locked = false;
+    if ((!shared(rt) || fetch(rt)) && curl_login(rt))
+        return -1;
     rt->wprev = NULL;
     rt->wnext = w->logins;
     if (w->logins)
@@ -481,6 +745,8 @@ enum pg_auth_expiry pg_auth_expired(struct pg_worker *w, struct pg_conf *conf, i
     struct pg_auth_rt *rt = conf->upstreams[up].rt;
     if (rt)
         e = pg_auth_sm_expired(&rt->sm, gen, now_ms);
+    if (rt && e == PG_EXPIRY_RELOGIN)
+        retire(w, rt);
     pg_hub_unlock(w->hub);
     return e;
 }

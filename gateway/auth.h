@@ -59,10 +59,12 @@ struct pg_auth_sm {
     pg_auth_start_fn *start;
     pg_clock_fn *now_ms; /* every _ms below is on this clock */
     void *now_arg;
-    struct pg_session sess;  /* token_len 0: none (not yet, or forgotten as expired) */
-    uint64_t gen;            /* bumped by every successful login */
-    uint64_t logins;         /* logins started */
-    uint64_t login_start_ms; /* when the last one started: relogins are throttled from it */
+    struct pg_session sess;       /* token_len 0: none (not yet, or forgotten as expired) */
+    uint64_t gen;                 /* bumped by every successful login */
+    uint64_t logins;              /* logins started */
+    uint64_t login_start_ms;      /* when the last one started: relogins are throttled from it */
+    uint64_t prev_login_start_ms; /* the one before (pg_auth_sm_adopt puts it back) */
+    bool adopting;
     bool logging_in;
     uint64_t backoff_ms;    /* 0 after a success; else the wait the last failure set */
     uint64_t retry_at_ms;   /* no new login before this */
@@ -88,6 +90,11 @@ void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const st
 
 /* Leave sm's queue. Accepts a waiter that is not queued. */
 void pg_auth_sm_cancel(struct pg_auth_wait *wt);
+
+/* The login sm's start began was not needed: session s, made elsewhere (another instance's,
+ * through a redis store), came instead. As pg_auth_sm_done with s, but it counts as no login:
+ * logins and the relogin throttle are as before the start. */
+void pg_auth_sm_adopt(struct pg_auth_sm *sm, const struct pg_session *s);
 
 /* A session for upstream index up of conf, for worker w: READY with the session copied into *s
  * (*has set; adapters without login: *has false), or WAIT (wt->ready, set by the caller, runs

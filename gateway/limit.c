@@ -1,5 +1,6 @@
-/* limit.c -- admission against token buckets and cool-downs; FIFO queues per bucket key, shared
- * by every worker (under the hub's lock), each worker arming its own timers (its port). */
+/* limit.c -- admission against token buckets and cool-downs (the local store, or a redis store
+ * asked once per request), the RateLimit headers, cool-downs, /_gateway/me. The waiting side
+ * (queues, ports, timers) is limitq.c. */
 #include "limit.h"
 
 #include <stddef.h>
@@ -8,70 +9,10 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 
 #include "envelope.h"
-#include "hub.h"
-#include "metrics.h"
-#include "redis.h"
+#include "limitint.h"
 #include "route.h"
-#include "rstore.h"
-#include "util.h"
-
-#define PG_KEY_MAX 200
-
-/* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads), from
- * any worker. The worker that last served or armed it holds the timer that serves it next
- * (armer, at due_ms); a stale timer on another worker that fires earlier finds nothing due. */
-struct pg_limit_queue {
-    struct pg_limit_queue *next;
-    struct pg_limit *l;
-    char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
-    struct pg_limit_wait *head, *tail;
-    size_t n;
-    struct pg_limit_port *armer;
-    uint64_t due_ms;
-    /* redis store: the head's tokens are being asked for (one ask in flight per queue) */
-    bool asking;
-    struct pg_limit_wait *asked; /* the head it asked for; tokens are fungible if it left */
-    struct pg_limit_port *asker;
-};
-
-struct pg_limit {
-    struct pg_hub *hub; /* hub->mu guards the queues and every waiter's links */
-    struct pg_bucket_store *store;
-    struct pg_limit_queue *queues;
-    pg_clock_fn *now_ms; /* every time below is on this clock */
-    void *now_arg;
-    struct pg_rstore_scripts scripts; /* for a redis store */
-};
-
-/* A worker's timer for one shared queue. */
-struct port_timer {
-    struct port_timer *next;
-    struct pg_limit_port *port;
-    struct pg_limit_queue *q;
-    struct event ev;
-};
-
-struct pg_limit_port {
-    struct pg_limit *l;
-    struct event_base *base;
-    struct pg_inbox *in;
-    struct port_timer *timers;
-    struct pg_redis *rd; /* this worker's connection to a redis store; NULL: none */
-};
-
-/* The buckets one request takes from. */
-struct want {
-    size_t n;
-    char keys[PG_BUCKET_MAX_KEYS][PG_KEY_MAX];
-    const char *kp[PG_BUCKET_MAX_KEYS];
-    const struct pg_rate_limit *rates[PG_BUCKET_MAX_KEYS];
-    const char *scope[PG_BUCKET_MAX_KEYS];
-    char cd_key[PG_KEY_MAX]; /* the upstream's cool-down key */
-};
 
 struct pg_limit *pg_limit_new(struct pg_hub *hub, struct pg_bucket_store *store)
 {
@@ -93,7 +34,7 @@ void pg_limit_set_clock(struct pg_limit *l, pg_clock_fn *now_ms, void *arg)
     l->now_arg = arg;
 }
 
-static uint64_t now_of(const struct pg_limit *l)
+uint64_t pg_lim_now(const struct pg_limit *l)
 {
     return l->now_ms(l->now_arg);
 }
@@ -126,7 +67,7 @@ static void add_key(struct want *w, const char *scope, const struct pg_rate_limi
     w->n++;
 }
 
-static void collect(const struct pg_req *r, struct want *w)
+void pg_lim_collect(const struct pg_req *r, struct want *w)
 {
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     w->n = 0;
@@ -165,14 +106,14 @@ static uint64_t ceil_s(uint64_t ms)
 }
 
 /* The metric scope of a bucket key ("u:", "r:", "c:"); the cool-down key is the "u:" one. */
-static enum pg_metric_scope scope_of(const char *key, bool cooldown)
+enum pg_metric_scope pg_lim_scope_of(const char *key, bool cooldown)
 {
     if (cooldown)
         return PG_MS_COOLDOWN;
     return key[0] == 'r' ? PG_MS_ROUTE : key[0] == 'c' ? PG_MS_CONSUMER : PG_MS_UPSTREAM;
 }
 
-static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_metric_scope sc)
+void pg_lim_reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_metric_scope sc)
 {
     pg_metrics_limited(r->w->metrics, r->conf->upstreams[r->upstream].name, sc);
     struct pg_envelope e = { .code = PG_E_RATE_LIMITED, .message = msg, .has_retry_after = true };
@@ -183,7 +124,7 @@ static void reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_
 }
 
 /* rate_limit_store.on_error: deny, and redis cannot answer (SPEC 4.1). */
-static void unavailable(struct pg_req *r)
+void pg_lim_unavailable(struct pg_req *r)
 {
     struct pg_envelope e = { .code = PG_E_UPSTREAM_UNAVAILABLE,
                              .status = 503, /* the gateway's own state, not a panel's: retry */
@@ -193,12 +134,9 @@ static void unavailable(struct pg_req *r)
     pg_resp_error(r, &e);
 }
 
-/* ASK: the tokens are redis's to give (rstore.h); nothing was taken here. */
-enum attempt { TAKEN, WAIT, FAILED, ASK };
-
 /* A limit that holds a request back has its say: a reject-mode one refuses waiting, and the
  * shortest max_wait of them bounds it. */
-static void held_by(const struct pg_rate_limit *rl, bool *queue, uint64_t *max_wait)
+void pg_lim_held_by(const struct pg_rate_limit *rl, bool *queue, uint64_t *max_wait)
 {
     if (rl->mode != PG_RL_QUEUE)
         *queue = false;
@@ -207,7 +145,7 @@ static void held_by(const struct pg_rate_limit *rl, bool *queue, uint64_t *max_w
 }
 
 /* Waiting out a cool-down: the upstream's own limit decides (none set: no waiting). */
-static void cooldown_policy(const struct pg_upstream *up, bool *queue, uint64_t *max_wait)
+void pg_lim_cooldown_policy(const struct pg_upstream *up, bool *queue, uint64_t *max_wait)
 {
     *queue = up->rl.set && up->rl.mode == PG_RL_QUEUE;
     *max_wait = up->rl.max_wait_ms;
@@ -232,7 +170,7 @@ static enum attempt judge(struct pg_req *r, const struct want *w,
         if (!found)
             *block = w->kp[i];
         found = true;
-        held_by(w->rates[i], queue, max_wait);
+        pg_lim_held_by(w->rates[i], queue, max_wait);
     }
     return WAIT;
 }
@@ -243,13 +181,13 @@ static enum attempt cooled(const struct pg_req *r, const struct want *w, uint64_
 {
     *block = w->cd_key;
     *wait_ms = cd;
-    cooldown_policy(&r->conf->upstreams[r->upstream], queue, max_wait);
+    pg_lim_cooldown_policy(&r->conf->upstreams[r->upstream], queue, max_wait);
     return WAIT;
 }
 
 /* Try once: cool-down, then one token from every bucket of w; or, remote (a redis store), ASK
  * once no cool-down is known here. On WAIT, as judge. */
-static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
+enum attempt pg_lim_attempt(struct pg_limit *l, struct pg_req *r, const struct want *w,
                             uint64_t now, uint64_t *wait_ms, bool *queue, uint64_t *max_wait,
                             const char **block, bool remote)
 {
@@ -271,7 +209,7 @@ static enum attempt attempt(struct pg_limit *l, struct pg_req *r, const struct w
 
 /* Redis's answer t for r into the local store (the mirror /_gateway/me, the queue timers and
  * the on_error: allow fallback read), then judged as a local answer would be. */
-static enum attempt from_redis(struct pg_limit *l, struct pg_req *r, const struct want *w,
+enum attempt pg_lim_from_redis(struct pg_limit *l, struct pg_req *r, const struct want *w,
                                const struct pg_rtake *t, uint64_t now, uint64_t *wait_ms,
                                bool *queue, uint64_t *max_wait, const char **block)
 {
@@ -295,10 +233,10 @@ static enum attempt from_redis(struct pg_limit *l, struct pg_req *r, const struc
 }
 
 /* ms until r could take its tokens, looked up without taking any (queue timers). */
-static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t now)
+uint64_t pg_lim_peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t now)
 {
     struct want w;
-    collect(r, &w);
+    pg_lim_collect(r, &w);
     uint64_t wait = l->store->ops->cooldown_get(l->store, w.cd_key, now);
     for (size_t i = 0; i < w.n; i++) {
         struct pg_bucket_result res;
@@ -308,333 +246,6 @@ static uint64_t peek_wait(struct pg_limit *l, const struct pg_req *r, uint64_t n
             wait = res.b[0].wait_ms;
     }
     return wait;
-}
-
-static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create);
-static int arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now);
-static void fail_queue(struct pg_limit_queue *q);
-
-static struct pg_req *req_of(struct pg_limit_wait *wt)
-{
-    return PG_CONTAINER_OF(wt, struct pg_req, lwait);
-}
-
-/* hub.mu held. */
-static void unlink_wait(struct pg_limit_queue *q, struct pg_limit_wait *wt)
-{
-    if (wt->prev)
-        wt->prev->next = wt->next;
-    else
-        q->head = wt->next;
-    if (wt->next)
-        wt->next->prev = wt->prev;
-    else
-        q->tail = wt->prev;
-    wt->prev = wt->next = NULL;
-    wt->q = NULL;
-    q->n--;
-}
-
-/* The caller went away while queued or while its verdict was on the way: it leaves at once. A
- * token already taken for it is spent, as for any request whose caller leaves. */
-static void on_queued_abort(struct pg_req *r)
-{
-    struct pg_limit_wait *wt = &r->lwait;
-    struct pg_hub *hub = wt->port->l->hub;
-    pg_hub_lock(hub);
-    if (wt->q)
-        unlink_wait(wt->q, wt);
-    else
-        pg_inbox_take_locked(&wt->post);
-    pg_hub_unlock(hub);
-    r->on_abort = NULL;
-}
-
-/* On the waiter's own loop: act on the verdict the queue gave it. */
-static void on_verdict(struct pg_post *post)
-{
-    struct pg_limit_wait *wt = PG_CONTAINER_OF(post, struct pg_limit_wait, post);
-    struct pg_req *r = req_of(wt);
-    r->on_abort = NULL;
-    switch (wt->verdict) {
-    case PG_LV_GO:
-        wt->go(r);
-        break;
-    case PG_LV_LATE:
-        reject(r, wt->wait_ms, "Rate limit exceeded: waited max_wait in the queue.", wt->scope);
-        break;
-    case PG_LV_FAIL:
-        pg_resp_fail(r, PG_E_INTERNAL, NULL);
-        break;
-    case PG_LV_UNAVAILABLE:
-        unavailable(r);
-        break;
-    }
-}
-
-/* hub.mu held: wt leaves q with verdict v, delivered on its own worker's loop. */
-static void send_off(struct pg_limit_queue *q, struct pg_limit_wait *wt, enum pg_limit_verdict v,
-                     uint64_t wait_ms)
-{
-    unlink_wait(q, wt);
-    wt->verdict = v;
-    wt->wait_ms = wait_ms;
-    wt->scope = scope_of(q->name, false);
-    wt->post.run = on_verdict;
-    pg_inbox_put_locked(wt->port->in, &wt->post);
-}
-
-static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg_limit_wait *wt);
-
-/* With a redis store, r's tokens are redis's to give: is it up from p's worker? Down, the
- * failure counts, and on_error decides: allow goes on with the local store (false), deny
- * leaves *deny set. */
-static bool remote_for(struct pg_limit_port *p, const struct pg_req *r, bool *deny)
-{
-    *deny = false;
-    if (r->conf->store != PG_STORE_REDIS || !p->rd)
-        return false;
-    if (pg_redis_up(p->rd))
-        return true;
-    pg_redis_failed(p->rd);
-    *deny = !r->conf->redis_on_error_allow;
-    return false;
-}
-
-/* Serve q at now as p's worker (hub.mu held): what its timer does when it fires. */
-static void run_queue(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
-{
-    struct pg_limit *l = q->l;
-    /* first come, first served: the head is tried until it waits; the ones past their
-     * max_wait leave with a 429 wherever they are */
-    while (q->head && !q->asking) {
-        struct pg_limit_wait *wt = q->head;
-        struct pg_req *r = req_of(wt);
-        struct want w;
-        uint64_t wait = 0, max_wait;
-        bool qok, deny;
-        const char *block;
-        collect(r, &w);
-        bool remote = remote_for(p, r, &deny);
-        if (deny) {
-            send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
-            continue;
-        }
-        enum attempt a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, remote);
-        if (a == ASK) {
-            /* redis is asked once the mirror says a token is due, one head at a time */
-            wait = peek_wait(l, r, now);
-            if (wait > 0 || now >= wt->deadline_ms) {
-                a = WAIT;
-            } else if (ask_head(p, q, wt) == 0) {
-                break;
-            } else if (!r->conf->redis_on_error_allow) {
-                send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
-                continue;
-            } else {
-                a = attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, false);
-            }
-        }
-        if (a == WAIT && now < wt->deadline_ms)
-            break;
-        send_off(q, wt, a == TAKEN ? PG_LV_GO : a == WAIT ? PG_LV_LATE : PG_LV_FAIL, wait);
-    }
-    for (struct pg_limit_wait *wt = q->head; wt;) {
-        struct pg_limit_wait *next = wt->next;
-        if (wt->deadline_ms <= now)
-            send_off(q, wt, PG_LV_LATE, 1000);
-        wt = next;
-    }
-}
-
-/* Serve q as port's worker and arm port's timer for what is left (hub.mu held). */
-static void serve(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
-{
-    run_queue(p, q, now);
-    if (q->head && arm(p, q, now))
-        fail_queue(q);
-}
-
-/* Redis answered the ask for q's head, on the asker's loop. */
-static void on_ask_reply(void *arg, const redisReply *rep)
-{
-    struct pg_limit_queue *q = arg;
-    struct pg_limit_port *p = q->asker;
-    struct pg_limit *l = q->l;
-    pg_hub_lock(l->hub);
-    uint64_t now = now_of(l);
-    struct pg_limit_wait *wt = q->asked;
-    q->asking = false;
-    q->asked = NULL;
-    if (wt && wt == q->head) {
-        struct pg_req *r = req_of(wt);
-        struct want w;
-        struct pg_rtake t;
-        uint64_t wait = 0, max_wait;
-        bool qok;
-        const char *block;
-        collect(r, &w);
-        if (rep && pg_rstore_parse_take(rep, w.n, now, &t) == 0) {
-            if (from_redis(l, r, &w, &t, now, &wait, &qok, &max_wait, &block) == TAKEN)
-                send_off(q, wt, PG_LV_GO, 0);
-        } else {
-            if (rep)
-                pg_redis_failed(p->rd);
-            if (!r->conf->redis_on_error_allow)
-                send_off(q, wt, PG_LV_UNAVAILABLE, 1000);
-            else if (attempt(l, r, &w, now, &wait, &qok, &max_wait, &block, false) == TAKEN)
-                send_off(q, wt, PG_LV_GO, 0); /* the local store meanwhile */
-        }
-    }
-    if (q->head)
-        serve(p, q, now);
-    pg_hub_unlock(l->hub);
-}
-
-/* Ask redis for wt's tokens on p's connection (hub.mu held). 0 sent, -1 not. */
-static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg_limit_wait *wt)
-{
-    struct pg_req *r = req_of(wt);
-    struct want w;
-    collect(r, &w);
-    if (!pg_rstore_take(p->rd, &q->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp, w.rates, w.n,
-                        on_ask_reply, q)) {
-        pg_redis_failed(p->rd);
-        return -1;
-    }
-    q->asking = true;
-    q->asked = wt;
-    q->asker = p;
-    return 0;
-}
-
-static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct port_timer *t = arg;
-    struct pg_limit *l = t->port->l;
-    (void)fd;
-    (void)what;
-    pg_hub_lock(l->hub);
-    uint64_t now = now_of(l);
-    /* another worker took the queue over and armed its own timer for later */
-    if (t->q->head && (t->q->armer == t->port || now >= t->q->due_ms))
-        serve(t->port, t->q, now);
-    pg_hub_unlock(l->hub);
-}
-
-void pg_limit_tick(struct pg_limit_port *p)
-{
-    struct pg_limit *l = p->l;
-    pg_hub_lock(l->hub);
-    uint64_t now = now_of(l);
-    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
-        if (q->head)
-            serve(p, q, now);
-    pg_hub_unlock(l->hub);
-    pg_inbox_drain(p->in);
-}
-
-/* p's timer for q, made on first use. */
-static struct port_timer *timer_of(struct pg_limit_port *p, struct pg_limit_queue *q)
-{
-    for (struct port_timer *t = p->timers; t; t = t->next)
-        if (t->q == q)
-            return t;
-    struct port_timer *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->port = p;
-    t->q = q;
-    if (event_assign(&t->ev, p->base, -1, 0, on_queue_timer, t)) {
-        free(t);
-        return NULL;
-    }
-    t->next = p->timers;
-    p->timers = t;
-    return t;
-}
-
-/* Wake at the head's next token or the earliest deadline, whichever comes first, on port p's
- * loop (hub.mu held). 0 ok, -1 the timer could not be armed (the caller fails the waiters:
- * without it they would wait forever). */
-static int arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
-{
-    uint64_t at = UINT64_MAX;
-    for (const struct pg_limit_wait *wt = q->head; wt; wt = wt->next)
-        if (wt->deadline_ms < at)
-            at = wt->deadline_ms;
-    uint64_t wait = q->head ? peek_wait(q->l, req_of(q->head), now) : 0;
-    if (now + wait < at)
-        at = now + wait;
-    struct port_timer *t = timer_of(p, q);
-    if (t && pg_event_add_ms(&t->ev, at > now ? at - now : 0) == 0) {
-        q->armer = p;
-        q->due_ms = at;
-        return 0;
-    }
-    pg_log(PG_LOG_ERR, "rate-limit queue %s: its timer could not be armed", q->name);
-    return -1;
-}
-
-/* Every waiter of q leaves with a 500: no timer is armed, so nothing would wake them. */
-static void fail_queue(struct pg_limit_queue *q)
-{
-    while (q->head)
-        send_off(q, q->head, PG_LV_FAIL, 0);
-}
-
-/* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
-static struct pg_limit_queue *queue_of(struct pg_limit *l, const char *name, bool create)
-{
-    for (struct pg_limit_queue *q = l->queues; q; q = q->next)
-        if (strcmp(q->name, name) == 0)
-            return q;
-    if (!create || strlen(name) >= sizeof(((struct pg_limit_queue *)0)->name))
-        return NULL;
-    struct pg_limit_queue *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
-    q->l = l;
-    memcpy(q->name, name, strlen(name) + 1);
-    q->next = l->queues;
-    l->queues = q;
-    return q;
-}
-
-/* Behind the busy queue q: may r wait, and how long at most? As in attempt, only the buckets
- * that hold r back decide -- q's own (the upstream's limit for a cool-down queue) and any that
- * is empty now; a bucket with tokens left has no say, whatever its mode. */
-static void queue_policy(struct pg_limit *l, const struct pg_req *r, const struct want *w,
-                         const struct pg_limit_queue *q, uint64_t now, bool *queue,
-                         uint64_t *max_wait)
-{
-    *queue = true;
-    *max_wait = UINT64_MAX;
-    if (strcmp(q->name, w->cd_key) == 0)
-        cooldown_policy(&r->conf->upstreams[r->upstream], queue, max_wait);
-    for (size_t i = 0; i < w->n; i++) {
-        bool holds = strcmp(q->name, w->kp[i]) == 0;
-        if (!holds) {
-            struct pg_bucket_result res;
-            memset(&res, 0, sizeof res);
-            holds = l->store->ops->peek(l->store, w->kp[i], w->rates[i], now, &res) >= 0 &&
-                    res.n == 1 && res.b[0].remaining == 0;
-        }
-        if (holds)
-            held_by(w->rates[i], queue, max_wait);
-    }
-}
-
-/* A queue that already holds requests wanting one of w's buckets (or its cool-down). */
-static struct pg_limit_queue *busy_queue(struct pg_limit *l, const struct want *w)
-{
-    struct pg_limit_queue *q = queue_of(l, w->cd_key, false);
-    if (q && q->head)
-        return q;
-    for (size_t i = 0; i < w->n; i++)
-        if ((q = queue_of(l, w->kp[i], false)) && q->head)
-            return q;
-    return NULL;
 }
 
 /* What admission decided, acted on once the lock is let go. */
@@ -654,12 +265,12 @@ static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg
         return AD_STORE_FAILED;
     if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
         if (q) /* behind others: as long as the head still has to wait */
-            wait = peek_wait(l, req_of(q->head), now);
+            wait = pg_lim_peek_wait(l, pg_lim_req_of(q->head), now);
         *wait_out = wait;
-        *scope = q ? scope_of(q->name, false) : scope_of(block, block == w->cd_key);
+        *scope = q ? pg_lim_scope_of(q->name, false) : pg_lim_scope_of(block, block == w->cd_key);
         return AD_REJECT;
     }
-    if (!q && !(q = queue_of(l, block, true)))
+    if (!q && !(q = pg_lim_queue_of(l, block, true)))
         return AD_OOM;
     struct pg_limit_wait *wt = &r->lwait;
     wt->deadline_ms = now + max_wait;
@@ -674,9 +285,9 @@ static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg
         q->head = wt;
     q->tail = wt;
     q->n++;
-    r->on_abort = on_queued_abort;
-    if (arm(p, q, now))
-        fail_queue(q);
+    r->on_abort = pg_lim_on_queued_abort;
+    if (pg_lim_arm(p, q, now))
+        pg_lim_fail_queue(q);
     return AD_QUEUED;
 }
 
@@ -686,19 +297,19 @@ static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_l
                                  bool remote, uint64_t *wait_out, enum pg_metric_scope *scope)
 {
     struct pg_limit *l = p->l;
-    uint64_t now = now_of(l), wait = 0, max_wait = 0;
+    uint64_t now = pg_lim_now(l), wait = 0, max_wait = 0;
     bool queue = false;
     struct want w;
     const char *block = NULL;
-    collect(r, &w);
-    struct pg_limit_queue *q = busy_queue(l, &w);
+    pg_lim_collect(r, &w);
+    struct pg_limit_queue *q = pg_lim_busy_queue(l, &w);
     enum attempt a;
     if (q) {
         /* arrival order: nobody overtakes those already waiting for the same bucket */
         a = WAIT;
-        queue_policy(l, r, &w, q, now, &queue, &max_wait);
+        pg_lim_queue_policy(l, r, &w, q, now, &queue, &max_wait);
     } else {
-        a = attempt(l, r, &w, now, &wait, &queue, &max_wait, &block, remote);
+        a = pg_lim_attempt(l, r, &w, now, &wait, &queue, &max_wait, &block, remote);
     }
     if (a == ASK)
         return AD_ASK;
@@ -720,7 +331,7 @@ static void act(struct pg_req *r, pg_limit_go_fn *go, enum admit_outcome o, uint
             pg_resp_fail(r, PG_E_INTERNAL, "The rate-limit store is unavailable.");
         break;
     case AD_REJECT:
-        reject(r, wait, NULL, scope);
+        pg_lim_reject(r, wait, NULL, scope);
         break;
     case AD_OOM:
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
@@ -748,7 +359,7 @@ static void store_failed(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_
     if (r->conf->redis_on_error_allow)
         admit_local(p, r, go);
     else
-        unavailable(r);
+        pg_lim_unavailable(r);
 }
 
 static void on_ask_abort(struct pg_req *r)
@@ -770,8 +381,8 @@ static void on_take_reply(void *arg, const redisReply *rep)
     struct pg_rtake t;
     wt->rop = NULL;
     r->on_abort = NULL;
-    collect(r, &w);
-    uint64_t now = now_of(l);
+    pg_lim_collect(r, &w);
+    uint64_t now = pg_lim_now(l);
     if (!rep || pg_rstore_parse_take(rep, w.n, now, &t)) {
         if (rep)
             pg_redis_failed(p->rd);
@@ -783,7 +394,7 @@ static void on_take_reply(void *arg, const redisReply *rep)
     const char *block = NULL;
     enum pg_metric_scope scope = PG_MS_UPSTREAM;
     pg_hub_lock(l->hub);
-    enum attempt a = from_redis(l, r, &w, &t, now, &wait, &queue, &max_wait, &block);
+    enum attempt a = pg_lim_from_redis(l, r, &w, &t, now, &wait, &queue, &max_wait, &block);
     /* a queue that filled meanwhile here does not matter: redis already said yes or no */
     enum admit_outcome o =
         conclude(p, r, go, &w, NULL, a, wait, queue, max_wait, block, now, &wait, &scope);
@@ -797,9 +408,9 @@ void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *g
     enum pg_metric_scope scope = PG_MS_UPSTREAM;
     bool deny;
     r->rl_hdrs_len = 0;
-    bool remote = remote_for(p, r, &deny);
+    bool remote = pg_lim_remote_for(p, r, &deny);
     if (deny) {
-        unavailable(r);
+        pg_lim_unavailable(r);
         return;
     }
     pg_hub_lock(p->l->hub);
@@ -808,7 +419,7 @@ void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *g
     if (o == AD_ASK) {
         struct want w;
         struct pg_limit_wait *wt = &r->lwait;
-        collect(r, &w);
+        pg_lim_collect(r, &w);
         wt->go = go;
         wt->port = p;
         wt->rop = pg_rstore_take(p->rd, &p->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp,
@@ -824,11 +435,6 @@ void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *g
     act(r, go, o, wait, scope);
 }
 
-void pg_limit_port_set_redis(struct pg_limit_port *p, struct pg_redis *rd)
-{
-    p->rd = rd;
-}
-
 void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
                        const struct pg_upstream *up, uint64_t ms)
 {
@@ -838,7 +444,7 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
     if (k < 0 || (size_t)k >= sizeof key)
         return;
     pg_hub_lock(l->hub);
-    uint64_t now = now_of(l);
+    uint64_t now = pg_lim_now(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
     if (c->store == PG_STORE_REDIS && p->rd) { /* every instance holds off, not only this one */
@@ -847,48 +453,10 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
         else
             pg_redis_failed(p->rd);
     }
-    struct pg_limit_queue *q = queue_of(l, key, false);
-    if (q && q->head && arm(p, q, now))
-        fail_queue(q);
+    struct pg_limit_queue *q = pg_lim_queue_of(l, key, false);
+    if (q && q->head && pg_lim_arm(p, q, now))
+        pg_lim_fail_queue(q);
     pg_hub_unlock(l->hub);
-}
-
-size_t pg_limit_queued(struct pg_limit *l, const struct pg_upstream *up)
-{
-    char key[PG_KEY_MAX];
-    size_t n = 0;
-    snprintf(key, sizeof key, "u:%s", up->name);
-    pg_hub_lock(l->hub);
-    for (const struct pg_limit_queue *q = l->queues; q; q = q->next)
-        if (strcmp(q->name, key) == 0)
-            n = q->n;
-    pg_hub_unlock(l->hub);
-    return n;
-}
-
-struct pg_limit_port *pg_limit_port_new(struct pg_limit *l, struct event_base *base,
-                                        struct pg_inbox *in)
-{
-    struct pg_limit_port *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->l = l;
-    p->base = base;
-    p->in = in;
-    return p;
-}
-
-void pg_limit_port_free(struct pg_limit_port *p)
-{
-    if (!p)
-        return;
-    while (p->timers) {
-        struct port_timer *t = p->timers;
-        p->timers = t->next;
-        event_del(&t->ev);
-        free(t);
-    }
-    free(p);
 }
 
 uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up)
@@ -897,7 +465,7 @@ uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up
     int k = snprintf(key, sizeof key, "u:%s", up->name);
     if (k < 0 || (size_t)k >= sizeof key)
         return 0;
-    return l->store->ops->cooldown_get(l->store, key, now_of(l));
+    return l->store->ops->cooldown_get(l->store, key, pg_lim_now(l));
 }
 
 static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,
@@ -923,7 +491,7 @@ static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, cons
 int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
                 struct evbuffer *out)
 {
-    uint64_t now = now_of(l);
+    uint64_t now = pg_lim_now(l);
     char key[PG_KEY_MAX];
     bool first = true;
     if (evbuffer_add(out, "{\"consumer\":\"", 13) ||

@@ -293,8 +293,8 @@ static int op_send(struct pg_rop *op)
 
 /* Copy argv[0..argc) (lens: NULL for NUL-terminated strings) into a new op and send it. */
 static struct pg_rop *op_start(struct pg_redis *rd, const struct pg_redis_script *s, int argc,
-                               const char *const *argv, const size_t *lens,
-                               pg_redis_reply_fn *fn, void *arg)
+                               const char *const *argv, const size_t *lens, pg_redis_reply_fn *fn,
+                               void *arg)
 {
     if (!pg_redis_up(rd) || argc < 1 || argc > PG_ROP_ARGS)
         return NULL;

@@ -17,6 +17,9 @@ struct event;
 /* Monotonic milliseconds; never jumps with the wall clock. */
 uint64_t pg_now_ms(void);
 
+/* Wall-clock milliseconds since the epoch: only for times other hosts read (rsess.h). */
+uint64_t pg_wall_ms(void);
+
 /* A clock a module with timed state reads (limit, auth): monotonic ms, arg is the clock's own
  * state. pg_clock_mono is pg_now_ms (arg unused); unit tests hand in a fake one. */
 typedef uint64_t pg_clock_fn(void *arg);

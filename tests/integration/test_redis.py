@@ -3,7 +3,9 @@ redis-server (started here on a free loopback port, stopped at the end) admit to
 bucket allows, hold off together after a panel's 429, survive redis going away (on_error allow /
 deny) and use it again when it is back, and leave no credential in it."""
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -289,6 +291,139 @@ class TwoInstances(unittest.TestCase):
         self.assertIn(b"pgtest:b:u:b5", blob)
         for secret in (TOKEN, KEY_ALICE, sha(KEY_ALICE)[7:]):
             self.assertNotIn(secret.encode(), blob)
+
+
+SESSION_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"  # fake
+OPENPANEL = free_port()
+NAVIXY = free_port()
+PANEL_SECRETS = ["fake-op-admin", "fake-op-pass", "fake-navixy-user", "fake-navixy-pass",
+                 SESSION_KEY]
+
+
+def session_config(port, redis_port):
+    return """
+listen: {address: 127.0.0.1, port: %(port)d}
+workers: 2
+access_log: off
+rate_limit_store: {type: redis, url: "redis://127.0.0.1:%(redis)d/0", prefix: pgtest,
+                   timeout: 200ms, session_key: "%(skey)s"}
+consumers:
+  - {name: alice, key: "%(alice)s", allow: ["*"], admin: true}
+upstreams:
+  - name: openpanel
+    url: http://127.0.0.1:%(openpanel)d
+    auth: {type: openpanel_jwt, username: fake-op-admin, password: fake-op-pass}
+  - name: navixy
+    url: http://127.0.0.1:%(navixy)d/v2
+    auth: {type: navixy_session, login: fake-navixy-user, password: fake-navixy-pass}
+  - name: navixy_x
+    url: http://127.0.0.1:%(navixy)d/v2
+    auth: {type: navixy_session, login: fake-navixy-user, password: fake-navixy-pass}
+""" % dict(port=port, redis=redis_port, skey=SESSION_KEY, alice=sha(KEY_ALICE),
+           openpanel=OPENPANEL, navixy=NAVIXY)
+
+
+def fake(port, method, path):
+    c = Conn(port)
+    try:
+        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
+        assert r.status == 200, (port, path, r)
+        return r.json()
+    finally:
+        c.close()
+
+
+@unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
+class SharedSessions(unittest.TestCase):
+    """Panel sessions through redis: one login for the fleet, sealed at rest."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.b_port = free_port()
+        try:
+            cls.a = pgtest.Env(lambda env: session_config(env.port, cls.redis.port),
+                               fake_args=["--openpanel", str(OPENPANEL), "--navixy", str(NAVIXY)])
+            cls.a.start()
+        except Exception:
+            cls.redis.cleanup()
+            raise
+        try:
+            cls.b = Gateway(session_config(cls.b_port, cls.redis.port), cls.b_port)
+        except Exception:
+            cls.a.stop()
+            cls.redis.cleanup()
+            raise
+        cls.issued = set()  # every session value the fakes were sent, for the scan
+        # navixy_x's one login, early: an expiry may lead to a new login only 10 s after the
+        # last one (SPEC section 1), and test_3 needs that new login
+        assert cls.a.get("/navixy_x/tracker/list").status == 200
+        cls.x_login_at = time.time()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.b.stop()
+        finally:
+            try:
+                cls.a.stop()
+            finally:
+                cls.redis.cleanup()
+
+    def note_issued(self, port):
+        last = json.dumps(fake(port, "GET", "/_fake/stats").get("last_request"))
+        for m in re.findall(r"eyJ[\w-]+\.[\w-]+\.[\w-]+|\b[0-9a-f]{32}\b", last):
+            self.issued.add(m)
+
+    def test_1_one_login_for_the_fleet(self):
+        """20 simultaneous cold requests spread over both instances (0.8 s login): one
+        OpenPanel login, 20 x 200."""
+        fake(OPENPANEL, "POST", "/_fake/reset")
+        fake(OPENPANEL, "POST", "/_fake/config?login_delay_ms=800")
+        gws = [self.a, self.b]
+        rs = pgtest.parallel(20, lambda i: gws[i % 2].get("/openpanel/api/users?i=%d" % i))
+        self.assertEqual([r.status for r in rs], [200] * 20)
+        st = fake(OPENPANEL, "GET", "/_fake/stats")
+        self.assertEqual(st["logins"], 1)
+        self.assertEqual(st["hits"], 21)
+        self.note_issued(OPENPANEL)
+
+    def test_2_session_made_by_one_used_by_other(self):
+        """A Navixy session made by instance A is used by instance B without a login."""
+        fake(NAVIXY, "POST", "/_fake/reset?sessions=keep")  # navixy_x's stays (test_3)
+        self.assertEqual(self.a.get("/navixy/tracker/list").status, 200)
+        self.note_issued(NAVIXY)
+        for i in range(3):
+            self.assertEqual(self.b.get("/navixy/tracker/list?i=%d" % i).status, 200)
+        self.note_issued(NAVIXY)
+        st = fake(NAVIXY, "GET", "/_fake/stats")
+        self.assertEqual(st["logins"], 1)
+        self.assertEqual(st["hits"], 5)
+
+    def test_3_expiry_retires_for_all(self):
+        """The panel ends its sessions: the instance that hears it first logs in again (one
+        login) and retires the old session in redis; the other, told its session expired,
+        picks the new one up instead of logging in itself."""
+        self.assertEqual(self.b.get("/navixy_x/tracker/list").status, 200)  # A's session
+        time.sleep(max(0, self.x_login_at + 10.3 - time.time()))
+        fake(NAVIXY, "POST", "/_fake/reset?sessions=keep")
+        fake(NAVIXY, "POST", "/_fake/expire")
+        self.assertEqual(self.a.get("/navixy_x/tracker/list?x=1").status, 200)
+        self.note_issued(NAVIXY)
+        self.assertEqual(self.b.get("/navixy_x/tracker/list?x=2").status, 200)
+        st = fake(NAVIXY, "GET", "/_fake/stats")
+        self.assertEqual(st["logins"], 1, st)
+        self.assertEqual(st["hits"], 5, st)  # A: refused + login + replay; B: refused + replay
+
+    def test_4_nothing_usable_in_redis(self):
+        """Every key and value in redis: no configured secret, no session hash or JWT the fakes
+        issued (sealed values only)."""
+        blob = self.redis.dump()
+        self.assertIn(b"pgtest:s:openpanel:", blob)
+        self.assertIn(b"pgtest:s:navixy:", blob)
+        self.assertGreaterEqual(len(self.issued), 2, self.issued)
+        for secret in PANEL_SECRETS + sorted(self.issued):
+            self.assertNotIn(secret.encode(), blob, secret)
 
 
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")

@@ -30,6 +30,7 @@ struct wthread {
 
 struct app {
     const char *file;
+    struct pg_conf *started; /* what a reload is compared with for keys it cannot apply */
     struct pg_hub *hub;
     unsigned n;
     struct wthread w[PG_WORKERS_MAX];
@@ -95,6 +96,7 @@ static void reload(struct app *a)
         pg_log(PG_LOG_ERR, "reload failed, keeping the running config: %s", err);
         return;
     }
+    pg_server_restart_warnings(a->started, c);
     for (unsigned i = 0; i < a->n; i++)
         pg_server_post_reload(a->w[i].srv, c);
     pg_log(PG_LOG_INFO, "reloaded %s", a->file);
@@ -244,8 +246,8 @@ static int run(const char *file)
     pg_log(PG_LOG_INFO, "panelgate %s listening on %s:%u with %u worker%s", PG_VERSION,
            conf->listen_address, (unsigned)conf->listen_port, a.n, a.n == 1 ? "" : "s");
     log_upstreams(conf);
-    /* each server holds its own reference: the snapshot goes with the last of them */
-    pg_conf_unref(conf);
+    /* each server holds its own reference; main keeps the started one for comparisons */
+    a.started = conf;
     conf = NULL;
     for (unsigned i = 0; i < a.n; i++) {
         if (pthread_create(&a.w[i].th, NULL, worker_main, &a.w[i]) != 0) {
@@ -264,6 +266,7 @@ static int run(const char *file)
 out_workers: /* a second call finds nothing left */
     stop_workers(&a);
     pg_hub_free(a.hub);
+    pg_conf_unref(a.started);
 out_curl:
     curl_global_cleanup();
 out:

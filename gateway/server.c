@@ -46,8 +46,7 @@ struct pg_server {
     struct event accept_timer; /* re-enables the listener after the fd limit was hit */
     bool accept_paused;        /* logged once per episode, cleared by the next accept */
     bool accept_timer_set;
-    char listen[128]; /* the address:port bound at start: a reload cannot move it */
-    unsigned workers; /* as started: a reload cannot change it */
+    char listen[128]; /* the address:port bound at start */
     SSL_CTX *tls;     /* listen.tls; NULL: plain HTTP. New connections take the current one. */
     /* what the main thread asks of this worker, through its inbox (hub.mu guards next_conf) */
     struct pg_post reload_post, drain_post;
@@ -647,7 +646,6 @@ struct pg_server *pg_server_new(struct pg_hub *hub, unsigned id, struct event_ba
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     char *hostport = s->listen;
-    s->workers = conf->workers;
     if (listen_hostport(conf, s->listen, sizeof s->listen) ||
         evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sl)) {
         snprintf(err, cap, "listen: bad address %s", conf->listen_address);
@@ -679,37 +677,33 @@ fail:
 }
 
 /* Keys a reload cannot apply (SPEC 7): each is named in a warning, and the rest applies. */
-static void warn_restart_keys(const struct pg_server *s, const struct pg_conf *conf)
+void pg_server_restart_warnings(const struct pg_conf *started, const struct pg_conf *conf)
 {
-    char hp[128];
-    if (listen_hostport(conf, hp, sizeof hp) || strcmp(hp, s->listen) != 0)
+    char hp[128], was[128];
+    if (listen_hostport(conf, hp, sizeof hp) || listen_hostport(started, was, sizeof was) ||
+        strcmp(hp, was) != 0)
         pg_log(PG_LOG_WARN,
-               "reload: listen changed to %s; it takes a restart (still serving on %s)", hp,
-               s->listen);
-    if (conf->workers != s->workers)
+               "reload: listen changed to %s; it takes a restart (still serving on %s)", hp, was);
+    if (conf->workers != started->workers)
         pg_log(PG_LOG_WARN, "reload: workers changed to %u; it takes a restart (still %u)",
-               conf->workers, s->workers);
-    const struct pg_conf *old = s->w.conf;
-    if (conf->store != old->store ||
-        (conf->store == PG_STORE_REDIS && strcmp(conf->redis_url, old->redis_url) != 0))
+               conf->workers, started->workers);
+    if ((conf->tls_cert != NULL) != (started->tls_cert != NULL))
+        pg_log(PG_LOG_WARN, "reload: turning listen.tls on or off takes a restart");
+    if (conf->store != started->store ||
+        (conf->store == PG_STORE_REDIS && strcmp(conf->redis_url, started->redis_url) != 0))
         pg_log(PG_LOG_WARN, "reload: rate_limit_store type or url changed; it takes a restart "
                             "(the running store stays)");
 }
 
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
 {
-    bool say = s->w.id == 0; /* every worker reloads; one says what a reload cannot change */
-    if (say)
-        warn_restart_keys(s, conf);
+    bool say = s->w.id == 0; /* every worker reloads; one says what went wrong */
     pg_conf_ref(conf);
     pg_conf_unref(s->w.conf);
     s->w.conf = conf;
     s->w.conf_gen++; /* cached key checks were against the old consumers */
-    if ((conf->tls_cert != NULL) != s->w.tls) {
-        if (say)
-            pg_log(PG_LOG_WARN, "reload: turning listen.tls on or off takes a restart");
-        return;
-    }
+    if ((conf->tls_cert != NULL) != s->w.tls)
+        return; /* pg_server_restart_warnings said so */
     if (!s->w.tls)
         return;
     /* a renewed certificate: new connections get it, open ones keep theirs */

@@ -33,6 +33,10 @@ void pg_server_reload(struct pg_server *s, struct pg_conf *conf);
  * none is left or after drain_timeout. On the worker's thread. */
 void pg_server_drain(struct pg_server *s);
 
+/* What conf changes against the config the process started with that a reload cannot apply
+ * (SPEC 7: listen, workers, TLS on or off, the store): one warning each. */
+void pg_server_restart_warnings(const struct pg_conf *started, const struct pg_conf *conf);
+
 /* From any thread: the worker reloads with conf (a reference is taken) / drains, on its own
  * loop. */
 void pg_server_post_reload(struct pg_server *s, struct pg_conf *conf);

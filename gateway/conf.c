@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cstore.h"
 #include "cwalk.h"
 #include "util.h"
 #include "h1.h"
@@ -26,7 +27,6 @@ enum core_type {
     K_WORKERS,             /* unsigned: N >= 1 or "auto" (0) */
     K_ACCESS_LOG,          /* char *: "stdout", a path, or "off" (NULL) */
     K_HTTP_URL,            /* char *: http:// or https://, trailing '/' stripped */
-    K_REDIS_URL,           /* char *: redis:// */
     K_FILE,                /* char *: a path that must be readable now */
     K_UPSTREAM_NAME,       /* char *: [a-z0-9_-]+, not _gateway */
     K_CONSUMER_NAME,       /* char *: [A-Za-z0-9_.-]+ */
@@ -142,72 +142,6 @@ static int set_http_url(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_n
     size_t n = strlen(u);
     while (n > skip && u[n - 1] == '/')
         u[--n] = '\0';
-    return 0;
-}
-
-/* s with every ${NAME} inside it replaced from the environment (SPEC 4.1: a password inside the
- * url), into a heap string. NULL with the message written. */
-static char *expand_env(struct pg_cwalk *cx, const yaml_node_t *v, const char *s)
-{
-    size_t cap = strlen(s) + 1, n = 0;
-    char *out = malloc(cap);
-    while (out && *s) {
-        const char *add = s, *close = NULL;
-        size_t an = 1;
-        if (s[0] == '$' && s[1] == '{' && (close = strchr(s + 2, '}'))) {
-            char name[128];
-            size_t nn = (size_t)(close - s - 2);
-            if (nn == 0 || nn >= sizeof name) {
-                free(out);
-                pg_cwalk_fail(cx, v, "malformed environment reference (use ${NAME})");
-                return NULL;
-            }
-            memcpy(name, s + 2, nn);
-            name[nn] = '\0';
-            if (!(add = getenv(name))) {
-                free(out);
-                pg_cwalk_fail(cx, v, "environment variable '%s' is not set", name);
-                return NULL;
-            }
-            an = strlen(add);
-        }
-        if (n + an + 1 > cap) {
-            char *o = realloc(out, cap = n + an + 1 + cap);
-            if (!o)
-                OPENSSL_cleanse(out, n);
-            out = o;
-            if (!out)
-                break;
-        }
-        memcpy(out + n, add, an);
-        n += an;
-        s = close ? close + 1 : s + 1;
-    }
-    if (!out) {
-        pg_cwalk_fail(cx, v, "out of memory");
-        return NULL;
-    }
-    out[n] = '\0';
-    return out;
-}
-
-static int set_redis_url(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
-                         void *base)
-{
-    const char *s;
-    if (pg_cwalk_scalar(cx, v, &s, &(size_t){ 0 }))
-        return -1;
-    char *u = expand_env(cx, v, s);
-    if (!u)
-        return -1;
-    if (strncmp(u, "redis://", 8) || !u[8]) {
-        OPENSSL_cleanse(u, strlen(u));
-        free(u);
-        return pg_cwalk_fail(cx, v, "bad url (must start with redis://)");
-    }
-    char **slot = pg_cwalk_slot(base, k);
-    free(*slot);
-    *slot = u;
     return 0;
 }
 
@@ -338,145 +272,6 @@ static int set_rate_limit(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml
                                   .burst = r.burst,
                                   .mode = r.mode ? PG_RL_QUEUE : PG_RL_REJECT,
                                   .max_wait_ms = r.max_wait_ms };
-    return 0;
-}
-
-struct store_raw {
-    int type; /* local|redis */
-    char *url;
-    int on_error; /* allow|deny */
-    char *prefix;
-    uint64_t timeout_ms;
-    struct pg_secret session_key;
-};
-
-static const struct pg_conf_key store_keys[] = {
-    { "type", PG_CONF_ENUM, 0, offsetof(struct store_raw, type), "local|redis", NULL },
-    { "url", CORE(K_REDIS_URL), 0, offsetof(struct store_raw, url), NULL, NULL },
-    { "on_error", PG_CONF_ENUM, 0, offsetof(struct store_raw, on_error), "allow|deny", NULL },
-    { "prefix", PG_CONF_STRING, 0, offsetof(struct store_raw, prefix), NULL, NULL },
-    { "timeout", PG_CONF_DURATION, PG_CWALK_POSITIVE, offsetof(struct store_raw, timeout_ms), NULL,
-      NULL },
-    { "session_key", PG_CONF_SECRET, 0, offsetof(struct store_raw, session_key), NULL, NULL },
-    { 0 },
-};
-
-/* redis://[[user]:password@]host[:port][/db] into c's redis_* parts. 0 ok, -1 with *why. */
-static int split_redis_url(struct pg_conf *c, const char *url, const char **why)
-{
-    const char *p = url + 8, *at = strrchr(p, '@'), *h = at ? at + 1 : p;
-    const char *slash = strchr(h, '/');
-    const char *end = slash ? slash : h + strlen(h);
-    const char *colon = memchr(h, ':', (size_t)(end - h));
-    *why = "out of memory";
-    if (at) {
-        const char *pc = memchr(p, ':', (size_t)(at - p));
-        if (!pc || pc + 1 == at) {
-            *why = "the user info needs a password (redis://:password@host)";
-            return -1;
-        }
-        if (!(c->redis_password = strndup(pc + 1, (size_t)(at - pc - 1))))
-            return -1;
-    }
-    uint64_t port = 6379, db = 0;
-    const char *e;
-    if (colon && (pg_cwalk_uint(colon + 1, &port, &e) || e != end || port < 1 || port > 65535)) {
-        *why = "bad port";
-        return -1;
-    }
-    if (slash && slash[1] && (pg_cwalk_uint(slash + 1, &db, &e) || *e || db > 1000)) {
-        *why = "bad database number";
-        return -1;
-    }
-    size_t hn = (size_t)((colon ? colon : end) - h);
-    if (hn == 0 || hn > 253) {
-        *why = "no host";
-        return -1;
-    }
-    if (!(c->redis_host = strndup(h, hn)))
-        return -1;
-    c->redis_port = (uint16_t)port;
-    c->redis_db = (unsigned)db;
-    return 0;
-}
-
-/* The prefix goes into every key: printable, no spaces, so a key reads back as it was made. */
-static bool prefix_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (; *s; s++)
-        if (*s <= ' ' || *s > '~')
-            return false;
-    return true;
-}
-
-static int hex32(const struct pg_secret *k, uint8_t out[32])
-{
-    const char *s = k->p;
-    if (k->n != 64)
-        return -1;
-    for (int i = 0; i < 32; i++) {
-        int a = pg_hexval(s[2 * i]), b = pg_hexval(s[2 * i + 1]);
-        if (a < 0 || b < 0)
-            return -1;
-        out[i] = (uint8_t)(a << 4 | b);
-    }
-    return 0;
-}
-
-static void store_raw_free(struct store_raw *r)
-{
-    if (r->url)
-        OPENSSL_cleanse(r->url, strlen(r->url));
-    if (r->session_key.p)
-        OPENSSL_cleanse(r->session_key.p, r->session_key.n);
-    free(r->url);
-    free(r->prefix);
-    free(r->session_key.p);
-    r->url = r->prefix = r->session_key.p = NULL;
-}
-
-static int set_store(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v, void *base)
-{
-    struct pg_conf *c = base;
-    struct store_raw r = { 0 };
-    const char *why;
-    int rc = pg_cwalk_keys(cx, v, store_keys, &r, NULL, NULL);
-    (void)k;
-    if (!rc && r.type == 1 && !r.url)
-        rc = pg_cwalk_fail(cx, v, "type redis needs a url (redis://host:6379/0)");
-    if (!rc && r.type == 0 && (r.url || r.prefix || r.timeout_ms || r.session_key.p))
-        rc = pg_cwalk_fail(cx, v, "url, prefix, timeout and session_key are only for type redis");
-    if (!rc && r.url && split_redis_url(c, r.url, &why))
-        rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, v, "url"), "bad url: %s", why);
-    if (!rc && r.prefix && !prefix_ok(r.prefix))
-        rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, v, "prefix"),
-                           "bad prefix (1 to 64 printable characters, no spaces)");
-    if (!rc && r.timeout_ms > 10000)
-        rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, v, "timeout"), "at most 10s");
-    if (!rc && r.session_key.p && hex32(&r.session_key, c->session_key))
-        rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, v, "session_key"),
-                           "must be 64 hex characters (32 bytes: openssl rand -hex 32)");
-    if (rc) {
-        store_raw_free(&r);
-        return -1;
-    }
-    c->store = r.type ? PG_STORE_REDIS : PG_STORE_LOCAL;
-    free(c->redis_url);
-    c->redis_url = r.url;
-    r.url = NULL;
-    c->redis_on_error_allow = r.on_error == 0;
-    if (r.prefix) {
-        free(c->redis_prefix);
-        c->redis_prefix = r.prefix;
-        r.prefix = NULL;
-    }
-    if (r.timeout_ms)
-        c->redis_timeout_ms = r.timeout_ms;
-    c->has_session_key = r.session_key.p != NULL;
-    store_raw_free(&r);
     return 0;
 }
 
@@ -713,7 +508,6 @@ static pg_cwalk_set_fn *const core_setters[K_NTYPES - PG_CWALK_EXT] = {
     [K_WORKERS - PG_CWALK_EXT] = set_workers,
     [K_ACCESS_LOG - PG_CWALK_EXT] = set_access_log,
     [K_HTTP_URL - PG_CWALK_EXT] = set_http_url,
-    [K_REDIS_URL - PG_CWALK_EXT] = set_redis_url,
     [K_FILE - PG_CWALK_EXT] = set_file,
     [K_UPSTREAM_NAME - PG_CWALK_EXT] = set_name,
     [K_CONSUMER_NAME - PG_CWALK_EXT] = set_name,
@@ -721,7 +515,7 @@ static pg_cwalk_set_fn *const core_setters[K_NTYPES - PG_CWALK_EXT] = {
     [K_KEY_SHA256 - PG_CWALK_EXT] = set_key_sha256,
     [K_RATE - PG_CWALK_EXT] = set_rate,
     [K_RATE_LIMIT - PG_CWALK_EXT] = set_rate_limit,
-    [K_STORE - PG_CWALK_EXT] = set_store,
+    [K_STORE - PG_CWALK_EXT] = pg_conf_set_store,
     [K_CONSUMERS - PG_CWALK_EXT] = set_consumers,
     [K_UPSTREAMS - PG_CWALK_EXT] = set_upstreams,
     [K_ALLOW - PG_CWALK_EXT] = set_allow,
@@ -820,23 +614,6 @@ static int defaults(struct pg_conf *c)
     return c->listen_address && c->access_log && c->redis_prefix ? 0 : -1;
 }
 
-/* SPEC 4.1: sessions go to redis encrypted, so a session adapter with the redis store needs
- * session_key. 0 ok, -1 with the message. */
-static int redis_needs_key(const struct pg_conf *c, char *err, size_t cap)
-{
-    if (c->store != PG_STORE_REDIS || c->has_session_key)
-        return 0;
-    for (size_t i = 0; i < c->nupstreams; i++)
-        if (c->upstreams[i].auth && c->upstreams[i].auth->build_login) {
-            snprintf(err, cap,
-                     "%s: rate_limit_store: type redis needs session_key (64 hex characters): "
-                     "upstream %s logs in, and its sessions are stored encrypted",
-                     c->file, c->upstreams[i].name);
-            return -1;
-        }
-    return 0;
-}
-
 static int default_public_url(struct pg_conf *c)
 {
     bool v6 = strchr(c->listen_address, ':') != NULL;
@@ -877,7 +654,7 @@ struct pg_conf *pg_conf_load_string(const char *name, const char *yaml, size_t l
         snprintf(errbuf, errcap, "%s: out of memory", name);
         goto out;
     }
-    if (redis_needs_key(c, errbuf, errcap))
+    if (pg_conf_redis_needs_key(c, errbuf, errcap))
         goto out;
     rc = 0;
 out:

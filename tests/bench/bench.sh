@@ -15,6 +15,10 @@
 #   PANELGATE                  a prebuilt binary; default: a Release build in build-bench/
 #   PG_WORKERS [1]             panelgate workers, and the nginx peers' worker_processes (the
 #                              upstream nginx keeps 1)
+#   STORE [local]              redis: panelgate's rate_limit_store is a redis-server started here
+#                              on 127.0.0.1; with PEERS containing "baseline" (PANELGATE_B
+#                              defaults to the same binary) the baseline keeps the local store,
+#                              so "panelgate / baseline" is the cost of redis
 #   UP_PORT NGINX_PORT PG_PORT fixed ports; default: free ports picked at start
 # Results (table, wrk outputs, configs, logs) stay in a temp dir whose path is printed at the end.
 set -euo pipefail
@@ -32,6 +36,8 @@ WARMUP=${WARMUP:-2}
 PEERS=${PEERS:-nginx panelgate}
 PG_WORKERS=${PG_WORKERS:-1}
 PANELGATE=${PANELGATE:-}
+STORE=${STORE:-local}
+case $STORE in local | redis) ;; *) echo "bench: STORE must be local or redis" >&2 && exit 1 ;; esac
 
 die()
 {
@@ -84,8 +90,11 @@ pg_deps_ensure
 if [ ${#EXTRA_PKGS[@]} -gt 0 ]; then
     pg_deps_ensure "${EXTRA_PKGS[@]}"
 fi
-if want baseline && [ ! -x "${PANELGATE_B:-}" ]; then
+if want baseline && [ ! -x "${PANELGATE_B:-}" ] && [ "$STORE" != redis ]; then
     die "PEERS has baseline: set PANELGATE_B to a panelgate binary"
+fi
+if [ "$STORE" = redis ]; then
+    command -v redis-server >/dev/null 2>&1 || die "redis-server not found (deploy/deps.sh)"
 fi
 for c in nginx wrk curl python3 sha256sum; do
     command -v "$c" >/dev/null 2>&1 || die "$c not found"
@@ -96,6 +105,9 @@ if want panelgate && [ -z "$PANELGATE" ]; then
     cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DPG_TESTS=OFF >/dev/null
     cmake --build build-bench -j"$(nproc 2>/dev/null || echo 2)" --target panelgate
     PANELGATE="$ROOT/build-bench/panelgate"
+fi
+if [ "$STORE" = redis ] && [ -z "${PANELGATE_B:-}" ]; then
+    PANELGATE_B=$PANELGATE
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgbench.XXXXXX")
@@ -124,9 +136,9 @@ trap cleanup EXIT
 trap 'echo; echo "bench: interrupted; results so far in $WORK" >&2; exit 130' INT TERM
 
 # ---- ports ------------------------------------------------------------------------------------
-read -r P1 P2 P3 P4 < <(python3 -c '
+read -r P1 P2 P3 P4 P5 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))
@@ -135,6 +147,7 @@ UP_PORT=${UP_PORT:-$P1}
 NGINX_PORT=${NGINX_PORT:-$P2}
 PG_PORT=${PG_PORT:-$P3}
 PG_B_PORT=${PG_B_PORT:-$P4}
+REDIS_PORT=${REDIS_PORT:-$P5}
 
 # ---- caller key -------------------------------------------------------------------------------
 # `panelgate keygen --name N` prints the key (pgk_...) first and a config line with
@@ -202,6 +215,12 @@ EOF
     ;;
 esac
 
+if [ "$STORE" = redis ]; then
+    cat >>"$WORK/panelgate.yaml" <<EOF
+rate_limit_store: {type: redis, url: "redis://127.0.0.1:$REDIS_PORT/0", timeout: 50ms}
+EOF
+fi
+
 # ---- processes --------------------------------------------------------------------------------
 # Wait until URL answers with any HTTP status (10 s max) while PID is alive.
 wait_http()
@@ -229,6 +248,16 @@ start_nginx()
     wait_http "http://127.0.0.1:$port/" $! "$WORK/$name.startup.err"
 }
 
+if [ "$STORE" = redis ]; then
+    echo "==> redis-server on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 50); do
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+fi
 echo "==> upstream nginx on 127.0.0.1:$UP_PORT"
 start_nginx upstream "$UP_PORT"
 if want nginx; then
@@ -245,7 +274,9 @@ if want panelgate; then
 fi
 if want baseline; then
     echo "==> baseline panelgate on 127.0.0.1:$PG_B_PORT ($PANELGATE_B)"
-    sed "s/port: $PG_PORT}/port: $PG_B_PORT}/" "$WORK/panelgate.yaml" >"$WORK/baseline.yaml"
+    # the same config on its own port, with the local store (STORE=redis measures redis)
+    sed -e "s/port: $PG_PORT}/port: $PG_B_PORT}/" -e '/^rate_limit_store:/d' \
+        "$WORK/panelgate.yaml" >"$WORK/baseline.yaml"
     "$PANELGATE_B" -c "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$PG_B_PORT/_gateway/health" $! "$WORK/baseline.log"

@@ -469,7 +469,7 @@ static void bad_store(void **state)
     expect_err("rate_limit_store: {type: redis}\n" UP,
                "t.yaml:1:19: rate_limit_store: ", "needs a url");
     expect_err("rate_limit_store: {type: redis, url: 'http://r'}\n" UP,
-               "t.yaml:1:38: rate_limit_store.url: ", "redis://");
+               "t.yaml:1:38: rate_limit_store: ", "redis://");
     expect_err("rate_limit_store: {url: 'redis://r'}\n" UP, "t.yaml:1:19: ", "only for type redis");
     expect_err("rate_limit_store: {type: local, prefix: p}\n" UP,
                "t.yaml:1:19: ", "only for type redis");
@@ -480,7 +480,7 @@ static void bad_store(void **state)
     expect_err("rate_limit_store: {type: redis, url: 'redis://r/x'}\n" UP,
                "t.yaml:1:38: rate_limit_store: ", "bad database");
     expect_err("rate_limit_store: {type: redis, url: 'redis://:${PG_TEST_UNSET_VAR}@r'}\n" UP,
-               "t.yaml:1:38: rate_limit_store.url: ", "'PG_TEST_UNSET_VAR' is not set");
+               "t.yaml:1:38: rate_limit_store: ", "'PG_TEST_UNSET_VAR' is not set");
     expect_err("rate_limit_store: {type: redis, url: 'redis://r', prefix: 'a b'}\n" UP,
                "t.yaml:1:59: rate_limit_store: ", "bad prefix");
     expect_err("rate_limit_store: {type: redis, url: 'redis://r', timeout: 11s}\n" UP,

@@ -30,10 +30,12 @@ class Redis:
         self.dir = tempfile.mkdtemp(prefix="pgredis-")
         self.proc = None
 
-    def start(self):
+    def start(self, password=None):
+        self.password = password
+        extra = ["--requirepass", password] if password else []
         self.proc = subprocess.Popen(
             [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "no", "--dir", self.dir] + extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -56,16 +58,24 @@ class Redis:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def cmd(self, *args):
-        """One command over RESP; the reply as str, int, list or None."""
+    def cmd(self, *args, db=0):
+        """One command over RESP (after AUTH and SELECT as needed); the reply as str, int, list
+        or None."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         try:
-            out = b"*%d\r\n" % len(args)
-            for a in args:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            pre = ([("AUTH", self.password)] if getattr(self, "password", None) else []) + \
+                ([("SELECT", db)] if db else [])
+            out = b""
+            for c in pre + [args]:
+                out += b"*%d\r\n" % len(c)
+                for a in c:
+                    a = a if isinstance(a, bytes) else str(a).encode()
+                    out += b"$%d\r\n%s\r\n" % (len(a), a)
             s.sendall(out)
-            return _read_reply(s.makefile("rb"))
+            f = s.makefile("rb")
+            for _ in pre:
+                _read_reply(f)
+            return _read_reply(f)
         finally:
             s.close()
 
@@ -424,6 +434,34 @@ class SharedSessions(unittest.TestCase):
         self.assertGreaterEqual(len(self.issued), 2, self.issued)
         for secret in PANEL_SECRETS + sorted(self.issued):
             self.assertNotIn(secret.encode(), blob, secret)
+
+
+@unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
+class AuthAndDb(unittest.TestCase):
+    def test_password_and_db_from_the_url(self):
+        """redis://:password@host:port/3 (the password from the environment): the gateway
+        authenticates, its keys land in db 3, and the password appears nowhere in its log."""
+        pw = "fake-redis-password-42"
+        redis = Redis().start(password=pw)
+        os.environ["PG_TEST_REDIS_PASSWORD"] = pw
+        env = None
+        try:
+            def cfg(e):
+                return config(e.port, e.echo_port, redis.port).replace(
+                    '"redis://127.0.0.1:%d/0"' % redis.port,
+                    '"redis://:${PG_TEST_REDIS_PASSWORD}@127.0.0.1:%d/3"' % redis.port)
+            env = pgtest.Env(cfg).start()
+            self.assertEqual(env.get("/b5/x").status, 200)
+            self.assertEqual(redis.cmd("KEYS", "*", db=3), ["pgtest:b:u:b5"])
+            self.assertEqual(redis.cmd("KEYS", "*"), [])
+            self.assertEqual(env.get("/_gateway/status").json()["store"]["state"], "ok")
+            self.assertNotIn(pw.encode(), env.gateway_output())
+        finally:
+            try:
+                if env:
+                    env.stop()
+            finally:
+                redis.cleanup()
 
 
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")

@@ -56,11 +56,34 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     reap_done(c);
 }
 
+static struct pg_xfer *xfer_of(CURL *e)
+{
+    struct pg_xfer *x = NULL;
+    if (!e || curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x) != CURLE_OK)
+        return NULL;
+    return x;
+}
+
+/* Remember which socket carries e's transfer (x->sock). curl names a socket here whenever its
+ * interest in it changes: a new connection, a reused one (curl 7.88 stops watching a pooled
+ * idle socket, and watches it again for the next transfer), the request starting after the
+ * connect. A removed socket is forgotten. */
+static void note_sock(CURL *e, curl_socket_t s, int what)
+{
+    struct pg_xfer *x = xfer_of(e); /* NULL for curl's own handle that closes pooled sockets */
+    if (!x)
+        return;
+    if (what != CURL_POLL_REMOVE)
+        x->sock = s;
+    else if (x->sock == s)
+        x->sock = CURL_SOCKET_BAD;
+}
+
 static int want_fd(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
 {
     struct pg_curlev *c = arg;
     struct sock *sk = sockp;
-    (void)e;
+    note_sock(e, s, what);
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
             event_del(&sk->ev);
@@ -133,10 +156,16 @@ void pg_curlev_free(struct pg_curlev *c)
 
 int pg_curlev_add(struct pg_curlev *c, CURL *e)
 {
+    struct pg_xfer *x = xfer_of(e);
+    if (x)
+        x->sock = CURL_SOCKET_BAD; /* not the previous transfer's */
     return curl_multi_add_handle(c->multi, e) == CURLM_OK ? 0 : -1;
 }
 
 void pg_curlev_remove(struct pg_curlev *c, CURL *e)
 {
     curl_multi_remove_handle(c->multi, e);
+    struct pg_xfer *x = xfer_of(e);
+    if (x)
+        x->sock = CURL_SOCKET_BAD; /* the pool may close it, and its number be reused */
 }

@@ -15,6 +15,9 @@ typedef void pg_curl_done_fn(CURL *e, CURLcode res, void *priv);
 /* Every easy handle's CURLOPT_PRIVATE points at a struct that starts with this. */
 struct pg_xfer {
     pg_curl_done_fn *done;
+    /* the socket curl last named for this transfer, CURL_SOCKET_BAD when none: during a multi
+     * transfer CURLINFO_ACTIVESOCKET knows none (curl 7.88 learns it when the transfer ends) */
+    curl_socket_t sock;
 };
 
 struct pg_curlev *pg_curlev_new(struct event_base *base);

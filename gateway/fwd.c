@@ -90,6 +90,7 @@ static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
     }
     CURL *e = f->easy;
     f->x.done = pg_fwd_curl_done;
+    f->x.sock = CURL_SOCKET_BAD;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &f->x);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -629,10 +630,10 @@ static bool upload_check(struct pg_fwd *f, uint64_t now)
     } else {
         written = f->sent_seen;
         wrote_ms = f->last_ms; /* on_progress moved it at the write */
-        curl_socket_t s;
-        if (curl_easy_getinfo(f->easy, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
-            s != CURL_SOCKET_BAD)
-            fd = (int)s;
+        /* from curl's socket callback: once curl has handed the last byte to the kernel, the
+         * send queue is all that still moves (megabytes, on a slow upstream) */
+        if (f->x.sock != CURL_SOCKET_BAD)
+            fd = (int)f->x.sock;
     }
     int q = 0;
     if (fd < 0 || ioctl(fd, TIOCOUTQ, &q) < 0 || q < 0)

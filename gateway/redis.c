@@ -2,6 +2,7 @@
  * per-command deadlines, EVALSHA with a NOSCRIPT fallback. */
 #include "redis.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,10 @@
 /* this many deadlines passed in a row, no answer between: the connection is taken as dead */
 #define PG_REDIS_STUCK 3
 #define PG_ROP_ARGS 16
+/* bytes of arguments an op carries inline (a take: keys and numbers); more are allocated */
+#define PG_ROP_INLINE 448
+/* ops kept for reuse per connection */
+#define PG_ROP_POOL 256
 
 struct pg_redis {
     struct event_base *base;
@@ -38,22 +43,35 @@ struct pg_redis {
     struct event retry;
     uint64_t backoff_ms;
     unsigned late; /* deadlines passed since the last answer */
+    /* commands appended during a loop turn go out in one write at its end, not a turn later
+     * through the write event */
+    struct event flush;
+    bool flush_set;
+    /* every op not yet answered, in send order; one timer for the earliest deadline */
+    struct pg_rop *head, *tail;
+    struct event deadline;
+    bool deadline_set;
+    struct pg_rop *pool;
+    size_t npool;
 };
 
 /* One command in flight. Freed by its hiredis callback, which always comes (a reply, or NULL
  * when the connection goes); until then a cancelled or late one is only marked done. */
 struct pg_rop {
     struct pg_redis *rd;
+    struct pg_rop *prev, *next; /* rd's ops awaiting an answer; next: the pool's link too */
+    bool listed;
     const struct pg_redis_script *script;
     pg_redis_reply_fn *fn; /* NULL once cancelled */
     void *arg;
     bool done; /* fn ran or never will */
     bool resent;
-    struct event timer;
+    uint64_t deadline_ms;
     int argc;
     const char *argv[PG_ROP_ARGS];
     size_t lens[PG_ROP_ARGS];
-    char *buf; /* the keys' and args' bytes argv points into */
+    char *buf; /* the keys' and args' bytes argv points into: inline, or allocated */
+    char inline_buf[PG_ROP_INLINE];
 };
 
 void pg_redis_script_init(struct pg_redis_script *s)
@@ -168,6 +186,9 @@ static void connect_now(struct pg_redis *rd)
     setup(rd);
 }
 
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
 struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *conf,
                               struct pg_hub *hub, struct pg_metrics *m)
 {
@@ -184,7 +205,9 @@ struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *con
     rd->host = strdup(conf->redis_host);
     rd->password = conf->redis_password ? strdup(conf->redis_password) : NULL;
     if (!rd->host || (conf->redis_password && !rd->password) ||
-        event_assign(&rd->retry, base, -1, 0, on_retry, rd)) {
+        event_assign(&rd->retry, base, -1, 0, on_retry, rd) ||
+        event_assign(&rd->flush, base, -1, 0, on_flush, rd) ||
+        event_assign(&rd->deadline, base, -1, 0, on_deadline, rd)) {
         pg_redis_free(rd);
         return NULL;
     }
@@ -199,8 +222,17 @@ void pg_redis_free(struct pg_redis *rd)
     rd->closing = true;
     if (event_initialized(&rd->retry))
         event_del(&rd->retry);
+    if (event_initialized(&rd->flush))
+        event_del(&rd->flush);
+    if (event_initialized(&rd->deadline))
+        event_del(&rd->deadline);
     if (rd->ac)
         redisAsyncFree(rd->ac); /* every pending callback runs with NULL and frees its op */
+    while (rd->pool) {
+        struct pg_rop *op = rd->pool;
+        rd->pool = op->next;
+        free(op);
+    }
     free(rd->host);
     if (rd->password)
         OPENSSL_cleanse(rd->password, strlen(rd->password));
@@ -213,11 +245,37 @@ bool pg_redis_up(const struct pg_redis *rd)
     return rd && rd->up && rd->ac;
 }
 
+static void unlist(struct pg_rop *op)
+{
+    struct pg_redis *rd = op->rd;
+    if (!op->listed)
+        return;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        rd->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        rd->tail = op->prev;
+    op->prev = op->next = NULL;
+    op->listed = false;
+}
+
 static void op_free(struct pg_rop *op)
 {
-    event_del(&op->timer);
-    free(op->buf);
-    free(op);
+    struct pg_redis *rd = op->rd;
+    unlist(op);
+    if (op->buf != op->inline_buf)
+        free(op->buf);
+    op->buf = NULL;
+    if (rd->closing || rd->npool >= PG_ROP_POOL) {
+        free(op);
+        return;
+    }
+    op->next = rd->pool;
+    rd->pool = op;
+    rd->npool++;
 }
 
 /* op's answer is known: fn runs once with it (NULL: failed). */
@@ -226,7 +284,7 @@ static void op_finish(struct pg_rop *op, const redisReply *r)
     if (op->done)
         return;
     op->done = true;
-    event_del(&op->timer);
+    unlist(op);
     if (!r)
         pg_redis_failed(op->rd);
     if (op->fn)
@@ -265,21 +323,50 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     op_free(op);
 }
 
+static void arm_deadline(struct pg_redis *rd, uint64_t now)
+{
+    if (rd->deadline_set || !rd->head)
+        return;
+    uint64_t at = rd->head->deadline_ms;
+    if (pg_event_add_ms(&rd->deadline, at > now ? at - now : 0) == 0)
+        rd->deadline_set = true;
+    else
+        pg_log(PG_LOG_ERR, "redis: the deadline timer could not be armed");
+}
+
+/* The earliest deadline came: every op past its own fails now (its late answer is dropped). */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    struct pg_rop *op = arg;
-    struct pg_redis *rd = op->rd;
+    struct pg_redis *rd = arg;
     (void)fd;
     (void)what;
-    op_finish(op, NULL);
+    rd->deadline_set = false;
+    uint64_t now = pg_now_ms();
+    unsigned late = 0;
+    /* in send order, so deadlines rise; an op finished here leaves the list */
+    while (rd->head && rd->head->deadline_ms <= now) {
+        op_finish(rd->head, NULL);
+        late++;
+    }
+    rd->late += late;
     /* a server that stopped answering (SIGSTOP, a dead peer without a RST): drop the
      * connection so the reconnect finds out, rather than piling up deadlines */
-    if (++rd->late >= PG_REDIS_STUCK && rd->ac) {
+    if (late && rd->late >= PG_REDIS_STUCK && rd->ac) {
         rd->late = 0;
-        pg_log(PG_LOG_WARN, "rate_limit_store redis: %d answers late in a row; reconnecting",
-               PG_REDIS_STUCK);
+        pg_log(PG_LOG_WARN, "rate_limit_store redis: answers late; reconnecting");
         redisAsyncDisconnect(rd->ac);
     }
+    arm_deadline(rd, now);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_redis *rd = arg;
+    (void)fd;
+    (void)what;
+    rd->flush_set = false;
+    if (rd->ac)
+        redisAsyncHandleWrite(rd->ac);
 }
 
 static int op_send(struct pg_rop *op)
@@ -288,7 +375,25 @@ static int op_send(struct pg_rop *op)
     if (!rd->ac ||
         redisAsyncCommandArgv(rd->ac, on_reply, op, op->argc, op->argv, op->lens) != REDIS_OK)
         return -1;
+    if (!rd->flush_set) { /* runs once this loop turn's callbacks are done */
+        event_active(&rd->flush, EV_WRITE, 0);
+        rd->flush_set = true;
+    }
     return 0;
+}
+
+static struct pg_rop *op_get(struct pg_redis *rd)
+{
+    struct pg_rop *op = rd->pool;
+    if (op) {
+        rd->pool = op->next;
+        rd->npool--;
+    } else if (!(op = malloc(sizeof *op))) {
+        return NULL;
+    }
+    memset(op, 0, offsetof(struct pg_rop, argv));
+    op->rd = rd;
+    return op;
 }
 
 /* Copy argv[0..argc) (lens: NULL for NUL-terminated strings) into a new op and send it. */
@@ -298,17 +403,17 @@ static struct pg_rop *op_start(struct pg_redis *rd, const struct pg_redis_script
 {
     if (!pg_redis_up(rd) || argc < 1 || argc > PG_ROP_ARGS)
         return NULL;
-    struct pg_rop *op = calloc(1, sizeof *op);
+    struct pg_rop *op = op_get(rd);
     if (!op)
         return NULL;
     size_t total = 1;
     for (int i = 0; i < argc; i++)
         total += (lens ? lens[i] : strlen(argv[i])) + 1;
-    if (!(op->buf = malloc(total))) {
-        free(op);
+    op->buf = total <= sizeof op->inline_buf ? op->inline_buf : malloc(total);
+    if (!op->buf) {
+        op_free(op);
         return NULL;
     }
-    op->rd = rd;
     op->script = s;
     op->fn = fn;
     op->arg = arg;
@@ -322,13 +427,20 @@ static struct pg_rop *op_start(struct pg_redis *rd, const struct pg_redis_script
         p += vn + 1;
     }
     op->argc = argc;
-    if (event_assign(&op->timer, rd->base, -1, 0, on_deadline, op) ||
-        pg_event_add_ms(&op->timer, rd->timeout_ms) || op_send(op)) {
-        event_del(&op->timer);
-        free(op->buf);
-        free(op);
+    if (op_send(op)) {
+        op_free(op);
         return NULL;
     }
+    uint64_t now = pg_now_ms();
+    op->deadline_ms = now + rd->timeout_ms;
+    op->listed = true;
+    op->prev = rd->tail;
+    if (rd->tail)
+        rd->tail->next = op;
+    else
+        rd->head = op;
+    rd->tail = op;
+    arm_deadline(rd, now);
     return op;
 }
 
@@ -363,5 +475,5 @@ void pg_redis_cancel(struct pg_rop *op)
         return;
     op->fn = NULL;
     op->done = true;
-    event_del(&op->timer);
+    unlist(op); /* its deadline no longer matters; hiredis still owns it until the answer */
 }

@@ -298,7 +298,7 @@ class TwoInstances(unittest.TestCase):
         """Every key and value in redis: none holds the configured bearer token or a key."""
         self.assertTrue(self.a.get("/free/x").status == 200)
         blob = self.redis.dump()
-        self.assertIn(b"pgtest:b:u:b5", blob)
+        self.assertIn(b"pgtest:b:u:b5", blob)  # a string: "level last rate period cap"
         for secret in (TOKEN, KEY_ALICE, sha(KEY_ALICE)[7:]):
             self.assertNotIn(secret.encode(), blob)
 

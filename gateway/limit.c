@@ -48,6 +48,12 @@ void pg_limit_free(struct pg_limit *l)
         l->queues = q->next;
         free(q);
     }
+    for (size_t i = 0; i < PG_LEASE_SLOTS; i++)
+        while (l->leases[i]) {
+            struct pg_lease *e = l->leases[i];
+            l->leases[i] = e->next;
+            free(e);
+        }
     pg_bucket_store_free(l->store);
     free(l);
 }
@@ -207,19 +213,105 @@ enum attempt pg_lim_attempt(struct pg_limit *l, struct pg_req *r, const struct w
     return judge(r, w, &res, wait_ms, queue, max_wait, block);
 }
 
+/* ---- leases (a redis store): see limitint.h ---- */
+
+/* How many tokens to ask redis for at once for w's buckets: what the slowest of them refills
+ * in PG_LEASE_MS, at most PG_LEASE_MAX; 1 (no lease) below 2. */
+static uint64_t lease_size(const struct want *w)
+{
+    uint64_t k = PG_LEASE_MAX;
+    for (size_t i = 0; i < w->n; i++) {
+        uint64_t per = w->rates[i]->rate_n * PG_LEASE_MS / w->rates[i]->rate_period_ms;
+        if (per < k)
+            k = per;
+    }
+    return k < 2 ? 1 : k;
+}
+
+/* w's keys, '\n'-joined, into out (cap >= PG_BUCKET_MAX_KEYS * PG_KEY_MAX); their hash. */
+static uint64_t lease_key(const struct want *w, char *out)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t n = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        size_t k = strlen(w->kp[i]);
+        memcpy(out + n, w->kp[i], k);
+        n += k;
+        out[n++] = '\n';
+    }
+    memcpy(out + n, w->cd_key, strlen(w->cd_key) + 1);
+    for (const char *p = out; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h;
+}
+
+static struct pg_lease *lease_find(struct pg_limit *l, const char *key, uint64_t h)
+{
+    for (struct pg_lease *e = l->leases[h % PG_LEASE_SLOTS]; e; e = e->next)
+        if (e->hash == h && strcmp(e->keys, key) == 0)
+            return e;
+    return NULL;
+}
+
+/* One token for r from a live lease on its buckets (hub.mu held). */
+static bool lease_take(struct pg_limit *l, struct pg_req *r, const struct want *w, uint64_t now)
+{
+    char key[PG_BUCKET_MAX_KEYS * PG_KEY_MAX + PG_KEY_MAX];
+    struct pg_lease *e = lease_find(l, key, lease_key(w, key));
+    if (!e || e->left == 0 || now >= e->until_ms)
+        return false;
+    e->left--;
+    for (size_t i = 0; i < e->res.n; i++)
+        if (e->res.b[i].remaining)
+            e->res.b[i].remaining--;
+    set_headers(r, w, &e->res);
+    return true;
+}
+
+/* Redis gave n tokens more than the asking request took: a lease on w's buckets until now +
+ * PG_LEASE_MS (hub.mu held). Out of memory: they lapse at once. */
+static void lease_put(struct pg_limit *l, const struct want *w, uint64_t n, uint64_t now,
+                      const struct pg_bucket_result *res)
+{
+    char key[PG_BUCKET_MAX_KEYS * PG_KEY_MAX + PG_KEY_MAX];
+    uint64_t h = lease_key(w, key);
+    struct pg_lease *e = lease_find(l, key, h);
+    if (!e) {
+        size_t kn = strlen(key) + 1;
+        if (!(e = calloc(1, sizeof *e + kn)))
+            return;
+        memcpy(e->keys, key, kn);
+        e->hash = h;
+        e->next = l->leases[h % PG_LEASE_SLOTS];
+        l->leases[h % PG_LEASE_SLOTS] = e;
+    }
+    e->left = (now < e->until_ms ? e->left : 0) + n;
+    e->until_ms = now + PG_LEASE_MS;
+    e->res = *res;
+}
+
+/* A cool-down: no lease may let a request past it (hub.mu held). */
+static void leases_drop(struct pg_limit *l)
+{
+    for (size_t i = 0; i < PG_LEASE_SLOTS; i++)
+        for (struct pg_lease *e = l->leases[i]; e; e = e->next)
+            e->left = 0;
+}
+
 /* Redis's answer t for r into the local store (the mirror /_gateway/me, the queue timers and
  * the on_error: allow fallback read), then judged as a local answer would be. */
 enum attempt pg_lim_from_redis(struct pg_limit *l, struct pg_req *r, const struct want *w,
                                const struct pg_rtake *t, uint64_t now, uint64_t *wait_ms,
                                bool *queue, uint64_t *max_wait, const char **block)
 {
-    if (t->cooldown_ms) {
+    if (t->cooldown_ms) { /* another instance saw a 429 */
+        leases_drop(l);
         l->store->ops->cooldown_set(l->store, w->cd_key, now + t->cooldown_ms);
         return cooled(r, w, t->cooldown_ms, wait_ms, queue, max_wait, block);
     }
     struct pg_bucket_result res;
     memset(&res, 0, sizeof res);
-    res.taken = t->taken;
+    res.taken = t->taken > 0;
     res.n = t->n;
     for (size_t i = 0; i < t->n; i++) {
         if (pg_bucket_local_put(l->store, w->kp[i], &t->b[i]))
@@ -228,6 +320,8 @@ enum attempt pg_lim_from_redis(struct pg_limit *l, struct pg_req *r, const struc
         if (!t->taken && res.b[i].wait_ms > res.wait_ms)
             res.wait_ms = res.b[i].wait_ms;
     }
+    if (t->taken > 1)
+        lease_put(l, w, t->taken - 1, now, &res);
     *block = w->cd_key;
     return judge(r, w, &res, wait_ms, queue, max_wait, block);
 }
@@ -311,8 +405,8 @@ static enum admit_outcome decide(struct pg_limit_port *p, struct pg_req *r, pg_l
     } else {
         a = pg_lim_attempt(l, r, &w, now, &wait, &queue, &max_wait, &block, remote);
     }
-    if (a == ASK)
-        return AD_ASK;
+    if (a == ASK) /* a lease on these buckets spares the round trip */
+        return lease_take(l, r, &w, now) ? AD_GO : AD_ASK;
     return conclude(p, r, go, &w, q, a, wait, queue, max_wait, block, now, wait_out, scope);
 }
 
@@ -423,7 +517,7 @@ void pg_limit_admit(struct pg_limit_port *p, struct pg_req *r, pg_limit_go_fn *g
         wt->go = go;
         wt->port = p;
         wt->rop = pg_rstore_take(p->rd, &p->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp,
-                                 w.rates, w.n, on_take_reply, r);
+                                 w.rates, w.n, lease_size(&w), on_take_reply, r);
         if (wt->rop) {
             r->on_abort = on_ask_abort;
             return;
@@ -445,6 +539,7 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
         return;
     pg_hub_lock(l->hub);
     uint64_t now = pg_lim_now(l);
+    leases_drop(l);
     if (l->store->ops->cooldown_set(l->store, key, now + ms))
         pg_log(PG_LOG_WARN, "upstream %s: cool-down not recorded", up->name);
     if (c->store == PG_STORE_REDIS && p->rd) { /* every instance holds off, not only this one */

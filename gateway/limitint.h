@@ -37,6 +37,22 @@ struct pg_limit_queue {
     struct pg_limit_port *asker;
 };
 
+/* A lease (redis store): tokens redis gave this process ahead of requests for one set of
+ * buckets, used by the next requests for PG_LEASE_MS; unused ones lapse. The buckets were
+ * debited in redis, so the fleet never admits more than they hold: a lease can only under-use.
+ * Only for rates that refill at least 2 tokens per PG_LEASE_MS; a cool-down drops them all. */
+#define PG_LEASE_MS 10
+#define PG_LEASE_MAX 32
+#define PG_LEASE_SLOTS 64
+struct pg_lease {
+    struct pg_lease *next;
+    uint64_t hash;
+    uint64_t left;               /* tokens still to hand out */
+    uint64_t until_ms;           /* then the rest lapse */
+    struct pg_bucket_result res; /* for the RateLimit headers; remaining counted down */
+    char keys[];                 /* the bucket keys, '\n'-joined */
+};
+
 struct pg_limit {
     struct pg_hub *hub; /* hub->mu guards the queues and every waiter's links */
     struct pg_bucket_store *store;
@@ -44,6 +60,7 @@ struct pg_limit {
     pg_clock_fn *now_ms; /* every time below is on this clock */
     void *now_arg;
     struct pg_rstore_scripts scripts; /* for a redis store */
+    struct pg_lease *leases[PG_LEASE_SLOTS];
 };
 
 /* A worker's timer for one shared queue. */

@@ -195,7 +195,7 @@ static int ask_head(struct pg_limit_port *p, struct pg_limit_queue *q, struct pg
     struct want w;
     pg_lim_collect(r, &w);
     if (!pg_rstore_take(p->rd, &q->l->scripts, r->conf->redis_prefix, w.cd_key, w.kp, w.rates, w.n,
-                        on_ask_reply, q)) {
+                        1, on_ask_reply, q)) {
         pg_redis_failed(p->rd);
         return -1;
     }

@@ -6,8 +6,9 @@
 
 #include "util.h"
 
-/* KEYS[1] the cool-down, KEYS[2..] the buckets; ARGV rate_n, period_ms, burst per bucket.
- * Answers {taken, cooldown_ms, then level, cap, rate_n, period_ms per bucket}. The refill and
+/* KEYS[1] the cool-down, KEYS[2..] the buckets; ARGV rate_n, period_ms, burst per bucket, then
+ * want: up to that many tokens from every bucket, as many as every one has, or none. Answers
+ * {taken, cooldown_ms, then level, cap, rate_n, period_ms per bucket}. The refill and
  * re-rating are bucket.c's (pg_bucket_refill, pg_bucket_reconfigure); numbers stay below 2^53
  * (cap <= 3.6e15 units), so Lua's doubles hold them exactly. A bucket is one string, "level
  * last rate period cap", set with its TTL in one call: a third cheaper in redis than a hash
@@ -19,7 +20,7 @@ static const char take_src[] =
     "if cd > 0 then return {0, cd} end\n"
     "local n = #KEYS - 1\n"
     "local lv, cp, rt, pd = {}, {}, {}, {}\n"
-    "local ok = true\n"
+    "local take = tonumber(ARGV[3*n+1])\n"
     "for i = 1, n do\n"
     "  local rate, per, burst = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])\n"
     "  local cap = burst * per\n"
@@ -43,11 +44,12 @@ static const char take_src[] =
     "    else level = whole * per + math.floor((level % oper) * per / oper) end\n"
     "  end\n"
     "  lv[i], cp[i], rt[i], pd[i] = level, cap, rate, per\n"
-    "  if level < per then ok = false end\n"
+    "  local has = math.floor(level / per)\n"
+    "  if has < take then take = has end\n"
     "end\n"
-    "local out = {ok and 1 or 0, 0}\n"
+    "local out = {take, 0}\n"
     "for i = 1, n do\n"
-    "  if ok then lv[i] = lv[i] - pd[i] end\n"
+    "  lv[i] = lv[i] - take * pd[i]\n"
     /* %d: a number passed to redis.call becomes text with %.14g, losing digits past 1e14 */
     "  redis.call('SET', KEYS[i+1], string.format('%d %d %d %d %d', lv[i], now, rt[i], pd[i],\n"
     "             cp[i]), 'PX', string.format('%d', math.floor((cp[i] - lv[i]) / rt[i]) + 1000))\n"
@@ -82,11 +84,11 @@ static int rkey(char *out, size_t cap, const char *prefix, const char *kind, con
 
 struct pg_rop *pg_rstore_take(struct pg_redis *rd, const struct pg_rstore_scripts *s,
                               const char *prefix, const char *cd_key, const char *const *keys,
-                              const struct pg_rate_limit *const *rates, size_t n,
+                              const struct pg_rate_limit *const *rates, size_t n, uint64_t want,
                               pg_redis_reply_fn *fn, void *arg)
 {
-    char kb[1 + PG_BUCKET_MAX_KEYS][RKEY_MAX], ab[PG_BUCKET_MAX_KEYS * 3][24];
-    const char *kp[1 + PG_BUCKET_MAX_KEYS], *ap[PG_BUCKET_MAX_KEYS * 3];
+    char kb[1 + PG_BUCKET_MAX_KEYS][RKEY_MAX], ab[PG_BUCKET_MAX_KEYS * 3 + 1][24];
+    const char *kp[1 + PG_BUCKET_MAX_KEYS], *ap[PG_BUCKET_MAX_KEYS * 3 + 1];
     if (n > PG_BUCKET_MAX_KEYS || rkey(kb[0], RKEY_MAX, prefix, "cd", cd_key + 2))
         return NULL;
     kp[0] = kb[0];
@@ -100,7 +102,9 @@ struct pg_rop *pg_rstore_take(struct pg_redis *rd, const struct pg_rstore_script
         for (int j = 0; j < 3; j++)
             ap[3 * i + (size_t)j] = ab[3 * i + (size_t)j];
     }
-    return pg_redis_eval(rd, &s->take, n + 1, kp, 3 * n, ap, fn, arg);
+    snprintf(ab[3 * n], 24, "%llu", (unsigned long long)(want ? want : 1));
+    ap[3 * n] = ab[3 * n];
+    return pg_redis_eval(rd, &s->take, n + 1, kp, 3 * n + 1, ap, fn, arg);
 }
 
 static int int_at(const redisReply *r, size_t i, uint64_t *out)
@@ -118,7 +122,7 @@ int pg_rstore_parse_take(const redisReply *r, size_t n, uint64_t now_ms, struct 
     memset(out, 0, sizeof *out);
     if (!r || r->type != REDIS_REPLY_ARRAY || int_at(r, 0, &taken) || int_at(r, 1, &cd))
         return -1;
-    out->taken = taken == 1;
+    out->taken = taken;
     out->cooldown_ms = cd;
     if (cd > 0)
         return r->elements == 2 && !out->taken ? 0 : -1;

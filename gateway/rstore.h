@@ -17,7 +17,7 @@
 
 /* What the take script answered for one request. */
 struct pg_rtake {
-    bool taken;           /* one token came out of every bucket */
+    uint64_t taken;       /* tokens that came out of every bucket (0: none) */
     uint64_t cooldown_ms; /* the upstream's cool-down left (nothing was taken then) */
     size_t n;
     struct pg_bucket b[PG_BUCKET_MAX_KEYS]; /* each bucket after the take, as of last_ms */
@@ -29,11 +29,12 @@ struct pg_rstore_scripts {
 };
 void pg_rstore_scripts_init(struct pg_rstore_scripts *s);
 
-/* Send the take for cd_key (the upstream's "u:" key) and keys[0..n) with rates[i]; fn(arg,
- * reply) follows (parse it with pg_rstore_parse_take). NULL: not sent. */
+/* Send the take for cd_key (the upstream's "u:" key) and keys[0..n) with rates[i]: up to want
+ * tokens (>= 1) from every bucket, as many as every one has, or none; fn(arg, reply) follows
+ * (parse it with pg_rstore_parse_take). NULL: not sent. */
 struct pg_rop *pg_rstore_take(struct pg_redis *rd, const struct pg_rstore_scripts *s,
                               const char *prefix, const char *cd_key, const char *const *keys,
-                              const struct pg_rate_limit *const *rates, size_t n,
+                              const struct pg_rate_limit *const *rates, size_t n, uint64_t want,
                               pg_redis_reply_fn *fn, void *arg);
 
 /* The take script's reply for n buckets into out, its times on the caller's clock now_ms.

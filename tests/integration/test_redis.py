@@ -294,6 +294,26 @@ class TwoInstances(unittest.TestCase):
         self.assertEqual(codes.get(200, 0), hits)
         self.assertEqual(set(codes), {200, 429})
 
+    def test_5_leases_spare_round_trips(self):
+        """A bucket that refills fast (100000/s) is asked for up to 32 tokens at a time: 320
+        requests cost at most a few dozen scripts in redis, all answered 200."""
+        def scripts():
+            info = self.redis.cmd("INFO", "commandstats")
+            m = re.search(r"cmdstat_evalsha:calls=(\d+)", info)
+            return int(m.group(1)) if m else 0
+        before = scripts()
+        c = Conn(self.a.port)
+        try:
+            for i in range(320):
+                self.assertEqual(c.request("GET", "/free/l?i=%d" % i, auth(KEY_ALICE)).status,
+                                 200)
+        finally:
+            c.close()
+        calls = scripts() - before
+        print("leases: 320 requests, %d scripts" % calls)
+        self.assertLessEqual(calls, 40)
+        self.assertGreaterEqual(calls, 10)
+
     def test_4_nothing_secret_in_redis(self):
         """Every key and value in redis: none holds the configured bearer token or a key."""
         self.assertTrue(self.a.get("/free/x").status == 200)

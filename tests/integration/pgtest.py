@@ -376,6 +376,18 @@ def parallel(n, fn):
     return out
 
 
+def fake_call(port, method, path):
+    """A fake panel's /_fake/ endpoint on port (POST with an empty body): its JSON answer,
+    asserting 200."""
+    c = Conn(port)
+    try:
+        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
+        assert r.status == 200, (port, path, r)
+        return r.json()
+    finally:
+        c.close()
+
+
 def assert_refused(tc, env, data, status):
     """data on a fresh connection is answered status with the envelope, the connection is
     closed, and no byte of it reached the (echo) panel. Returns the response."""

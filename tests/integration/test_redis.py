@@ -195,42 +195,48 @@ class Gateway:
 
 
 def echo_knob(env, query):
-    c = Conn(env.echo_port)
+    pgtest.fake_call(env.echo_port, "POST", "/_fake/config?" + query)
+
+
+def start_pair(cls, config_a, config_b, fake_args=None):
+    """A redis-server and two instances on it (cls.redis, cls.a with the fakes, cls.b on
+    cls.b_port); whatever started is stopped again if a later step fails."""
+    cls.redis = Redis().start()
+    cls.b_port = free_port()
     try:
-        assert c.request("POST", "/_fake/config?" + query, {"Connection": "close"},
-                         b"").status == 200
+        cls.a = pgtest.Env(config_a, fake_args=fake_args)
+        cls.a.start()
+    except Exception:
+        cls.redis.cleanup()
+        raise
+    try:
+        cls.b = Gateway(config_b(cls.a), cls.b_port)
+    except Exception:
+        cls.a.stop()
+        cls.redis.cleanup()
+        raise
+
+
+def stop_pair(cls):
+    try:
+        cls.b.stop()
     finally:
-        c.close()
+        try:
+            cls.a.stop()
+        finally:
+            cls.redis.cleanup()
 
 
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
 class TwoInstances(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.redis = Redis().start()
-        cls.b_port = free_port()
-        try:
-            cls.a = pgtest.Env(lambda env: config(env.port, env.echo_port, cls.redis.port))
-            cls.a.start()
-        except Exception:
-            cls.redis.cleanup()
-            raise
-        try:
-            cls.b = Gateway(config(cls.b_port, cls.a.echo_port, cls.redis.port), cls.b_port)
-        except Exception:
-            cls.a.stop()
-            cls.redis.cleanup()
-            raise
+        start_pair(cls, lambda env: config(env.port, env.echo_port, cls.redis.port),
+                   lambda a: config(cls.b_port, a.echo_port, cls.redis.port))
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.b.stop()
-        finally:
-            try:
-                cls.a.stop()
-            finally:
-                cls.redis.cleanup()
+        stop_pair(cls)
 
     def via(self, i, path):
         return self.a.get(path) if i % 2 == 0 else self.b.get(path)
@@ -353,37 +359,15 @@ upstreams:
            openpanel=OPENPANEL, navixy=NAVIXY)
 
 
-def fake(port, method, path):
-    c = Conn(port)
-    try:
-        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
-        assert r.status == 200, (port, path, r)
-        return r.json()
-    finally:
-        c.close()
-
-
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
 class SharedSessions(unittest.TestCase):
     """Panel sessions through redis: one login for the fleet, sealed at rest."""
 
     @classmethod
     def setUpClass(cls):
-        cls.redis = Redis().start()
-        cls.b_port = free_port()
-        try:
-            cls.a = pgtest.Env(lambda env: session_config(env.port, cls.redis.port),
-                               fake_args=["--openpanel", str(OPENPANEL), "--navixy", str(NAVIXY)])
-            cls.a.start()
-        except Exception:
-            cls.redis.cleanup()
-            raise
-        try:
-            cls.b = Gateway(session_config(cls.b_port, cls.redis.port), cls.b_port)
-        except Exception:
-            cls.a.stop()
-            cls.redis.cleanup()
-            raise
+        start_pair(cls, lambda env: session_config(env.port, cls.redis.port),
+                   lambda a: session_config(cls.b_port, cls.redis.port),
+                   fake_args=["--openpanel", str(OPENPANEL), "--navixy", str(NAVIXY)])
         cls.issued = set()  # every session value the fakes were sent, for the scan
         # navixy_x's one login, early: an expiry may lead to a new login only 10 s after the
         # last one (SPEC section 1), and test_3 needs that new login
@@ -392,41 +376,35 @@ class SharedSessions(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.b.stop()
-        finally:
-            try:
-                cls.a.stop()
-            finally:
-                cls.redis.cleanup()
+        stop_pair(cls)
 
     def note_issued(self, port):
-        last = json.dumps(fake(port, "GET", "/_fake/stats").get("last_request"))
+        last = json.dumps(pgtest.fake_call(port, "GET", "/_fake/stats").get("last_request"))
         for m in re.findall(r"eyJ[\w-]+\.[\w-]+\.[\w-]+|\b[0-9a-f]{32}\b", last):
             self.issued.add(m)
 
     def test_1_one_login_for_the_fleet(self):
         """20 simultaneous cold requests spread over both instances (0.8 s login): one
         OpenPanel login, 20 x 200."""
-        fake(OPENPANEL, "POST", "/_fake/reset")
-        fake(OPENPANEL, "POST", "/_fake/config?login_delay_ms=800")
+        pgtest.fake_call(OPENPANEL, "POST", "/_fake/reset")
+        pgtest.fake_call(OPENPANEL, "POST", "/_fake/config?login_delay_ms=800")
         gws = [self.a, self.b]
         rs = pgtest.parallel(20, lambda i: gws[i % 2].get("/openpanel/api/users?i=%d" % i))
         self.assertEqual([r.status for r in rs], [200] * 20)
-        st = fake(OPENPANEL, "GET", "/_fake/stats")
+        st = pgtest.fake_call(OPENPANEL, "GET", "/_fake/stats")
         self.assertEqual(st["logins"], 1)
         self.assertEqual(st["hits"], 21)
         self.note_issued(OPENPANEL)
 
     def test_2_session_made_by_one_used_by_other(self):
         """A Navixy session made by instance A is used by instance B without a login."""
-        fake(NAVIXY, "POST", "/_fake/reset?sessions=keep")  # navixy_x's stays (test_3)
+        pgtest.fake_call(NAVIXY, "POST", "/_fake/reset?sessions=keep")  # navixy_x's stays (test_3)
         self.assertEqual(self.a.get("/navixy/tracker/list").status, 200)
         self.note_issued(NAVIXY)
         for i in range(3):
             self.assertEqual(self.b.get("/navixy/tracker/list?i=%d" % i).status, 200)
         self.note_issued(NAVIXY)
-        st = fake(NAVIXY, "GET", "/_fake/stats")
+        st = pgtest.fake_call(NAVIXY, "GET", "/_fake/stats")
         self.assertEqual(st["logins"], 1)
         self.assertEqual(st["hits"], 5)
 
@@ -436,12 +414,12 @@ class SharedSessions(unittest.TestCase):
         picks the new one up instead of logging in itself."""
         self.assertEqual(self.b.get("/navixy_x/tracker/list").status, 200)  # A's session
         time.sleep(max(0, self.x_login_at + 10.3 - time.time()))
-        fake(NAVIXY, "POST", "/_fake/reset?sessions=keep")
-        fake(NAVIXY, "POST", "/_fake/expire")
+        pgtest.fake_call(NAVIXY, "POST", "/_fake/reset?sessions=keep")
+        pgtest.fake_call(NAVIXY, "POST", "/_fake/expire")
         self.assertEqual(self.a.get("/navixy_x/tracker/list?x=1").status, 200)
         self.note_issued(NAVIXY)
         self.assertEqual(self.b.get("/navixy_x/tracker/list?x=2").status, 200)
-        st = fake(NAVIXY, "GET", "/_fake/stats")
+        st = pgtest.fake_call(NAVIXY, "GET", "/_fake/stats")
         self.assertEqual(st["logins"], 1, st)
         self.assertEqual(st["hits"], 5, st)  # A: refused + login + replay; B: refused + replay
 

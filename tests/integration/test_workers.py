@@ -39,16 +39,6 @@ upstreams:
            extra=extra_consumer)
 
 
-def fake(port, method, path):
-    c = Conn(port)
-    try:
-        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
-        assert r.status == 200, (port, path, r)
-        return r.json()
-    finally:
-        c.close()
-
-
 def open_spread(tc, env, n):
     """n open connections that both workers hold some of (each has sent one request)."""
     conns = []
@@ -86,11 +76,11 @@ class Workers(pgtest.EnvCase):
     def test_one_login(self):
         """24 simultaneous cold requests to a panel whose login takes 0.8 s: one login, 24 x
         200."""
-        fake(OPENPANEL, "POST", "/_fake/reset")
-        fake(OPENPANEL, "POST", "/_fake/config?login_delay_ms=800")
+        pgtest.fake_call(OPENPANEL, "POST", "/_fake/reset")
+        pgtest.fake_call(OPENPANEL, "POST", "/_fake/config?login_delay_ms=800")
         rs = parallel(24, lambda i: self.env.get("/openpanel/api/users?i=%d" % i))
         self.assertEqual([r.status for r in rs], [200] * 24)
-        st = fake(OPENPANEL, "GET", "/_fake/stats")
+        st = pgtest.fake_call(OPENPANEL, "GET", "/_fake/stats")
         self.assertEqual(st["logins"], 1)
         self.assertEqual(st["hits"], 25)  # 24 requests and the one login
         m = self.env.get("/_gateway/metrics")

@@ -320,6 +320,15 @@ class TwoInstances(unittest.TestCase):
         self.assertLessEqual(calls, 40)
         self.assertGreaterEqual(calls, 10)
 
+    def test_6_scripts_flushed(self):
+        """SCRIPT FLUSH (a restarted or failed-over redis knows no script): the next requests
+        send the script whole once (NOSCRIPT) and are answered as before."""
+        self.assertEqual(self.redis.cmd("SCRIPT", "FLUSH"), "OK")
+        for i in range(4):
+            self.assertEqual(self.via(i, "/b5again/f?i=%d" % i).status, 200)
+        info = self.redis.cmd("INFO", "commandstats")
+        self.assertIn("cmdstat_eval:", info)
+
     def test_4_nothing_secret_in_redis(self):
         """Every key and value in redis: none holds the configured bearer token or a key."""
         self.assertTrue(self.a.get("/free/x").status == 200)

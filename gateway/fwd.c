@@ -1,6 +1,7 @@
 /* fwd.c -- running one upstream exchange: the pooled state, the session (and re-login), signing
- * and sending over h1.c or curl, the timers, and the end: the answer finished, replayed once, or
- * turned into an envelope. The request is built by fwdreq.c, the answer read by fwdans.c. */
+ * and sending through the upstream's client (struct pg_fwd_client: fwd_h1.c, fwd_curl.c), the
+ * timers, and the end: the answer finished, replayed once, or turned into an envelope. The
+ * request is built by fwdreq.c, the answer read by fwdans.c. */
 #include "fwd.h"
 
 #include <errno.h>
@@ -39,8 +40,6 @@ struct pg_fwd_pool {
     size_t nfree;
 };
 
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow);
 static void on_idle(evutil_socket_t fd, short what, void *arg);
 
 struct pg_fwd_pool *pg_fwd_pool_new(void)
@@ -76,39 +75,16 @@ void pg_fwd_pool_free(struct pg_fwd_pool *p)
     free(p);
 }
 
-/* Options that never change between requests are set once per easy handle. */
 static struct pg_fwd *fwd_create(struct pg_fwd_pool *pool)
 {
     struct pg_fwd *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->pool = pool;
-    f->easy = curl_easy_init();
-    if (!f->easy) {
+    if (pg_fwd_curl_init(f)) {
         fwd_destroy(f);
         return NULL;
     }
-    CURL *e = f->easy;
-    f->x.done = pg_fwd_curl_done;
-    f->x.sock = CURL_SOCKET_BAD;
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->x);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, pg_fwdans_curl_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, pg_fwdans_curl_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-    /* upload progress for the idle timeout; switched on per request, only when there is a body */
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
-    /* the path is normalised already; curl must not squash dot segments again */
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
-    /* no proxy: also spares curl reading the *_proxy environment on every transfer */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
     return f;
 }
 
@@ -127,10 +103,7 @@ static void stop_transfer(struct pg_fwd *f)
 {
     if (!f->running)
         return;
-    if (pg_fwd_via_h1(f))
-        pg_h1_cancel(&f->hx);
-    else
-        pg_curlev_remove(f->req->w->curl, f->easy);
+    f->client->stop(f);
     f->running = false;
 }
 
@@ -179,10 +152,7 @@ static void on_writable(struct pg_req *r)
     if (f && f->paused) {
         f->paused = false;
         f->last_ms = pg_now_ms(); /* the idle time starts again from here, not from the pause */
-        if (pg_fwd_via_h1(f))
-            pg_h1_resume(&f->hx);
-        else /* may call the body callback before it returns; it is re-entrant */
-            curl_easy_pause(f->easy, CURLPAUSE_CONT);
+        f->client->resume(f);
     }
 }
 
@@ -199,9 +169,6 @@ static int arm_idle(struct pg_fwd *f, uint64_t ms)
 }
 
 static void go(struct pg_fwd *f);
-static int start_h1(struct pg_fwd *f, const char *body, size_t bn);
-static int start_curl(struct pg_fwd *f, const char *body, size_t bn);
-static const struct pg_h1_ops h1_ops;
 static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLcode res);
 static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err *err);
 
@@ -266,6 +233,8 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     }
     f->req = r;
     f->up = up;
+    /* the one place the client is chosen: the own one for http:// at an IP address */
+    f->client = up->h1_addrlen ? &pg_fwd_h1 : &pg_fwd_curl;
     pg_metrics_inflight(r->w->metrics, up->name, 1);
     f->rest = rest;
     f->rest_len = rest_len;
@@ -355,7 +324,7 @@ static void go(struct pg_fwd *f)
         pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    int rc = pg_fwd_via_h1(f) ? start_h1(f, body, bn) : start_curl(f, body, bn);
+    int rc = f->client->start(f, body, bn);
     if (rc == -2) { /* out of sockets: the upstream cannot be reached from here */
         pg_log(PG_LOG_WARN, "request %s: upstream %s: no socket: %s", r->rid, up->name,
                strerror(errno));
@@ -380,59 +349,7 @@ static void go(struct pg_fwd *f)
     }
 }
 
-static int start_h1(struct pg_fwd *f, const char *body, size_t bn)
-{
-    struct pg_req *r = f->req;
-    const struct pg_upstream *up = f->up;
-    f->hx.ops = &h1_ops;
-    f->hx.arg = f;
-    f->hx.errbuf = f->errbuf;
-    f->hx.addr = (const struct sockaddr *)&up->h1_addr;
-    f->hx.addrlen = up->h1_addrlen;
-    f->hx.head = f->hb;
-    f->hx.head_len = f->hused;
-    f->hx.body = body;
-    f->hx.body_len = bn;
-    f->hx.head_method = r->head;
-    f->hx.idempotent = !(r->method_bit & (PG_M_POST | PG_M_PATCH));
-    return pg_h1_start(r->w->h1, &f->hx);
-}
-
-static int start_curl(struct pg_fwd *f, const char *body, size_t bn)
-{
-    struct pg_req *r = f->req;
-    const struct pg_upstream *up = f->up;
-    CURL *e = f->easy;
-    if (pg_fwdreq_curl_url(f))
-        return -1;
-    curl_easy_setopt(e, CURLOPT_CURLU, f->cu);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
-    pg_fwdreq_curl_method(e, r, body, bn);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, bn ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
-    return pg_curlev_add(r->w->curl, e);
-}
-
 /* ---- upstream answer ---- */
-static void fwd_done(struct pg_fwd *f, CURLcode res);
-
-static void h1_done(void *arg, CURLcode res)
-{
-    struct pg_fwd *f = arg;
-    f->running = false; /* the client let go of the transfer already */
-    fwd_done(f, res);
-}
-
-static const struct pg_h1_ops h1_ops = {
-    .status = pg_fwdans_h1_status,
-    .header = pg_fwdans_h1_header,
-    .head_end = pg_fwdans_h1_head_end,
-    .body = pg_fwdans_h1_body,
-    .done = h1_done,
-};
 
 static void fail_transport(struct pg_req *r, const struct pg_upstream *up, CURLcode res)
 {
@@ -564,14 +481,7 @@ static bool judge(struct pg_fwd *f)
     return true;
 }
 
-void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv)
-{
-    (void)e;
-    fwd_done(priv, res);
-}
-
-/* The exchange is over, whichever client ran it and however it ended. */
-static void fwd_done(struct pg_fwd *f, CURLcode res)
+void pg_fwd_done(struct pg_fwd *f, CURLcode res)
 {
     struct pg_req *r = f->req;
     const struct pg_upstream *up = f->up;
@@ -600,43 +510,16 @@ static void fwd_done(struct pg_fwd *f, CURLcode res)
         fail_transport(r, up, res == CURLE_OK ? CURLE_WEIRD_SERVER_REPLY : res);
 }
 
-/* curl's progress callback (requests with a body only): upload progress is progress. */
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    struct pg_fwd *f = arg;
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    if (ulnow > 0 && (uint64_t)ulnow != f->sent_seen) {
-        f->sent_seen = (uint64_t)ulnow;
-        f->last_ms = pg_now_ms();
-    }
-    return 0;
-}
-
 /* Upload progress since the last idle check: bytes written, or bytes leaving the socket's send
  * queue (the upstream acknowledged them). Progress moves last_ms to when it was seen at the
  * earliest: the last write, or else the previous check. True while request bytes are unsent or
  * queued (the check keeps looking every PG_FWD_UPLOAD_POLL_MS). */
-static bool upload_check(struct pg_fwd *f, uint64_t now)
+static bool upload_check(struct pg_fwd *f, uint64_t now, struct pg_fwd_upload *u)
 {
-    uint64_t written, wrote_ms;
-    int fd = -1;
-    if (pg_fwd_via_h1(f)) {
-        written = f->hx.sent;
-        wrote_ms = f->hx.sent_ms;
-        fd = pg_h1_fd(&f->hx);
-    } else {
-        written = f->sent_seen;
-        wrote_ms = f->last_ms; /* on_progress moved it at the write */
-        /* from curl's socket callback: once curl has handed the last byte to the kernel, the
-         * send queue is all that still moves (megabytes, on a slow upstream) */
-        if (f->x.sock != CURL_SOCKET_BAD)
-            fd = (int)f->x.sock;
-    }
+    f->client->upload(f, u);
+    uint64_t written = u->written, wrote_ms = u->wrote_ms;
     int q = 0;
-    if (fd < 0 || ioctl(fd, TIOCOUTQ, &q) < 0 || q < 0)
+    if (u->fd < 0 || ioctl(u->fd, TIOCOUTQ, &q) < 0 || q < 0)
         q = 0;
     if (written != f->up_written || (uint64_t)q != f->up_queued) {
         uint64_t at = wrote_ms > f->up_check_ms ? wrote_ms : f->up_check_ms;
@@ -646,8 +529,7 @@ static bool upload_check(struct pg_fwd *f, uint64_t now)
     f->up_written = written;
     f->up_queued = (uint64_t)q;
     f->up_check_ms = now;
-    uint64_t total = pg_fwd_via_h1(f) ? f->hx.head_len + f->hx.body_len : f->body_len;
-    return q > 0 || written < total;
+    return q > 0 || written < u->total;
 }
 
 /* The idle timer fired: the upstream times out `timeout` after its last progress. The timer
@@ -662,10 +544,9 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
     /* a transfer paused for a slow caller is not idle on the upstream's side */
     if (f->paused)
         f->last_ms = now;
-    bool uploading = upload_check(f, now);
-    uint64_t last = f->last_ms;
-    if (pg_fwd_via_h1(f) && f->hx.sent_ms > last)
-        last = f->hx.sent_ms;
+    struct pg_fwd_upload u;
+    bool uploading = upload_check(f, now, &u);
+    uint64_t last = f->last_ms > u.wrote_ms ? f->last_ms : u.wrote_ms;
     if (now - last < to) {
         uint64_t left = to - (now - last);
         if (uploading && left > PG_FWD_UPLOAD_POLL_MS)
@@ -681,5 +562,5 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
             pg_resp_fail(r, PG_E_INTERNAL, NULL);
         return;
     }
-    fwd_done(f, CURLE_OPERATION_TIMEDOUT);
+    pg_fwd_done(f, CURLE_OPERATION_TIMEDOUT);
 }

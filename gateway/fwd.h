@@ -13,9 +13,6 @@
 struct pg_fwd_pool *pg_fwd_pool_new(void);
 void pg_fwd_pool_free(struct pg_fwd_pool *p); /* accepts NULL; no request may be running */
 
-/* The completion callback to give pg_curlev_new. */
-void pg_fwd_curl_done(CURL *e, CURLcode res, void *priv);
-
 /* Forward r to upstream r->upstream; `rest` is the normalised path after /{upstream} (borrowed
  * for the call), `query` the raw query string without '?' (NULL if none). The answer goes to the
  * caller through pg_resp_*; on any failure an envelope is sent. */

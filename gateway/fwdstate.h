@@ -27,9 +27,39 @@
 /* an error answer a plugin must judge is held back up to this size; larger ones stream on */
 #define PG_FWD_HOLD_MAX (64 * 1024)
 
+struct pg_fwd;
+
+/* The upload as a client sees it, for the idle checks. */
+struct pg_fwd_upload {
+    uint64_t written;  /* request bytes handed to the kernel */
+    uint64_t wrote_ms; /* when the last of them were (progress) */
+    uint64_t total;    /* the request's bytes as this client counts them */
+    int fd;            /* the upstream socket (its send queue still moves); -1: none known */
+};
+
+/* An upstream client as fwd.c drives it; each fills this in its own file. */
+struct pg_fwd_client {
+    /* Send f's request (built by fwdreq.c for this client) with body. 0 running (pg_fwd_done
+     * follows, never inside this call), -1 failed, -2 out of sockets. */
+    int (*start)(struct pg_fwd *f, const char *body, size_t bn);
+    void (*stop)(struct pg_fwd *f);   /* end a running transfer, finished or not */
+    void (*resume)(struct pg_fwd *f); /* the caller drained: read the answer again */
+    void (*upload)(const struct pg_fwd *f, struct pg_fwd_upload *u);
+};
+
+/* fwd_h1.c: http:// at an IP address; fwd_curl.c: the rest. */
+extern const struct pg_fwd_client pg_fwd_h1, pg_fwd_curl;
+
+/* fwd_curl.c: f's easy handle with the options that never change between requests. 0, -1. */
+int pg_fwd_curl_init(struct pg_fwd *f);
+
+/* fwd.c: the exchange is over, whichever client ran it and however it ended. */
+void pg_fwd_done(struct pg_fwd *f, CURLcode res);
+
 struct pg_fwd {
-    struct pg_xfer x;     /* first: CURLOPT_PRIVATE */
-    struct pg_h1_xfer hx; /* the own client's transfer, when pg_fwd_via_h1(f) */
+    struct pg_xfer x; /* first: CURLOPT_PRIVATE */
+    const struct pg_fwd_client *client;
+    struct pg_h1_xfer hx; /* the own client's transfer (fwd_h1.c) */
     struct pg_fwd *next_free;
     struct pg_fwd_pool *pool;
     struct pg_req *req;
@@ -81,10 +111,11 @@ struct pg_fwd {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Does this exchange go through h1.c (http:// at an IP address) rather than curl? */
+/* Does this exchange go through h1.c (http:// at an IP address) rather than curl? For
+ * fwdreq.c, which builds the request in the form its client takes. */
 static inline bool pg_fwd_via_h1(const struct pg_fwd *f)
 {
-    return f->up->h1_addrlen != 0;
+    return f->client == &pg_fwd_h1;
 }
 
 /* Make *buf (of *cap bytes) hold at least need bytes; 0, or -1 out of memory (buf unchanged). */

@@ -32,7 +32,7 @@ struct pg_auth_rt {
     const struct pg_upstream *up;
     struct pg_worker *starter; /* the worker asking now: a login it starts runs on its loop */
     struct pg_worker *w;       /* the worker whose multi runs the login */
-    struct pg_auth_rt *wprev, *wnext; /* w's running logins (w's thread only) */
+    struct pg_dlink wlink;     /* in w's running logins (w's thread only) */
     CURL *easy;
     struct curl_slist hdrs[3];
     char ctype[128];
@@ -69,13 +69,7 @@ void pg_auth_sm_init(struct pg_auth_sm *sm, const char *name, pg_auth_start_fn *
 static void push(struct pg_auth_sm *sm, struct pg_auth_wait *wt)
 {
     wt->sm = sm;
-    wt->next = NULL;
-    wt->prev = sm->tail;
-    if (sm->tail)
-        sm->tail->next = wt;
-    else
-        sm->head = wt;
-    sm->tail = wt;
+    pg_dlist_push_tail(&sm->waiters, &wt->link);
 }
 
 void pg_auth_sm_cancel(struct pg_auth_wait *wt)
@@ -83,16 +77,8 @@ void pg_auth_sm_cancel(struct pg_auth_wait *wt)
     struct pg_auth_sm *sm = wt->sm;
     if (!sm)
         return;
-    if (wt->prev)
-        wt->prev->next = wt->next;
-    else
-        sm->head = wt->next;
-    if (wt->next)
-        wt->next->prev = wt->prev;
-    else
-        sm->tail = wt->prev;
+    pg_dlist_remove(&sm->waiters, &wt->link);
     wt->sm = NULL;
-    wt->prev = wt->next = NULL;
 }
 
 static void fail_msg(const char *name, struct pg_err *err, const char *what)
@@ -103,17 +89,17 @@ static void fail_msg(const char *name, struct pg_err *err, const char *what)
         err->msg[0] = '\0';
 }
 
-/* Wake every waiter with the login's outcome, in arrival order. */
+/* Wake every waiter with the login's outcome, in arrival order. They are taken off sm first:
+ * a callback that acquires again is queued anew, for the next login. */
 static void wake(struct pg_auth_sm *sm, bool ok, const struct pg_err *err)
 {
-    struct pg_auth_wait *wt = sm->head;
-    sm->head = sm->tail = NULL;
-    while (wt) {
-        struct pg_auth_wait *next = wt->next;
+    struct pg_dlist woken = sm->waiters;
+    sm->waiters.head = sm->waiters.tail = NULL;
+    while (woken.head) {
+        struct pg_auth_wait *wt = PG_CONTAINER_OF(woken.head, struct pg_auth_wait, link);
+        pg_dlist_remove(&woken, &wt->link);
         wt->sm = NULL;
-        wt->prev = wt->next = NULL;
         wt->cb(wt, ok, err);
-        wt = next;
     }
 }
 
@@ -276,26 +262,13 @@ static void sess_copy(struct pg_session *dst, const struct pg_session *src)
     dst->refresh_at_ms = src->refresh_at_ms;
 }
 
-/* The login ended or was stopped: off w's list, and its snapshot reference goes. */
-static void login_unlink(struct pg_auth_rt *rt)
-{
-    struct pg_worker *w = rt->w;
-    if (rt->wprev)
-        rt->wprev->wnext = rt->wnext;
-    else
-        w->logins = rt->wnext;
-    if (rt->wnext)
-        rt->wnext->wprev = rt->wprev;
-    rt->wprev = rt->wnext = NULL;
-}
-
 /* The login (or the fetch standing in for one) is over: off w's list, every waiter told, and
  * its snapshot reference dropped (which may free rt). */
 static void login_finish(struct pg_auth_rt *rt, const struct pg_session *s,
                          const struct pg_err *err, bool adopted)
 {
     struct pg_hub *hub = rt->w->hub;
-    login_unlink(rt);
+    pg_dlist_remove(&rt->w->logins, &rt->wlink);
     pg_hub_lock(hub);
     if (adopted)
         pg_auth_sm_adopt(&rt->sm, s);
@@ -585,8 +558,8 @@ void pg_auth_cancel(struct pg_auth_wait *wt)
 
 void pg_auth_worker_stop(struct pg_worker *w)
 {
-    while (w->logins) {
-        struct pg_auth_rt *rt = w->logins;
+    while (w->logins.head) {
+        struct pg_auth_rt *rt = PG_CONTAINER_OF(w->logins.head, struct pg_auth_rt, wlink);
         struct pg_err err;
         memset(&err, 0, sizeof err);
         fail_msg(rt->up->name, &err, "login stopped: the worker is shutting down");
@@ -682,11 +655,7 @@ static int start_login(struct pg_auth_sm *sm)
     rt->locked = false;
     if ((!shared(rt) || fetch(rt)) && curl_login(rt))
         return -1;
-    rt->wprev = NULL;
-    rt->wnext = w->logins;
-    if (w->logins)
-        w->logins->wprev = rt;
-    w->logins = rt;
+    pg_dlist_push_head(&w->logins, &rt->wlink);
     pg_conf_ref(rt->conf);
     return 0;
 }

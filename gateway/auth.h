@@ -25,7 +25,7 @@ typedef void pg_auth_ready_fn(struct pg_auth_wait *wt, bool ok, const struct pg_
 
 /* A queued request; embedded in the waiter's own state. */
 struct pg_auth_wait {
-    struct pg_auth_wait *prev, *next;
+    struct pg_dlink link;  /* in sm's waiters */
     struct pg_auth_sm *sm; /* non-NULL while queued */
     pg_auth_ready_fn *cb;  /* the state machine's: runs inside pg_auth_sm_done */
     /* pg_auth_acquire's waiters: cb posts the outcome to `in`, and `ready` runs on that loop */
@@ -66,10 +66,10 @@ struct pg_auth_sm {
     uint64_t prev_login_start_ms; /* the one before (pg_auth_sm_adopt puts it back) */
     bool adopting;
     bool logging_in;
-    uint64_t backoff_ms;    /* 0 after a success; else the wait the last failure set */
-    uint64_t retry_at_ms;   /* no new login before this */
-    struct pg_err last_err; /* why the last login failed: FAILED answers carry it */
-    struct pg_auth_wait *head, *tail;
+    uint64_t backoff_ms;     /* 0 after a success; else the wait the last failure set */
+    uint64_t retry_at_ms;    /* no new login before this */
+    struct pg_err last_err;  /* why the last login failed: FAILED answers carry it */
+    struct pg_dlist waiters; /* pg_auth_wait.link, in arrival order */
 };
 
 /* Zeroed, with its name, login starter and clock (pg_clock_mono outside tests). */

@@ -29,7 +29,7 @@ enum pg_cstate {
 };
 
 struct pg_conn {
-    struct pg_conn *prev, *next;
+    struct pg_dlink link; /* in the server's conns */
     struct pg_server *srv;
     evutil_socket_t fd;
     struct evbuffer *in, *out;

@@ -40,6 +40,13 @@ void pg_hub_free(struct pg_hub *h)
     free(h);
 }
 
+/* The first post waiting in in, NULL if none (hub.mu held). */
+static struct pg_post *first_post(const struct pg_inbox *in)
+{
+    struct pg_dlink *n = in->posts.head;
+    return n ? PG_CONTAINER_OF(n, struct pg_post, link) : NULL;
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     uint64_t n;
@@ -53,7 +60,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 int pg_inbox_init(struct pg_inbox *in, struct pg_hub *h, struct event_base *base)
 {
     in->hub = h;
-    in->head = in->tail = NULL;
+    in->posts.head = in->posts.tail = NULL;
     in->ev_set = false;
     in->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (in->efd < 0)
@@ -77,8 +84,8 @@ void pg_inbox_deinit(struct pg_inbox *in)
     if (in->efd >= 0)
         close(in->efd);
     pg_hub_lock(in->hub);
-    while (in->head)
-        pg_inbox_take_locked(in->head);
+    while (in->posts.head)
+        pg_inbox_take_locked(first_post(in));
     pg_hub_unlock(in->hub);
     in->hub = NULL;
     in->ev_set = false;
@@ -87,15 +94,9 @@ void pg_inbox_deinit(struct pg_inbox *in)
 
 void pg_inbox_put_locked(struct pg_inbox *in, struct pg_post *p)
 {
-    bool was_empty = in->head == NULL;
+    bool was_empty = in->posts.head == NULL;
     p->in = in;
-    p->next = NULL;
-    p->prev = in->tail;
-    if (in->tail)
-        in->tail->next = p;
-    else
-        in->head = p;
-    in->tail = p;
+    pg_dlist_push_tail(&in->posts, &p->link);
     /* one write per batch: the loop drains everything queued once it wakes */
     if (was_empty && in->efd >= 0) {
         uint64_t one = 1;
@@ -109,15 +110,7 @@ bool pg_inbox_take_locked(struct pg_post *p)
     struct pg_inbox *in = p->in;
     if (!in)
         return false;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        in->head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        in->tail = p->prev;
-    p->prev = p->next = NULL;
+    pg_dlist_remove(&in->posts, &p->link);
     p->in = NULL;
     return true;
 }
@@ -127,7 +120,7 @@ void pg_inbox_drain(struct pg_inbox *in)
     /* one at a time: a post may cancel another of this worker's posts while it runs */
     for (;;) {
         pg_hub_lock(in->hub);
-        struct pg_post *p = in->head;
+        struct pg_post *p = first_post(in);
         if (p)
             pg_inbox_take_locked(p);
         pg_hub_unlock(in->hub);

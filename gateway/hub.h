@@ -21,6 +21,7 @@
 #include <event2/event_struct.h>
 
 #include "conf.h"
+#include "util.h"
 
 struct pg_limit;
 struct pg_worker;
@@ -31,7 +32,7 @@ typedef void pg_post_fn(struct pg_post *p);
 
 /* A delivery to one worker, embedded in what it delivers; hub.mu guards the links. */
 struct pg_post {
-    struct pg_post *prev, *next;
+    struct pg_dlink link;
     struct pg_inbox *in; /* non-NULL while waiting in an inbox */
     pg_post_fn *run;     /* runs on the inbox's loop, without the lock */
 };
@@ -39,7 +40,7 @@ struct pg_post {
 /* One worker's inbox: its posts and the eventfd that wakes its loop. */
 struct pg_inbox {
     struct pg_hub *hub;
-    struct pg_post *head, *tail; /* hub.mu */
+    struct pg_dlist posts; /* hub.mu */
     int efd;
     struct event ev;
     bool ev_set;

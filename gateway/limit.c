@@ -359,7 +359,7 @@ static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg
         return AD_STORE_FAILED;
     if (!queue || max_wait == 0 || (!q && wait > max_wait)) {
         if (q) /* behind others: as long as the head still has to wait */
-            wait = pg_lim_peek_wait(l, pg_lim_req_of(q->head), now);
+            wait = pg_lim_peek_wait(l, pg_lim_req_of(pg_lim_head(q)), now);
         *wait_out = wait;
         *scope = q ? pg_lim_scope_of(q->name, false) : pg_lim_scope_of(block, block == w->cd_key);
         return AD_REJECT;
@@ -371,13 +371,7 @@ static enum admit_outcome conclude(struct pg_limit_port *p, struct pg_req *r, pg
     wt->go = go;
     wt->q = q;
     wt->port = p;
-    wt->next = NULL;
-    wt->prev = q->tail;
-    if (q->tail)
-        q->tail->next = wt;
-    else
-        q->head = wt;
-    q->tail = wt;
+    pg_dlist_push_tail(&q->waits, &wt->link);
     q->n++;
     r->on_abort = pg_lim_on_queued_abort;
     if (pg_lim_arm(p, q, now))
@@ -549,7 +543,7 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
             pg_redis_failed(p->rd);
     }
     struct pg_limit_queue *q = pg_lim_queue_of(l, key, false);
-    if (q && q->head && pg_lim_arm(p, q, now))
+    if (q && q->waits.head && pg_lim_arm(p, q, now))
         pg_lim_fail_queue(q);
     pg_hub_unlock(l->hub);
 }

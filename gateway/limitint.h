@@ -27,7 +27,7 @@ struct pg_limit_queue {
     struct pg_limit_queue *next;
     struct pg_limit *l;
     char name[PG_KEY_MAX]; /* the bucket key its requests wait for */
-    struct pg_limit_wait *head, *tail;
+    struct pg_dlist waits; /* pg_limit_wait.link, first come first */
     size_t n;
     struct pg_limit_port *armer;
     uint64_t due_ms;
@@ -119,6 +119,8 @@ void pg_lim_queue_policy(struct pg_limit *l, const struct pg_req *r, const struc
                          const struct pg_limit_queue *q, uint64_t now, bool *queue,
                          uint64_t *max_wait);
 struct pg_req *pg_lim_req_of(struct pg_limit_wait *wt);
+/* The first waiter of q, NULL if none. */
+struct pg_limit_wait *pg_lim_head(const struct pg_limit_queue *q);
 /* r's on_abort while it waits in a queue or its verdict is on the way (takes hub.mu). */
 void pg_lim_on_queued_abort(struct pg_req *r);
 /* Is redis to be asked for r from p's worker (no lock needed)? See limitq.c. */

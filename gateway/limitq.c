@@ -15,18 +15,21 @@ struct pg_req *pg_lim_req_of(struct pg_limit_wait *wt)
     return PG_CONTAINER_OF(wt, struct pg_req, lwait);
 }
 
+/* The waiter whose queue link is n; NULL for NULL (past the last). */
+static struct pg_limit_wait *wait_of(struct pg_dlink *n)
+{
+    return n ? PG_CONTAINER_OF(n, struct pg_limit_wait, link) : NULL;
+}
+
+struct pg_limit_wait *pg_lim_head(const struct pg_limit_queue *q)
+{
+    return wait_of(q->waits.head);
+}
+
 /* hub.mu held. */
 static void unlink_wait(struct pg_limit_queue *q, struct pg_limit_wait *wt)
 {
-    if (wt->prev)
-        wt->prev->next = wt->next;
-    else
-        q->head = wt->next;
-    if (wt->next)
-        wt->next->prev = wt->prev;
-    else
-        q->tail = wt->prev;
-    wt->prev = wt->next = NULL;
+    pg_dlist_remove(&q->waits, &wt->link);
     wt->q = NULL;
     q->n--;
 }
@@ -104,8 +107,8 @@ static void run_queue(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_
     struct pg_limit *l = q->l;
     /* first come, first served: the head is tried until it waits; the ones past their
      * max_wait leave with a 429 wherever they are */
-    while (q->head && !q->asking) {
-        struct pg_limit_wait *wt = q->head;
+    while (q->waits.head && !q->asking) {
+        struct pg_limit_wait *wt = pg_lim_head(q);
         struct pg_req *r = pg_lim_req_of(wt);
         struct want w;
         uint64_t wait = 0, max_wait;
@@ -136,8 +139,8 @@ static void run_queue(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_
             break;
         send_off(q, wt, a == TAKEN ? PG_LV_GO : a == WAIT ? PG_LV_LATE : PG_LV_FAIL, wait);
     }
-    for (struct pg_limit_wait *wt = q->head; wt;) {
-        struct pg_limit_wait *next = wt->next;
+    for (struct pg_limit_wait *wt = pg_lim_head(q); wt;) {
+        struct pg_limit_wait *next = wait_of(wt->link.next);
         if (wt->deadline_ms <= now)
             send_off(q, wt, PG_LV_LATE, 1000);
         wt = next;
@@ -148,7 +151,7 @@ static void run_queue(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_
 static void serve(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 {
     run_queue(p, q, now);
-    if (q->head && pg_lim_arm(p, q, now))
+    if (q->waits.head && pg_lim_arm(p, q, now))
         pg_lim_fail_queue(q);
 }
 
@@ -163,7 +166,7 @@ static void on_ask_reply(void *arg, const redisReply *rep)
     struct pg_limit_wait *wt = q->asked;
     q->asking = false;
     q->asked = NULL;
-    if (wt && wt == q->head) {
+    if (wt && wt == pg_lim_head(q)) {
         struct pg_req *r = pg_lim_req_of(wt);
         struct want w;
         struct pg_rtake t;
@@ -183,7 +186,7 @@ static void on_ask_reply(void *arg, const redisReply *rep)
                 send_off(q, wt, PG_LV_GO, 0); /* the local store meanwhile */
         }
     }
-    if (q->head)
+    if (q->waits.head)
         serve(p, q, now);
     pg_hub_unlock(l->hub);
 }
@@ -214,7 +217,7 @@ static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
     pg_hub_lock(l->hub);
     uint64_t now = pg_lim_now(l);
     /* another worker took the queue over and armed its own timer for later */
-    if (t->q->head && (t->q->armer == t->port || now >= t->q->due_ms))
+    if (t->q->waits.head && (t->q->armer == t->port || now >= t->q->due_ms))
         serve(t->port, t->q, now);
     pg_hub_unlock(l->hub);
 }
@@ -225,7 +228,7 @@ void pg_limit_tick(struct pg_limit_port *p)
     pg_hub_lock(l->hub);
     uint64_t now = pg_lim_now(l);
     for (struct pg_limit_queue *q = l->queues; q; q = q->next)
-        if (q->head)
+        if (q->waits.head)
             serve(p, q, now);
     pg_hub_unlock(l->hub);
     pg_inbox_drain(p->in);
@@ -257,10 +260,11 @@ static struct port_timer *timer_of(struct pg_limit_port *p, struct pg_limit_queu
 int pg_lim_arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 {
     uint64_t at = UINT64_MAX;
-    for (const struct pg_limit_wait *wt = q->head; wt; wt = wt->next)
+    for (const struct pg_limit_wait *wt = pg_lim_head(q); wt; wt = wait_of(wt->link.next))
         if (wt->deadline_ms < at)
             at = wt->deadline_ms;
-    uint64_t wait = q->head ? pg_lim_peek_wait(q->l, pg_lim_req_of(q->head), now) : 0;
+    struct pg_limit_wait *head = pg_lim_head(q);
+    uint64_t wait = head ? pg_lim_peek_wait(q->l, pg_lim_req_of(head), now) : 0;
     if (now + wait < at)
         at = now + wait;
     struct port_timer *t = timer_of(p, q);
@@ -276,8 +280,8 @@ int pg_lim_arm(struct pg_limit_port *p, struct pg_limit_queue *q, uint64_t now)
 /* Every waiter of q leaves with a 500: no timer is armed, so nothing would wake them. */
 void pg_lim_fail_queue(struct pg_limit_queue *q)
 {
-    while (q->head)
-        send_off(q, q->head, PG_LV_FAIL, 0);
+    while (q->waits.head)
+        send_off(q, pg_lim_head(q), PG_LV_FAIL, 0);
 }
 
 /* Queues are per bucket key: a request waits only behind those that want one of its buckets. */
@@ -326,10 +330,10 @@ void pg_lim_queue_policy(struct pg_limit *l, const struct pg_req *r, const struc
 struct pg_limit_queue *pg_lim_busy_queue(struct pg_limit *l, const struct want *w)
 {
     struct pg_limit_queue *q = pg_lim_queue_of(l, w->cd_key, false);
-    if (q && q->head)
+    if (q && q->waits.head)
         return q;
     for (size_t i = 0; i < w->n; i++)
-        if ((q = pg_lim_queue_of(l, w->kp[i], false)) && q->head)
+        if ((q = pg_lim_queue_of(l, w->kp[i], false)) && q->waits.head)
             return q;
     return NULL;
 }

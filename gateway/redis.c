@@ -48,7 +48,7 @@ struct pg_redis {
     struct event flush;
     bool flush_set;
     /* every op not yet answered, in send order; one timer for the earliest deadline */
-    struct pg_rop *head, *tail;
+    struct pg_dlist ops; /* pg_rop.link */
     struct event deadline;
     bool deadline_set;
     struct pg_rop *pool;
@@ -59,8 +59,9 @@ struct pg_redis {
  * when the connection goes); until then a cancelled or late one is only marked done. */
 struct pg_rop {
     struct pg_redis *rd;
-    struct pg_rop *prev, *next; /* rd's ops awaiting an answer; next: the pool's link too */
+    struct pg_dlink link; /* in rd's ops awaiting an answer, while listed */
     bool listed;
+    struct pg_rop *pool_next; /* while in rd's pool */
     const struct pg_redis_script *script;
     pg_redis_reply_fn *fn; /* NULL once cancelled */
     void *arg;
@@ -230,7 +231,7 @@ void pg_redis_free(struct pg_redis *rd)
         redisAsyncFree(rd->ac); /* every pending callback runs with NULL and frees its op */
     while (rd->pool) {
         struct pg_rop *op = rd->pool;
-        rd->pool = op->next;
+        rd->pool = op->pool_next;
         free(op);
     }
     free(rd->host);
@@ -245,20 +246,18 @@ bool pg_redis_up(const struct pg_redis *rd)
     return rd && rd->up && rd->ac;
 }
 
+/* The oldest op awaiting an answer, NULL if none. */
+static struct pg_rop *first_op(const struct pg_redis *rd)
+{
+    struct pg_dlink *n = rd->ops.head;
+    return n ? PG_CONTAINER_OF(n, struct pg_rop, link) : NULL;
+}
+
 static void unlist(struct pg_rop *op)
 {
-    struct pg_redis *rd = op->rd;
     if (!op->listed)
         return;
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        rd->head = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        rd->tail = op->prev;
-    op->prev = op->next = NULL;
+    pg_dlist_remove(&op->rd->ops, &op->link);
     op->listed = false;
 }
 
@@ -273,7 +272,7 @@ static void op_free(struct pg_rop *op)
         free(op);
         return;
     }
-    op->next = rd->pool;
+    op->pool_next = rd->pool;
     rd->pool = op;
     rd->npool++;
 }
@@ -325,9 +324,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 static void arm_deadline(struct pg_redis *rd, uint64_t now)
 {
-    if (rd->deadline_set || !rd->head)
+    struct pg_rop *first = first_op(rd);
+    if (rd->deadline_set || !first)
         return;
-    uint64_t at = rd->head->deadline_ms;
+    uint64_t at = first->deadline_ms;
     if (pg_event_add_ms(&rd->deadline, at > now ? at - now : 0) == 0)
         rd->deadline_set = true;
     else
@@ -344,8 +344,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     uint64_t now = pg_now_ms();
     unsigned late = 0;
     /* in send order, so deadlines rise; an op finished here leaves the list */
-    while (rd->head && rd->head->deadline_ms <= now) {
-        op_finish(rd->head, NULL);
+    struct pg_rop *op;
+    while ((op = first_op(rd)) && op->deadline_ms <= now) {
+        op_finish(op, NULL);
         late++;
     }
     rd->late += late;
@@ -386,7 +387,7 @@ static struct pg_rop *op_get(struct pg_redis *rd)
 {
     struct pg_rop *op = rd->pool;
     if (op) {
-        rd->pool = op->next;
+        rd->pool = op->pool_next;
         rd->npool--;
     } else if (!(op = malloc(sizeof *op))) {
         return NULL;
@@ -434,12 +435,7 @@ static struct pg_rop *op_start(struct pg_redis *rd, const struct pg_redis_script
     uint64_t now = pg_now_ms();
     op->deadline_ms = now + rd->timeout_ms;
     op->listed = true;
-    op->prev = rd->tail;
-    if (rd->tail)
-        rd->tail->next = op;
-    else
-        rd->head = op;
-    rd->tail = op;
+    pg_dlist_push_tail(&rd->ops, &op->link);
     arm_deadline(rd, now);
     return op;
 }

@@ -49,7 +49,7 @@ enum pg_limit_verdict { PG_LV_GO, PG_LV_LATE, PG_LV_FAIL, PG_LV_UNAVAILABLE };
 /* A request waiting in one of limit.c's FIFO queues, embedded in pg_req; limit.c owns the
  * fields while q is set or post is in an inbox (the hub's lock guards both links). */
 struct pg_limit_wait {
-    struct pg_limit_wait *prev, *next;
+    struct pg_dlink link;       /* in q's waits */
     struct pg_limit_queue *q;   /* non-NULL while queued */
     struct pg_limit_port *port; /* the request's own worker */
     pg_limit_go_fn *go;         /* runs once the request's tokens are taken */

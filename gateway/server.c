@@ -40,7 +40,7 @@ struct pg_server {
     struct pg_worker w;
     const struct pg_conn_up *up; /* what the requests are handed to (dispatch.c) */
     struct evconnlistener *lis;
-    struct pg_conn *conns;
+    struct pg_dlist conns; /* pg_conn.link, newest first */
     struct event drain_timer;
     bool drain_timer_set;
     struct event accept_timer; /* re-enables the listener after the fd limit was hit */
@@ -56,6 +56,12 @@ struct pg_server {
 static void conn_free(struct pg_conn *c);
 static void conn_process(struct pg_conn *c);
 static void req_done(struct pg_req *r, bool ok);
+
+/* The connection whose link is n; NULL for NULL (past the last). */
+static struct pg_conn *conn_at(struct pg_dlink *n)
+{
+    return n ? PG_CONTAINER_OF(n, struct pg_conn, link) : NULL;
+}
 
 /* ---- request lifecycle ---- */
 
@@ -438,12 +444,7 @@ static void conn_free(struct pg_conn *c)
         evbuffer_free(r->body);
     OPENSSL_cleanse(c->akey, sizeof c->akey);
     free(r->hbuf);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    pg_dlist_remove(&s->conns, &c->link);
     pg_worker_nconns_add(&s->w, -1);
     free(c);
     if (s->w.draining && s->w.nconns == 0)
@@ -469,10 +470,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->srv = s;
     c->fd = fd;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    pg_dlist_push_head(&s->conns, &c->link);
     pg_worker_nconns_add(&s->w, 1);
 
     c->req.body = evbuffer_new();
@@ -775,9 +773,9 @@ void pg_server_drain(struct pg_server *s)
         evconnlistener_disable(s->lis);
     if (s->accept_timer_set)
         event_del(&s->accept_timer);
-    struct pg_conn *c = s->conns;
+    struct pg_conn *c = conn_at(s->conns.head);
     while (c) {
-        struct pg_conn *next = c->next;
+        struct pg_conn *next = conn_at(c->link.next);
         if (c->state == CS_READ && !c->ps.got_bytes && evbuffer_get_length(c->in) == 0)
             conn_free(c); /* idle keep-alive: nothing in flight */
         c = next;
@@ -799,8 +797,8 @@ void pg_server_free(struct pg_server *s)
 {
     if (!s)
         return;
-    while (s->conns)
-        conn_free(s->conns);
+    while (s->conns.head)
+        conn_free(conn_at(s->conns.head));
     if (s->drain_timer_set)
         event_del(&s->drain_timer);
     if (s->accept_timer_set)

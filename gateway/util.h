@@ -14,6 +14,56 @@ struct event;
 /* The struct of type holding member at p: intrusive links back to their owner. */
 #define PG_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
+/* An intrusive doubly-linked list: a pg_dlink embedded in each element (PG_CONTAINER_OF gets
+ * the element back), a pg_dlist held by the list's owner; zeroed, both are empty and unlinked.
+ * Nothing here locks or allocates: each owner says what guards its list. Whether an element is
+ * listed is the element's own business (most keep a pointer to the owner, set while listed):
+ * links alone cannot tell a lone element from an unlinked one. */
+struct pg_dlink {
+    struct pg_dlink *prev, *next;
+};
+struct pg_dlist {
+    struct pg_dlink *head, *tail;
+};
+
+/* Append n (on no list) to l. */
+static inline void pg_dlist_push_tail(struct pg_dlist *l, struct pg_dlink *n)
+{
+    n->next = NULL;
+    n->prev = l->tail;
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+}
+
+/* Prepend n (on no list) to l. */
+static inline void pg_dlist_push_head(struct pg_dlist *l, struct pg_dlink *n)
+{
+    n->prev = NULL;
+    n->next = l->head;
+    if (l->head)
+        l->head->prev = n;
+    else
+        l->tail = n;
+    l->head = n;
+}
+
+/* Take n off l, the list it is on; its links are cleared. */
+static inline void pg_dlist_remove(struct pg_dlist *l, struct pg_dlink *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l->tail = n->prev;
+    n->prev = n->next = NULL;
+}
+
 /* Monotonic milliseconds; never jumps with the wall clock. */
 uint64_t pg_now_ms(void);
 

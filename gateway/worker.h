@@ -40,7 +40,7 @@ struct pg_worker {
     struct pg_limit_port *lport;
     struct pg_redis *redis;     /* rate_limit_store redis: this worker's connection; else NULL */
     struct pg_metrics *metrics; /* this worker's counters; summed over workers when rendered */
-    struct pg_auth_rt *logins;  /* logins running on this loop (auth.c) */
+    struct pg_dlist logins;     /* logins running on this loop (auth.c: pg_auth_rt.wlink) */
     bool tls;                   /* listener speaks TLS (X-Forwarded-Proto) */
     bool draining;
     uint64_t nconns;         /* other threads read it (status): written with pg_worker_nconns_add */

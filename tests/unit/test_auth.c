@@ -332,13 +332,13 @@ static void failed_login_with_waiters(void **state)
         assert_string_equal(w[i].err.msg, "p rejected the gateway's credentials");
         assert_int_equal(w[i].again, PG_AUTH_FAILED); /* inside the backoff already */
     }
-    assert_null(machine.head);
+    assert_null(machine.waiters.head);
     memset(&err, 0, sizeof err);
     assert_int_equal(acquire(&x, &s, &gen, &err), PG_AUTH_FAILED);
     assert_int_equal(err.upstream_status, 403);
     assert_string_equal(err.upstream_code, "BAD_KEY");
     assert_int_equal(x.calls, 0);
-    assert_null(machine.head);
+    assert_null(machine.waiters.head);
     assert_int_equal(fk.starts, 1);
 }
 
@@ -354,7 +354,7 @@ static void start_fails(void **state)
     assert_int_equal(acquire(&w, &s, &gen, &err), PG_AUTH_FAILED);
     assert_int_equal(err.code, PG_E_UPSTREAM_AUTH_FAILED);
     assert_string_equal(err.msg, "p login could not be started");
-    assert_null(machine.head);
+    assert_null(machine.waiters.head);
     assert_false(machine.logging_in);
     assert_int_equal(machine.logins, 0);
     fk.start_rc = 0;

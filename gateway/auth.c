@@ -608,11 +608,9 @@ static int curl_login(struct pg_auth_rt *rt)
     rt->x.done = login_done;
     CURL *e = rt->easy;
     curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    pg_curl_defaults(e);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &rt->x);
     curl_easy_setopt(e, CURLOPT_URL, rt->url);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, &rt->hdrs[0]);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rt->lreq.body_len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, rt->lreq.body);
@@ -621,10 +619,7 @@ static int curl_login(struct pg_auth_rt *rt)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_login_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, rt);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
+    pg_curl_upstream(e, up);
     if (pg_curlev_add(w->curl, e))
         return -1;
     rt->curl_running = true;

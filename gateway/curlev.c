@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "conf.h"
 #include "util.h"
 
 struct pg_curlev {
@@ -168,4 +169,20 @@ void pg_curlev_remove(struct pg_curlev *c, CURL *e)
     struct pg_xfer *x = xfer_of(e);
     if (x)
         x->sock = CURL_SOCKET_BAD; /* the pool may close it, and its number be reused */
+}
+
+void pg_curl_defaults(CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+}
+
+void pg_curl_upstream(CURL *e, const struct pg_upstream *up)
+{
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
 }

@@ -23,6 +23,17 @@ struct pg_xfer {
 struct pg_curlev *pg_curlev_new(struct event_base *base);
 void pg_curlev_free(struct pg_curlev *c); /* accepts NULL; handles must be removed first */
 
+struct pg_upstream;
+
+/* What every easy handle of the gateway has, logins and forwarded requests alike: no signals,
+ * no proxy (which also spares curl the *_proxy environment lookups), http and https only,
+ * TCP_NODELAY. */
+void pg_curl_defaults(CURL *e);
+
+/* up's connect timeout and TLS settings on e: peer and host verification (tls.verify), the CA
+ * file (tls.ca_file; NULL: the system store). */
+void pg_curl_upstream(CURL *e, const struct pg_upstream *up);
+
 /* Start a transfer; e's CURLOPT_PRIVATE must point at a struct pg_xfer. 0 ok, -1 error. */
 int pg_curlev_add(struct pg_curlev *c, CURL *e);
 /* Stop a transfer (finished or not). Never call from inside a curl callback. */

@@ -32,7 +32,7 @@ int pg_fwd_curl_init(struct pg_fwd *f)
         return -1;
     f->x.done = curl_done;
     f->x.sock = CURL_SOCKET_BAD;
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    pg_curl_defaults(e);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &f->x);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, pg_fwdans_curl_header);
@@ -45,11 +45,7 @@ int pg_fwd_curl_init(struct pg_fwd *f)
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
     /* the path is normalised already; curl must not squash dot segments again */
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
-    /* no proxy: also spares curl reading the *_proxy environment on every transfer */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
     return 0;
 }
 
@@ -64,10 +60,7 @@ static int curl_start(struct pg_fwd *f, const char *body, size_t bn)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
     pg_fwdreq_curl_method(e, r, body, bn);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, bn ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-    curl_easy_setopt(e, CURLOPT_CAINFO, up->tls_ca_file);
+    pg_curl_upstream(e, up);
     return pg_curlev_add(r->w->curl, e);
 }
 

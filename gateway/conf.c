@@ -14,7 +14,6 @@
 #include "cstore.h"
 #include "cwalk.h"
 #include "util.h"
-#include "h1.h"
 
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than 4 MiB is a mistake */
 #define NAME_MAX_LEN 64          /* upstream and consumer names */
@@ -445,9 +444,6 @@ static int set_upstreams(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_
         if (!rc) {
             u->name_len = strlen(u->name);
             u->url_len = strlen(u->url);
-            if (pg_h1_url_addr(u->url, &u->h1_addr, &u->h1_addrlen, &u->authority_off,
-                               &u->authority_len))
-                u->h1_addrlen = 0;
             int j = pg_conf_upstream(c, u->name, u->name_len);
             if (j >= 0 && (size_t)j < i)
                 rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, it, "name"),

@@ -66,7 +66,8 @@ struct pg_upstream {
     char *url; /* no trailing '/' */
     size_t url_len;
     /* http://IP[:port] urls: the address the gateway's own client connects to, and the
-     * authority sent as Host (offsets into url); h1_addrlen 0: libcurl serves this upstream */
+     * authority sent as Host (offsets into url); h1_addrlen 0: libcurl serves this upstream.
+     * Set by pg_fwd_prepare when the snapshot is activated, not by the loader. */
     struct sockaddr_storage h1_addr;
     socklen_t h1_addrlen;
     size_t authority_off, authority_len;

@@ -222,6 +222,16 @@ static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err 
     acquire_and_go(f);
 }
 
+void pg_fwd_prepare(struct pg_conf *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct pg_upstream *u = &c->upstreams[i];
+        if (pg_h1_url_addr(u->url, &u->h1_addr, &u->h1_addrlen, &u->authority_off,
+                           &u->authority_len))
+            u->h1_addrlen = 0;
+    }
+}
+
 void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const char *query,
                   size_t query_len)
 {

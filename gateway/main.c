@@ -14,6 +14,7 @@
 
 #include "gateway/conf.h"
 #include "gateway/dispatch.h"
+#include "gateway/fwd.h"
 #include "gateway/hub.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
@@ -96,6 +97,7 @@ static void reload(struct app *a)
         pg_log(PG_LOG_ERR, "reload failed, keeping the running config: %s", err);
         return;
     }
+    pg_fwd_prepare(c);
     pg_server_restart_warnings(a->started, c);
     for (unsigned i = 0; i < a->n; i++)
         pg_server_post_reload(a->w[i].srv, c);
@@ -218,6 +220,7 @@ static int run(const char *file)
         fprintf(stderr, "panelgate: %s\n", err);
         return 1;
     }
+    pg_fwd_prepare(conf);
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     if (!(cv->features & CURL_VERSION_ASYNCHDNS)) {
         fprintf(stderr, "panelgate: libcurl lacks asynchronous DNS; refusing to block the loop\n");

@@ -28,6 +28,19 @@ enum pg_cstate {
     CS_LINGER,  /* answer flushed, write side shut; discarding input until EOF or timeout */
 };
 
+struct pg_conn;
+
+/* What a connection holds only while a request is on it (or its bytes are arriving): made at
+ * the first byte, freed once the connection is idle again, so an idle keep-alive connection
+ * costs its struct pg_conn and its two empty buffers only (nginx frees a connection's buffers
+ * while it idles too). */
+struct pg_creq {
+    struct pg_conn *c;
+    struct pg_creq *next_free; /* in the server's cache while no connection has it */
+    struct pg_reqparse ps;
+    struct pg_req req;
+};
+
 struct pg_conn {
     struct pg_dlink link; /* in the server's conns */
     struct pg_server *srv;
@@ -39,13 +52,14 @@ struct pg_conn {
     bool reading;     /* rev is added */
     bool reprocess;   /* rev was activated to parse buffered bytes, not to read */
     bool events;      /* rev, wev and timer are assigned */
+    bool in_rev;      /* on_rev is running: it, not await_request, frees an idle input buffer */
     /* dispatch's state (dispatch.c): the last Authorization value that matched, so keep-alive
      * requests skip the SHA-256; valid only for the config generation it was checked against */
     char akey[128];
     size_t akey_len;
     uint64_t akey_gen;
     const struct pg_consumer *akey_consumer;
-    struct pg_reqparse ps;
+    struct pg_creq *cr; /* NULL while idle */
     enum pg_cstate state;
     bool parked; /* answers wait unread: the next request is not parsed until they drain */
     /* the head was refused but no body follows: answered at the request's end, keep-alive */
@@ -58,7 +72,6 @@ struct pg_conn {
     SSL *ssl;                  /* listen.tls: the connection's TLS state; NULL for plain HTTP */
     bool tls_read_wants_write; /* a handshake step inside SSL_read waits for room to write */
     char peer[INET6_ADDRSTRLEN];
-    struct pg_req req;
 };
 
 /* The layer above the connections: it judges each head (the parser's callback, arg the

@@ -21,7 +21,7 @@
 
 static void set_rid(struct pg_conn *c)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     size_t n;
     const char *v = pg_req_header(r, "x-request-id", &n);
     if (v && pg_hdr_request_id_ok(v, n)) {
@@ -35,12 +35,12 @@ static void set_rid(struct pg_conn *c)
 /* The consumer whose key the request carries, or NULL. */
 static const struct pg_consumer *caller(struct pg_conn *c)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     size_t an;
     const char *az = pg_req_header(r, "authorization", &an);
     if (!az)
         return NULL;
-    if (c->akey_consumer && c->akey_gen == c->req.w->conf_gen && an == c->akey_len &&
+    if (c->akey_consumer && c->akey_gen == c->cr->req.w->conf_gen && an == c->akey_len &&
         CRYPTO_memcmp(az, c->akey, an) == 0)
         return c->akey_consumer;
     const struct pg_consumer *k = pg_keys_lookup(r->conf, az, an);
@@ -48,7 +48,7 @@ static const struct pg_consumer *caller(struct pg_conn *c)
     if (k && an <= sizeof c->akey) {
         memcpy(c->akey, az, an);
         c->akey_len = an;
-        c->akey_gen = c->req.w->conf_gen;
+        c->akey_gen = c->cr->req.w->conf_gen;
         c->akey_consumer = k;
     }
     return k;
@@ -58,7 +58,7 @@ static const struct pg_consumer *caller(struct pg_conn *c)
 static enum pg_err_code judge_endpoint(struct pg_conn *c, const char *path, size_t n,
                                        const char **msg)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     const struct pg_endpoint *ep = pg_endpoint_find(path, n);
     if (!ep) {
         *msg = "No such gateway endpoint.";
@@ -83,7 +83,7 @@ static enum pg_err_code judge_endpoint(struct pg_conn *c, const char *path, size
  * allow-list and reserved path. PG_E__COUNT when it may go on, else the refusal. */
 static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     if (!r->method_bit) {
         *msg = "This method is not proxied.";
         return PG_E_METHOD_NOT_ALLOWED;
@@ -97,7 +97,7 @@ static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
     size_t pn = q ? (size_t)(q - u) : un;
     size_t qn = q ? un - pn - 1 : 0;
     /* the normalised path goes after the headers, in the same buffer */
-    if (pg_reqparse_reserve(&c->ps, pn + 1, c->ps.max_header_bytes + PG_URL_MAX + 1))
+    if (pg_reqparse_reserve(&c->cr->ps, pn + 1, c->cr->ps.max_header_bytes + PG_URL_MAX + 1))
         return PG_E_INTERNAL;
     u = r->hbuf + r->url;
     char *norm = r->hbuf + r->hlen;
@@ -139,7 +139,7 @@ static enum pg_err_code judge_target(struct pg_conn *c, const char **msg)
 static int judge(struct pg_reqparse *ps, bool body_follows, void *arg)
 {
     struct pg_conn *c = arg;
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     r->start_ms = pg_now_ms();
     set_rid(c);
     r->conf = r->w->conf;
@@ -180,7 +180,7 @@ static void admitted(struct pg_req *r)
 /* A whole request was read and its head judged: answer it. */
 static void request(struct pg_conn *c)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     if (c->refused)
         pg_resp_fail(r, c->rcode, c->rmsg);
     else if (c->ep)

@@ -35,6 +35,7 @@
 /* At the open-file limit accepting pauses this long (nginx: accept_mutex_delay, 500 ms): open
  * connections go on, and accept() is not retried in a busy loop. */
 #define PG_ACCEPT_PAUSE_MS 500
+#define PG_CREQ_CACHE 64
 
 struct pg_server {
     struct pg_worker w;
@@ -46,8 +47,13 @@ struct pg_server {
     struct event accept_timer; /* re-enables the listener after the fd limit was hit */
     bool accept_paused;        /* logged once per episode, cleared by the next accept */
     bool accept_timer_set;
+    bool closing;     /* pg_server_free: request states are freed, not cached */
     char listen[128]; /* the address:port bound at start */
     SSL_CTX *tls;     /* listen.tls; NULL: plain HTTP. New connections take the current one. */
+    /* request states of connections gone idle, for the next busy ones (at most PG_CREQ_CACHE):
+     * a keep-alive request costs no allocation, an idle connection holds none */
+    struct pg_creq *creq_free;
+    size_t ncreq_free;
     /* what the main thread asks of this worker, through its inbox (hub.mu guards next_conf) */
     struct pg_post reload_post, drain_post;
     struct pg_conf *next_conf;
@@ -67,16 +73,16 @@ static struct pg_conn *conn_at(struct pg_dlink *n)
 
 static void req_reset(struct pg_conn *c)
 {
-    struct pg_req *r = &c->req;
+    struct pg_req *r = &c->cr->req;
     r->method = NULL;
     r->method_bit = 0;
     r->head = false;
     r->http_minor = 1;
     r->keep_alive = false;
-    c->ps.max_header_bytes = r->w->conf->max_header_bytes;
-    c->ps.max_body_bytes = r->w->conf->max_body_bytes;
-    pg_reqparse_shrink(&c->ps);
-    pg_reqparse_reset(&c->ps, r);
+    c->cr->ps.max_header_bytes = r->w->conf->max_header_bytes;
+    c->cr->ps.max_body_bytes = r->w->conf->max_body_bytes;
+    pg_reqparse_shrink(&c->cr->ps);
+    pg_reqparse_reset(&c->cr->ps, r);
     r->rid[0] = '\0';
     r->start_ms = 0;
     r->consumer = NULL;
@@ -95,17 +101,87 @@ static void req_reset(struct pg_conn *c)
 
 static struct pg_conn *conn_of(struct pg_req *r)
 {
-    return PG_CONTAINER_OF(r, struct pg_conn, req);
+    return PG_CONTAINER_OF(r, struct pg_creq, req)->c;
 }
 
 /* New bytes in c->out: write them before the loop sleeps, once however many were added. */
-static void kick(struct pg_req *r)
+static void conn_kick(struct pg_conn *c)
 {
-    struct pg_conn *c = conn_of(r);
     if (!c->kicked) {
         c->kicked = true;
         event_active(&c->wev, EV_WRITE, 1);
     }
+}
+
+static void kick(struct pg_req *r)
+{
+    conn_kick(conn_of(r));
+}
+
+static void req_done(struct pg_req *r, bool ok);
+
+/* Bytes read and not yet parsed; the input buffer exists only while some may arrive soon. */
+static size_t in_len(const struct pg_conn *c)
+{
+    return c->in ? evbuffer_get_length(c->in) : 0;
+}
+
+static void creq_free(struct pg_creq *cr)
+{
+    evbuffer_free(cr->req.body);
+    free(cr->req.hbuf);
+    free(cr);
+}
+
+/* The request state, made (or taken from the cache) at a request's first byte. 0, or -1 out of
+ * memory. */
+static int creq_get(struct pg_conn *c)
+{
+    struct pg_server *s = c->srv;
+    if (c->cr)
+        return 0;
+    struct pg_creq *cr = s->creq_free;
+    if (cr) {
+        s->creq_free = cr->next_free;
+        s->ncreq_free--;
+    } else if (!(cr = calloc(1, sizeof *cr)) || !(cr->req.body = evbuffer_new())) {
+        free(cr);
+        return -1;
+    }
+    cr->c = c;
+    cr->req.w = &c->srv->w;
+    cr->req.out = c->out;
+    cr->req.peer = c->peer;
+    cr->req.done = req_done;
+    cr->req.kick = kick;
+    cr->ps.on_head = c->srv->up->head;
+    cr->ps.arg = c;
+    c->cr = cr;
+    req_reset(c);
+    return 0;
+}
+
+/* Idle again: the request state goes (no request may be running on it). */
+static void creq_put(struct pg_conn *c)
+{
+    struct pg_creq *cr = c->cr;
+    struct pg_server *s = c->srv;
+    if (!cr)
+        return;
+    c->cr = NULL;
+    if (cr->req.conf) {
+        pg_conf_unref(cr->req.conf);
+        cr->req.conf = NULL;
+    }
+    evbuffer_drain(cr->req.body, evbuffer_get_length(cr->req.body));
+    if (s->ncreq_free < PG_CREQ_CACHE && !s->closing) {
+        pg_reqparse_shrink(&cr->ps); /* a large header arena is not kept */
+        cr->next_free = s->creq_free;
+        s->creq_free = cr;
+        s->ncreq_free++;
+        return;
+    }
+    creq_free(cr);
 }
 
 /* Read the socket or not. -1 when the event could not be added. */
@@ -132,18 +208,26 @@ static void start_close(struct pg_conn *c)
 {
     c->state = CS_CLOSING;
     event_del(&c->timer);
-    kick(&c->req); /* the write callback moves on to lingering once out is empty */
+    conn_kick(c); /* the write callback moves on to lingering once out is empty */
 }
 
-/* Wait for the next request: its bytes may already be buffered (pipelined). */
+/* Wait for the next request: its bytes may already be buffered (pipelined); none: idle. */
 static void await_request(struct pg_conn *c)
 {
     if (pg_event_add_ms(&c->timer, c->srv->w.conf->client_timeout_ms) || want_read(c, true)) {
         start_close(c);
         return;
     }
-    if (evbuffer_get_length(c->in))
+    if (in_len(c)) {
         reprocess(c);
+    } else if (c->cr && !c->cr->ps.got_bytes) {
+        /* idle: what the next request needs comes back with its first byte (on_rev) */
+        creq_put(c);
+        if (c->in && !c->in_rev) { /* on_rev still reads it: it lets it go itself */
+            evbuffer_free(c->in);
+            c->in = NULL;
+        }
+    }
 }
 
 static void req_done(struct pg_req *r, bool ok)
@@ -173,7 +257,11 @@ static void req_done(struct pg_req *r, bool ok)
 /* Answer a request the server refuses before dispatch; the connection closes after it. */
 static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
 {
-    struct pg_req *r = &c->req;
+    if (creq_get(c)) {
+        conn_free(c);
+        return;
+    }
+    struct pg_req *r = &c->cr->req;
     event_del(&c->timer);
     c->state = CS_BUSY;
     r->keep_alive = false;
@@ -188,12 +276,18 @@ static void conn_fail(struct pg_conn *c, enum pg_err_code code, const char *msg)
 static void conn_process(struct pg_conn *c)
 {
     struct evbuffer *in = c->in;
+    if (!in)
+        return;
+    if (evbuffer_get_length(in) > 0 && creq_get(c)) {
+        conn_free(c);
+        return;
+    }
     while (c->state == CS_READ && !c->parked && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         size_t used;
-        enum pg_reqparse_rc rc = pg_reqparse_feed(&c->ps, v.iov_base, v.iov_len, &used);
+        enum pg_reqparse_rc rc = pg_reqparse_feed(&c->cr->ps, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
         if (rc == PG_RP_COMPLETE) {
             event_del(&c->timer);
@@ -203,7 +297,7 @@ static void conn_process(struct pg_conn *c)
         }
         if (rc == PG_RP_ERROR) {
             const char *msg;
-            enum pg_err_code code = pg_reqparse_error(&c->ps, &msg);
+            enum pg_err_code code = pg_reqparse_error(&c->cr->ps, &msg);
             conn_fail(c, code, msg);
             return;
         }
@@ -250,7 +344,7 @@ static int read_tls(struct pg_conn *c)
 out:
     /* an answer written before the handshake was done (e.g. a 503) can go now */
     if (evbuffer_get_length(c->out) && SSL_is_init_finished(c->ssl))
-        kick(&c->req);
+        conn_kick(c);
     return got;
 }
 
@@ -287,6 +381,11 @@ static void on_rev(evutil_socket_t fd, short what, void *arg)
     struct pg_conn *c = arg;
     (void)fd;
     (void)what;
+    if (!c->in && !(c->in = evbuffer_new())) {
+        conn_free(c);
+        return;
+    }
+    c->in_rev = true;
     if (!c->reprocess && read_some(c) < 0) {
         conn_free(c); /* EOF or error: the caller is gone; an answer in progress is dropped */
         return;
@@ -307,6 +406,11 @@ static void on_rev(evutil_socket_t fd, short what, void *arg)
      * to a bound; reading resumes when the connection awaits its next request */
     if ((c->state == CS_BUSY || c->parked) && evbuffer_get_length(c->in) > PG_IN_HIGH)
         want_read(c, false);
+    c->in_rev = false;
+    if (c->state == CS_READ && !c->cr && evbuffer_get_length(c->in) == 0) {
+        evbuffer_free(c->in); /* idle: see await_request */
+        c->in = NULL;
+    }
 }
 
 /* Write what c->out holds, as far as the socket takes it. 0 written or waiting for room; 1
@@ -348,7 +452,8 @@ static void linger(struct pg_conn *c)
     if (c->ssl && SSL_is_init_finished(c->ssl))
         SSL_shutdown(c->ssl); /* close_notify; the peer's is not waited for */
     shutdown(c->fd, SHUT_WR);
-    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    if (c->in)
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
     if (want_read(c, true) || pg_event_add_ms(&c->timer, PG_LINGER_MS))
         conn_free(c);
 }
@@ -394,8 +499,8 @@ static void on_wev(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    if (c->state == CS_BUSY && c->req.on_writable && left < PG_OUT_LOW) {
-        c->req.on_writable(&c->req);
+    if (c->state == CS_BUSY && c->cr->req.on_writable && left < PG_OUT_LOW) {
+        c->cr->req.on_writable(&c->cr->req);
     } else if (c->state == CS_CLOSING && left == 0) {
         linger(c);
     } else if (c->parked && left < PG_OUT_LOW) {
@@ -409,7 +514,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct pg_conn *c = arg;
     (void)fd;
     (void)what;
-    if (c->state == CS_READ && c->ps.got_bytes) {
+    if (c->state == CS_READ && c->cr && c->cr->ps.got_bytes) {
         conn_fail(c, PG_E_REQUEST_TIMEOUT, NULL);
         return;
     }
@@ -419,14 +524,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_free(struct pg_conn *c)
 {
     struct pg_server *s = c->srv;
-    struct pg_req *r = &c->req;
-    if (c->state == CS_BUSY) {
+    if (c->state == CS_BUSY && c->cr) {
+        struct pg_req *r = &c->cr->req;
         if (r->on_abort)
             r->on_abort(r);
         pg_worker_record(&c->srv->w, r, 499); /* nginx's code for "the caller closed first" */
     }
-    if (r->conf)
-        pg_conf_unref(r->conf);
+    creq_put(c);
     if (c->events) {
         event_del(&c->timer);
         event_del(&c->rev);
@@ -440,10 +544,7 @@ static void conn_free(struct pg_conn *c)
         evbuffer_free(c->in);
     if (c->out)
         evbuffer_free(c->out);
-    if (r->body)
-        evbuffer_free(r->body);
     OPENSSL_cleanse(c->akey, sizeof c->akey);
-    free(r->hbuf);
     pg_dlist_remove(&s->conns, &c->link);
     pg_worker_nconns_add(&s->w, -1);
     free(c);
@@ -473,10 +574,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pg_dlist_push_head(&s->conns, &c->link);
     pg_worker_nconns_add(&s->w, 1);
 
-    c->req.body = evbuffer_new();
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
-    if (!c->req.body || !c->in || !c->out) {
+    c->out = evbuffer_new(); /* the input buffer comes with the first readable event */
+    if (!c->out) {
         conn_free(c);
         return;
     }
@@ -502,15 +601,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
     else
         memcpy(c->peer, "unknown", 8);
-    c->req.w = &s->w;
-    c->req.out = c->out;
-    c->req.peer = c->peer;
-    c->req.done = req_done;
-    c->req.kick = kick;
-    c->ps.on_head = s->up->head;
-    c->ps.arg = c;
-    req_reset(c);
-    c->state = CS_READ;
+    c->state = CS_READ; /* idle: the request state comes with the first byte */
     if (want_read(c, true)) {
         conn_free(c);
         return;
@@ -776,7 +867,7 @@ void pg_server_drain(struct pg_server *s)
     struct pg_conn *c = conn_at(s->conns.head);
     while (c) {
         struct pg_conn *next = conn_at(c->link.next);
-        if (c->state == CS_READ && !c->ps.got_bytes && evbuffer_get_length(c->in) == 0)
+        if (c->state == CS_READ && (!c->cr || !c->cr->ps.got_bytes) && in_len(c) == 0)
             conn_free(c); /* idle keep-alive: nothing in flight */
         c = next;
     }
@@ -797,8 +888,14 @@ void pg_server_free(struct pg_server *s)
 {
     if (!s)
         return;
+    s->closing = true;
     while (s->conns.head)
         conn_free(conn_at(s->conns.head));
+    while (s->creq_free) {
+        struct pg_creq *cr = s->creq_free;
+        s->creq_free = cr->next_free;
+        creq_free(cr);
+    }
     if (s->drain_timer_set)
         event_del(&s->drain_timer);
     if (s->accept_timer_set)

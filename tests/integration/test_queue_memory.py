@@ -1,5 +1,5 @@
-"""10,000 requests queued for tokens cost little memory, and a caller that leaves the queue frees
-its slot at once (SPEC section 4, queue mode)."""
+"""10,000 idle connections and 10,000 requests queued for tokens cost little memory, and a caller
+that leaves the queue frees its slot at once (SPEC section 4, queue mode; issue 13)."""
 
 import resource
 import socket
@@ -55,6 +55,7 @@ class QueueMemory(unittest.TestCase):
         socks = []
         try:
             self.assertEqual(env.get("/held/first").status, 200)  # the one token
+            base = env.rss_kib()
             req = pgtest.build("GET", "/held/x", auth(KEY_ALICE))
             for _ in range(N):
                 s = socket.create_connection(("127.0.0.1", env.port), timeout=30)
@@ -67,12 +68,17 @@ class QueueMemory(unittest.TestCase):
             self.assertTrue(wait_for(lambda: [u for u in status(env)["upstreams"]
                                               if u["name"] == "held"][0]["queued"] == N))
             queued = env.rss_kib()
-            extra_kib = queued - idle
-            print("RSS: %d KiB with %d idle connections, %d KiB with %d queued requests: "
-                  "%d KiB extra (%.0f bytes per queued request)"
-                  % (idle, N, queued, N, extra_kib, extra_kib * 1024.0 / N))
+            idle_b = (idle - base) * 1024.0 / N
+            queued_b = (queued - base) * 1024.0 / N
+            print("RSS: %d KiB before, %d KiB with %d idle connections (%.0f bytes each), %d KiB "
+                  "with %d queued requests (%.0f bytes per connection and its queued request)"
+                  % (base, idle, N, idle_b, queued, N, queued_b))
             if not pgtest.SANITIZED:
-                self.assertLess(extra_kib, 10 * 1024)
+                # an idle keep-alive connection holds no request state (issue 13: <= 1 KiB;
+                # the kernel's socket memory is not in RSS); a queued request holds its parsed
+                # head and no thread, timer or upstream state
+                self.assertLess(idle_b, 1.5 * 1024)
+                self.assertLess(queued_b, 5 * 1024)
             self.assertEqual(env.fake_stats()["hits"], 1)  # none got through
             # one caller leaves: its slot is freed at once and it took no token
             socks.pop().close()

@@ -5,6 +5,17 @@
 #   MODE=plain      nginx-plain (proxy_pass + fixed Authorization) vs a panelgate `static` upstream
 #   MODE=konglike   nginx-konglike (OpenResty: key check, token bucket, HMAC signing) vs a
 #                   panelgate `panelica_hmac` upstream with a rate limit that never triggers
+#   MODE=tls-upstream   the upstream over https (tls-upstream.conf, 1 worker): nginx-tls-plain
+#                   (proxy_pass https://localhost:UP, keep-alive, certificate and host name
+#                   verified against up.crt) vs a panelgate `static` upstream
+#                   url: https://localhost:UP, tls: {ca_file: up.crt}, the same header
+#   MODE=tls-front  callers' TLS: nginx-tls-front (ssl listener, front.crt) vs panelgate's
+#                   listen.tls (front.crt/front.key), both in front of the plain upstream with the
+#                   plain mode's static route; wrk and the probes use https://127.0.0.1:PORT/...
+#   The certificates are made here with openssl, self-signed RSA-2048, in the temp dir:
+#   up.crt/up.key for CN and SAN DNS:localhost; front.crt/front.key for CN localhost and SAN
+#   DNS:localhost, IP:127.0.0.1. Each is its own trust anchor (ca_file, curl --cacert); wrk does
+#   not verify certificates.
 #
 # Environment (defaults in brackets):
 #   DUR [10] seconds per run   ROUNDS [3]   CONNS [50]   THREADS [1]   WARMUP [2] seconds, 0 = none
@@ -21,11 +32,16 @@
 #                              so "panelgate / baseline" is the cost of redis
 #   UP_PORT NGINX_PORT PG_PORT fixed ports; default: free ports picked at start
 # Results (table, wrk outputs, configs, logs) stay in a temp dir whose path is printed at the end.
+# See also idle.sh (memory per idle keep-alive connection) and soak.sh (RSS growth over 1M
+# requests); the shell pieces they share are in lib.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
 BENCH="$ROOT/tests/bench"
+PGB_NAME=bench
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$BENCH/lib.sh"
 
 MODE=${MODE:-plain}
 DUR=${DUR:-10}
@@ -37,40 +53,39 @@ PEERS=${PEERS:-nginx panelgate}
 PG_WORKERS=${PG_WORKERS:-1}
 PANELGATE=${PANELGATE:-}
 STORE=${STORE:-local}
-case $STORE in local | redis) ;; *) echo "bench: STORE must be local or redis" >&2 && exit 1 ;; esac
+case $STORE in local | redis) ;; *) die "STORE must be local or redis" ;; esac
 
-die()
-{
-    echo "bench: $*" >&2
-    exit 1
-}
-
-# Show the end of a log, then die.
-die_log()
-{
-    local log=$1
-    shift
-    echo "bench: $*" >&2
-    if [ -s "$log" ]; then
-        echo "---- last lines of $log ----" >&2
-        tail -n 30 "$log" >&2
-    fi
-    exit 1
-}
-
+# UP_CONF: the upstream's nginx file; KIND: panelgate's upstream (lib.sh pgb_panelgate_conf);
+# UP_SCHEME: how the upstream is reached; FRONT: http or https for the callers (wrk, probes)
+UP_CONF=upstream.conf
+UP_SCHEME=http
+FRONT=http
+EXTRA_PKGS=()
 case $MODE in
 plain)
     NGINX_CONF=nginx-plain.conf
-    UPNAME=navirec
-    EXTRA_PKGS=()
+    KIND=static
     ;;
 konglike)
     NGINX_CONF=nginx-konglike.conf
-    UPNAME=panelica
+    KIND=hmac
     EXTRA_PKGS=(libnginx-mod-http-lua libnginx-mod-http-set-misc)
     ;;
-*) die "MODE must be plain or konglike, not '$MODE'" ;;
+tls-upstream)
+    NGINX_CONF=nginx-tls-plain.conf
+    UP_CONF="tls-upstream.conf"
+    UP_SCHEME=https
+    KIND=static-tls
+    ;;
+tls-front)
+    NGINX_CONF=nginx-tls-front.conf
+    FRONT=https
+    KIND=static
+    ;;
+*) die "MODE must be plain, konglike, tls-upstream or tls-front, not '$MODE'" ;;
 esac
+UPNAME=$(pgb_upname "$KIND")
+NGINX_PEER=${NGINX_CONF%.conf}
 for p in $PEERS; do
     case $p in
     upstream | nginx | panelgate | baseline) ;;
@@ -96,53 +111,22 @@ fi
 if [ "$STORE" = redis ]; then
     command -v redis-server >/dev/null 2>&1 || die "redis-server not found (deploy/deps.sh)"
 fi
-for c in nginx wrk curl python3 sha256sum; do
-    command -v "$c" >/dev/null 2>&1 || die "$c not found"
-done
+pgb_tools nginx wrk curl python3 sha256sum openssl
 
-if want panelgate && [ -z "$PANELGATE" ]; then
-    echo "==> build (build-bench/, Release)"
-    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DPG_TESTS=OFF >/dev/null
-    cmake --build build-bench -j"$(nproc 2>/dev/null || echo 2)" --target panelgate
-    PANELGATE="$ROOT/build-bench/panelgate"
+if want panelgate; then
+    pgb_build
 fi
 if [ "$STORE" = redis ] && [ -z "${PANELGATE_B:-}" ]; then
     PANELGATE_B=$PANELGATE
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgbench.XXXXXX")
-# nginx workers drop to `nobody` when started as root; they must reach their temp dirs here
-chmod 755 "$WORK"
+pgb_work pgbench
 RESULTS="$WORK/results.txt"
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 
-PIDS=()
-WRK_PID=
-# shellcheck disable=SC2317  # invoked from the trap
-cleanup()
-{
-    local rc=$? p
-    trap - EXIT INT TERM
-    for p in $WRK_PID "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in $WRK_PID "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo; echo "bench: interrupted; results so far in $WORK" >&2; exit 130' INT TERM
-
 # ---- ports ------------------------------------------------------------------------------------
-read -r P1 P2 P3 P4 P5 < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(5)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in ss))
-')
+read -r P1 P2 P3 P4 P5 < <(pgb_ports 5)
 UP_PORT=${UP_PORT:-$P1}
 NGINX_PORT=${NGINX_PORT:-$P2}
 PG_PORT=${PG_PORT:-$P3}
@@ -150,70 +134,24 @@ PG_B_PORT=${PG_B_PORT:-$P4}
 REDIS_PORT=${REDIS_PORT:-$P5}
 
 # ---- caller key -------------------------------------------------------------------------------
-# `panelgate keygen --name N` prints the key (pgk_...) first and a config line with
-# key: "sha256:<hex>". The hash is computed here and cross-checked against that line.
-KEY=
 if want panelgate; then
-    KEYGEN_OUT=$("$PANELGATE" keygen --name bench 2>&1) || die "panelgate keygen failed: $KEYGEN_OUT"
-    KEY=$(grep -oE 'pgk_[A-Za-z0-9_]+' <<<"$KEYGEN_OUT" | head -n 1 || true)
-    [ -n "$KEY" ] || die "no pgk_ key in the output of panelgate keygen: $KEYGEN_OUT"
+    pgb_key "$PANELGATE"
+else
+    pgb_key
 fi
-if [ -z "$KEY" ]; then
-    KEY="pgk_bench_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
-fi
-HASH=$(printf '%s' "$KEY" | sha256sum | cut -d ' ' -f 1)
-if want panelgate; then
-    KG_HASH=$(grep -oiE 'sha256:[0-9a-f]{64}' <<<"$KEYGEN_OUT" | head -n 1 | cut -d : -f 2 || true)
-    if [ -n "$KG_HASH" ] && [ "${KG_HASH,,}" != "$HASH" ]; then
-        die "panelgate keygen's sha256 ($KG_HASH) is not sha256 of its key ($HASH)"
-    fi
-fi
+
+# ---- certificates -----------------------------------------------------------------------------
+case $MODE in
+tls-upstream) pgb_cert up DNS:localhost ;;
+tls-front) pgb_cert front DNS:localhost,IP:127.0.0.1 ;;
+esac
 
 # ---- configs ----------------------------------------------------------------------------------
-# The nginx files are the shared peers, unchanged; placeholders are filled here, and temp paths
-# are added so no instance touches /var/lib/nginx (Debian's compiled-in default).
-render_nginx()
-{
-    local src=$1 name=$2 port=$3 tmp="$WORK/tmp-$2"
-    mkdir -p "$tmp"
-    sed -e "s|@DIR@|$WORK|g" -e "s|@UP@|$UP_PORT|g" -e "s|@PORT@|$port|g" -e "s|@KEY@|$KEY|g" \
-        -e "s|@WORKERS@|$PG_WORKERS|g" \
-        -e "s|^http {\$|http {\\n  client_body_temp_path $tmp/body; proxy_temp_path $tmp/proxy;\\n  fastcgi_temp_path $tmp/fastcgi; uwsgi_temp_path $tmp/uwsgi; scgi_temp_path $tmp/scgi;|" \
-        "$BENCH/nginx/$src" >"$WORK/$name.conf"
-    grep -q "client_body_temp_path" "$WORK/$name.conf" || die "$src: no 'http {' line to extend"
-    if grep -q '@[A-Z]*@' "$WORK/$name.conf"; then
-        die "$src: unreplaced placeholder"
-    fi
-}
-render_nginx upstream.conf upstream "$UP_PORT"
+render_nginx "$UP_CONF" upstream "$UP_PORT"
 render_nginx "$NGINX_CONF" nginx "$NGINX_PORT"
-
-cat >"$WORK/panelgate.yaml" <<EOF
-# generated by tests/bench/bench.sh (MODE=$MODE)
-listen: {address: 127.0.0.1, port: $PG_PORT}
-workers: $PG_WORKERS
-access_log: off
-consumers:
-  - {name: bench, key: "sha256:$HASH", allow: [$UPNAME]}
-upstreams:
-EOF
-case $MODE in
-plain)
-    cat >>"$WORK/panelgate.yaml" <<EOF
-  - name: navirec
-    url: http://127.0.0.1:$UP_PORT
-    auth: {type: static, headers: {Authorization: "Token navirec-static-token"}}
-EOF
-    ;;
-konglike)
-    cat >>"$WORK/panelgate.yaml" <<EOF
-  - name: panelica
-    url: http://127.0.0.1:$UP_PORT
-    auth: {type: panelica_hmac, api_key: pk_live_bench, api_secret: sk_live_bench_secret}
-    rate_limit: {rate: 1000000/s}
-EOF
-    ;;
-esac
+LISTEN_TLS=
+if [ "$FRONT" = https ]; then LISTEN_TLS=tls; fi
+pgb_panelgate_conf "$WORK/panelgate.yaml" "$KIND" "$PG_PORT" "$LISTEN_TLS"
 
 if [ "$STORE" = redis ]; then
     cat >>"$WORK/panelgate.yaml" <<EOF
@@ -222,32 +160,6 @@ EOF
 fi
 
 # ---- processes --------------------------------------------------------------------------------
-# Wait until URL answers with any HTTP status (10 s max) while PID is alive.
-wait_http()
-{
-    local url=$1 pid=$2 log=$3 code
-    for _ in $(seq 100); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-        if [ -n "$code" ] && [ "$code" != 000 ]; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || die_log "$log" "$url: the process exited"
-        sleep 0.1
-    done
-    die_log "$log" "$url: no answer after 10 s"
-}
-
-# A non-system nginx: our config, prefix and error log (-e: the log used before the config is
-# read); foreground so that the pid is ours to stop.
-start_nginx()
-{
-    local name=$1 port=$2
-    nginx -p "$WORK/" -e "$WORK/$name.startup.err" -c "$WORK/$name.conf" -g 'daemon off;' \
-        >"$WORK/$name.out" 2>&1 &
-    PIDS+=($!)
-    wait_http "http://127.0.0.1:$port/" $! "$WORK/$name.startup.err"
-}
-
 if [ "$STORE" = redis ]; then
     echo "==> redis-server on 127.0.0.1:$REDIS_PORT"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
@@ -258,45 +170,59 @@ if [ "$STORE" = redis ]; then
         sleep 0.1
     done
 fi
-echo "==> upstream nginx on 127.0.0.1:$UP_PORT"
-start_nginx upstream "$UP_PORT"
+echo "==> upstream nginx ($UP_CONF) on 127.0.0.1:$UP_PORT"
+start_nginx upstream "$UP_PORT" "$UP_SCHEME"
+if [ "$UP_SCHEME" = https ]; then
+    # the certificate must verify for the host name the peers use, or both probes fail below
+    code=$(curl -s -o "$WORK/probe-up-tls.body" -w '%{http_code}' --max-time 5 \
+        --cacert "$WORK/up.crt" --resolve "localhost:$UP_PORT:127.0.0.1" \
+        "https://localhost:$UP_PORT/" 2>"$WORK/probe-up-tls.err" || true)
+    [ "$code" = 200 ] || die_log "$WORK/probe-up-tls.err" \
+        "https://localhost:$UP_PORT/ does not verify against up.crt (answer $code)"
+fi
 if want nginx; then
     echo "==> $NGINX_CONF on 127.0.0.1:$NGINX_PORT"
-    start_nginx nginx "$NGINX_PORT"
+    start_nginx nginx "$NGINX_PORT" "$FRONT"
 fi
 if want panelgate; then
     echo "==> panelgate on 127.0.0.1:$PG_PORT ($PANELGATE)"
-    "$PANELGATE" --check -c "$WORK/panelgate.yaml" >"$WORK/panelgate.check" 2>&1 ||
-        die_log "$WORK/panelgate.check" "panelgate --check rejected $WORK/panelgate.yaml"
-    "$PANELGATE" -c "$WORK/panelgate.yaml" >"$WORK/panelgate.log" 2>&1 &
-    PIDS+=($!)
-    wait_http "http://127.0.0.1:$PG_PORT/_gateway/health" $! "$WORK/panelgate.log"
+    start_panelgate "$PANELGATE" panelgate "$WORK/panelgate.yaml" "$PG_PORT" "$FRONT"
 fi
 if want baseline; then
     echo "==> baseline panelgate on 127.0.0.1:$PG_B_PORT ($PANELGATE_B)"
     # the same config on its own port, with the local store (STORE=redis measures redis)
-    sed -e "s/port: $PG_PORT}/port: $PG_B_PORT}/" -e '/^rate_limit_store:/d' \
+    sed -e "s/port: $PG_PORT\([,}]\)/port: $PG_B_PORT\1/" -e '/^rate_limit_store:/d' \
         "$WORK/panelgate.yaml" >"$WORK/baseline.yaml"
-    "$PANELGATE_B" -c "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 &
-    PIDS+=($!)
-    wait_http "http://127.0.0.1:$PG_B_PORT/_gateway/health" $! "$WORK/baseline.log"
+    start_panelgate "$PANELGATE_B" baseline "$WORK/baseline.yaml" "$PG_B_PORT" "$FRONT"
 fi
 
 url_of()
 {
     case $1 in
-    upstream) echo "http://127.0.0.1:$UP_PORT/anything" ;;
-    nginx) echo "http://127.0.0.1:$NGINX_PORT/anything" ;;
-    panelgate) echo "http://127.0.0.1:$PG_PORT/$UPNAME/anything" ;;
-    baseline) echo "http://127.0.0.1:$PG_B_PORT/$UPNAME/anything" ;;
+    upstream) echo "$UP_SCHEME://127.0.0.1:$UP_PORT/anything" ;;
+    nginx) echo "$FRONT://127.0.0.1:$NGINX_PORT/anything" ;;
+    panelgate) echo "$FRONT://127.0.0.1:$PG_PORT/$UPNAME/anything" ;;
+    baseline) echo "$FRONT://127.0.0.1:$PG_B_PORT/$UPNAME/anything" ;;
     esac
 }
 
-# One request through each peer must be a 200 before anything is measured.
+# One request through each peer must be a 200 before anything is measured; https certificates
+# are verified (up.crt names localhost only, front.crt 127.0.0.1 too).
 for p in $PEERS; do
-    code=$(curl -s -o "$WORK/probe-$p.body" -w '%{http_code}' --max-time 5 \
-        -H "Authorization: Bearer $KEY" "$(url_of "$p")" || true)
-    [ "$code" = 200 ] || die_log "$WORK/probe-$p.body" "$p: probe answered $code, not 200"
+    url=$(url_of "$p")
+    tls=()
+    if [ "$p" = upstream ] && [ "$UP_SCHEME" = https ]; then
+        url="https://localhost:$UP_PORT/anything"
+        tls=(--cacert "$WORK/up.crt" --resolve "localhost:$UP_PORT:127.0.0.1")
+    elif [ "$p" != upstream ] && [ "$FRONT" = https ]; then
+        tls=(--cacert "$WORK/front.crt")
+    fi
+    code=$(curl -s -S -o "$WORK/probe-$p.body" -w '%{http_code}' --max-time 5 "${tls[@]}" \
+        -H "Authorization: Bearer $KEY" "$url" 2>"$WORK/probe-$p.err" || true)
+    if [ "$code" != 200 ]; then
+        cat "$WORK/probe-$p.err" >>"$WORK/probe-$p.body" 2>/dev/null || true
+        die_log "$WORK/probe-$p.body" "$p: probe answered $code, not 200"
+    fi
 done
 if want nginx && want panelgate && ! cmp -s "$WORK/probe-nginx.body" "$WORK/probe-panelgate.body"; then
     echo "bench: warning: nginx and panelgate bodies differ (see $WORK/probe-*.body)" >&2
@@ -306,34 +232,13 @@ fi
 # run_wrk PEER ROUND SECONDS: one wrk run; appends a row to $ROWS unless ROUND is "warmup".
 run_wrk()
 {
-    local peer=$1 round=$2 secs=$3 out="$WORK/wrk-$1-$2.txt" line non2xx kv
-    local rps="" p50="" p99="" serr=0 sockerr=0
-    # in the background so that a TERM is handled now, not after the run (bash defers traps
-    # while a foreground command runs); the cleanup trap stops it
-    wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s -s "$BENCH/report.lua" \
-        -H "Authorization: Bearer $KEY" "$(url_of "$peer")" >"$out" 2>&1 &
-    WRK_PID=$!
-    wait "$WRK_PID" || die_log "$out" "wrk failed against $peer"
-    WRK_PID=
+    local peer=$1 round=$2 secs=$3
+    pgb_wrk "$WORK/wrk-$1-$2.txt" "$secs" "$(url_of "$peer")"
     [ "$round" = warmup ] && return 0
-    line=$(grep '^PGBENCH ' "$out" || true)
-    [ -n "$line" ] || die_log "$out" "no PGBENCH line in the wrk output (report.lua)"
-    for kv in $line; do
-        case $kv in
-        rps=*) rps=${kv#*=} ;;
-        p50_ms=*) p50=${kv#*=} ;;
-        p99_ms=*) p99=${kv#*=} ;;
-        status_errors=*) serr=${kv#*=} ;;
-        socket_errors=*) sockerr=${kv#*=} ;;
-        esac
-    done
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    non2xx=${non2xx:-0}
-    if [ "$serr" -gt "$non2xx" ]; then non2xx=$serr; fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$peer" "$rps" "$p50" "$p99" "$non2xx" \
-        "$sockerr" >>"$ROWS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$peer" "$W_RPS" "$W_P50" "$W_P99" "$W_NON2XX" \
+        "$W_SOCKERR" >>"$ROWS"
     printf '  round %s  %-9s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  non-2xx %s  socket errors %s\n' \
-        "$round" "$peer" "$rps" "$p50" "$p99" "$non2xx" "$sockerr"
+        "$round" "$peer" "$W_RPS" "$W_P50" "$W_P99" "$W_NON2XX" "$W_SOCKERR"
 }
 
 if [ "$WARMUP" != 0 ]; then
@@ -350,12 +255,6 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # ---- report -----------------------------------------------------------------------------------
-median()
-{
-    sort -g | awk '{ a[NR] = $1 }
-        END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2];
-              else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 col()
 {
     awk -F '\t' -v p="$1" -v c="$2" '$2 == p { print $c }' "$ROWS"
@@ -364,6 +263,7 @@ col()
 {
     echo "panelgate benchmark, MODE=$MODE, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "host: $(nproc) cores, $(uname -sr); $(nginx -v 2>&1); wrk -t$THREADS -c$CONNS -d${DUR}s"
+    echo "nginx peer: $NGINX_CONF; upstream: $UP_CONF ($UP_SCHEME); callers: $FRONT"
     if want panelgate; then
         echo "panelgate: $("$PANELGATE" --version 2>&1 | head -n 1), workers $PG_WORKERS"
     fi
@@ -383,10 +283,10 @@ col()
         pg=$(col panelgate 3 | median)
         echo
         awk -v pg="$pg" -v ng="$ng" -v p99pg="$(col panelgate 5 | median)" \
-            -v p99ng="$(col nginx 5 | median)" -v mode="$MODE" 'BEGIN {
-            printf "panelgate / nginx-%s median req/s: %.2f  (%.0f vs %.0f)\n", mode,
+            -v p99ng="$(col nginx 5 | median)" -v peer="$NGINX_PEER" 'BEGIN {
+            printf "panelgate / %s median req/s: %.2f  (%.0f vs %.0f)\n", peer,
                 (ng > 0 ? pg / ng : 0), pg, ng
-            printf "median p99: panelgate %.3f ms, nginx-%s %.3f ms\n", p99pg, mode, p99ng }'
+            printf "median p99: panelgate %.3f ms, %s %.3f ms\n", p99pg, peer, p99ng }'
     fi
     if want baseline && want panelgate; then
         awk -v pg="$(col panelgate 3 | median)" -v b="$(col baseline 3 | median)" 'BEGIN {

@@ -18,6 +18,7 @@
 #include "gateway/hub.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
+#include "gateway/tlsfront.h"
 #include "gateway/util.h"
 
 /* One worker thread: its loop and its server. */
@@ -285,7 +286,7 @@ static int check(const char *file)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (pg_server_check_tls(c, err, sizeof err)) {
+    if (pg_tls_front_check(c, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", file, err);
         pg_conf_unref(c);
         return 1;

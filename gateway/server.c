@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "req.h"
+#include "tlsfront.h"
 #include "conn.h"
 #include "reqparse.h"
 #include "util.h"
@@ -649,51 +650,6 @@ static int listen_hostport(const struct pg_conf *conf, char *out, size_t cap)
     return k < 0 || (size_t)k >= cap ? -1 : 0;
 }
 
-/* listen.tls: TLS 1.2 or later with the configured certificate chain and key. NULL with err
- * set when they cannot be used. */
-static SSL_CTX *tls_ctx_new(const struct pg_conf *conf, char *err, size_t cap)
-{
-    const char *what = "out of memory";
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx)
-        goto fail;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* partial writes: the output evbuffer goes out a chunk at a time; released buffers: an
-     * idle keep-alive connection holds no TLS record buffers */
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
-    ERR_clear_error();
-    what = "listen.tls.cert: not a usable PEM certificate chain";
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1)
-        goto fail;
-    what = "listen.tls.key: not a usable PEM private key";
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-            what = "listen.tls: the key does not belong to the certificate";
-        goto fail;
-    }
-    what = "listen.tls: the key does not belong to the certificate";
-    if (SSL_CTX_check_private_key(ctx) != 1)
-        goto fail;
-    return ctx;
-fail:;
-    const char *why = ERR_reason_error_string(ERR_peek_last_error());
-    snprintf(err, cap, "%s (%s)", what, why ? why : "-");
-    ERR_clear_error();
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-int pg_server_check_tls(const struct pg_conf *conf, char *err, size_t cap)
-{
-    if (!conf->tls_cert)
-        return 0;
-    SSL_CTX *ctx = tls_ctx_new(conf, err, cap);
-    SSL_CTX_free(ctx);
-    return ctx ? 0 : -1;
-}
-
 /* workers > 1 share the port through SO_REUSEPORT, which would also let a second panelgate
  * (same user) bind it and silently take half the connections: a plain bind first proves the
  * port free. 0 ok, -1 with errno set. */
@@ -730,7 +686,7 @@ struct pg_server *pg_server_new(struct pg_hub *hub, unsigned id, struct event_ba
     s->reload_post.run = on_reload_post;
     s->drain_post.run = on_drain_post;
     s->up = up;
-    if (s->w.tls && !(s->tls = tls_ctx_new(conf, err, cap)))
+    if (s->w.tls && !(s->tls = pg_tls_front_ctx(conf, err, cap)))
         goto fail;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
@@ -797,7 +753,7 @@ void pg_server_reload(struct pg_server *s, struct pg_conf *conf)
         return;
     /* a renewed certificate: new connections get it, open ones keep theirs */
     char err[256];
-    SSL_CTX *ctx = tls_ctx_new(conf, err, sizeof err);
+    SSL_CTX *ctx = pg_tls_front_ctx(conf, err, sizeof err);
     if (!ctx) {
         if (say)
             pg_log(PG_LOG_ERR, "reload: %s; keeping the certificate in use", err);

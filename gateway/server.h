@@ -21,10 +21,6 @@ struct pg_server *pg_server_new(struct pg_hub *hub, unsigned id, struct event_ba
                                 struct pg_conf *conf, const struct pg_conn_up *up, char *err,
                                 size_t cap);
 
-/* Can conf's listen.tls certificate and key be served (what pg_server_new would load)? 0 yes or
- * no TLS; -1 with a message in err. For --check. */
-int pg_server_check_tls(const struct pg_conf *conf, char *err, size_t cap);
-
 /* Serve new requests with conf (takes a reference); in-flight requests keep their snapshot. On
  * the worker's thread. */
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf);

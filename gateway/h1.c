@@ -32,7 +32,7 @@ struct host {
     struct host *next;
     struct sockaddr_storage sa;
     socklen_t salen;
-    struct pg_h1_conn *idle, *oldest; /* most recently used first */
+    struct pg_dlist idle; /* pooled connections, most recently used first */
     size_t nidle;
 };
 
@@ -45,8 +45,8 @@ struct pg_h1 {
 struct pg_h1_conn {
     struct pg_h1 *h;
     struct host *host;
-    struct pg_h1_conn *prev, *next; /* in host->idle */
-    struct pg_h1_xfer *x;           /* NULL while pooled */
+    struct pg_dlink link; /* in host->idle while pooled */
+    struct pg_h1_xfer *x; /* NULL while pooled */
     int fd;
     bool connecting, reading, pooled;
     CURLcode err_code; /* a failure found inside pg_h1_start, reported on the next loop turn */
@@ -76,19 +76,16 @@ struct pg_h1 *pg_h1_new(struct event_base *base)
     return h;
 }
 
+static struct pg_h1_conn *idle_at(struct pg_dlink *n)
+{
+    return PG_CONTAINER_OF(n, struct pg_h1_conn, link);
+}
+
 static void idle_unlink(struct pg_h1_conn *c)
 {
     if (!c->pooled)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->host->idle = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        c->host->oldest = c->prev;
-    c->prev = c->next = NULL;
+    pg_dlist_remove(&c->host->idle, &c->link);
     c->pooled = false;
     c->host->nidle--;
 }
@@ -110,8 +107,8 @@ void pg_h1_free(struct pg_h1 *h)
     while (h->hosts) {
         struct host *o = h->hosts;
         h->hosts = o->next;
-        while (o->idle)
-            conn_close(o->idle);
+        while (o->idle.head)
+            conn_close(idle_at(o->idle.head));
         free(o);
     }
     free(h);
@@ -146,8 +143,8 @@ static bool conn_dead(const struct pg_h1_conn *c)
 static struct pg_h1_conn *pool_take(struct host *o, bool check)
 {
     uint64_t now = pg_now_ms();
-    while (o->idle) {
-        struct pg_h1_conn *c = o->idle;
+    while (o->idle.head) {
+        struct pg_h1_conn *c = idle_at(o->idle.head);
         idle_unlink(c);
         if (now - c->idle_since < H1_IDLE_MS && !(check && conn_dead(c)))
             return c;
@@ -167,17 +164,11 @@ static void pool_put(struct pg_h1_conn *c)
     uint64_t now = pg_now_ms();
     c->idle_since = now;
     c->pooled = true;
-    c->prev = NULL;
-    c->next = o->idle;
-    if (o->idle)
-        o->idle->prev = c;
-    else
-        o->oldest = c;
-    o->idle = c;
+    pg_dlist_push_head(&o->idle, &c->link);
     o->nidle++;
     /* after a burst, steady traffic reuses the newest few: the rest age out from the tail */
-    while (o->oldest && now - o->oldest->idle_since >= H1_IDLE_MS)
-        conn_close(o->oldest);
+    while (o->idle.tail && now - idle_at(o->idle.tail)->idle_since >= H1_IDLE_MS)
+        conn_close(idle_at(o->idle.tail));
 }
 
 /* ---- the answer ---- */

@@ -475,6 +475,7 @@ static void login_done(CURL *e, CURLcode res, void *priv)
     struct pg_err err;
     memset(&err, 0, sizeof err);
     pg_curlev_remove(rt->w->curl, e);
+    curl_easy_setopt(e, CURLOPT_SHARE, NULL); /* the snapshot may outlive this loop's share */
     rt->curl_running = false;
     OPENSSL_cleanse(rt->lreq.body, sizeof rt->lreq.body);
     long status = 0;
@@ -565,6 +566,7 @@ void pg_auth_worker_stop(struct pg_worker *w)
         fail_msg(rt->up->name, &err, "login stopped: the worker is shutting down");
         if (rt->curl_running)
             pg_curlev_remove(w->curl, rt->easy);
+        curl_easy_setopt(rt->easy, CURLOPT_SHARE, NULL);
         rt->curl_running = false;
         pg_redis_cancel(rt->rop);
         rt->rop = NULL;
@@ -619,6 +621,7 @@ static int curl_login(struct pg_auth_rt *rt)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_login_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, rt);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_SHARE, pg_curlev_share(w->curl)); /* detached at the end */
     pg_curl_upstream(e, up);
     if (pg_curlev_add(w->curl, e))
         return -1;

@@ -12,6 +12,7 @@
 struct pg_curlev {
     struct event_base *base;
     CURLM *multi;
+    CURLSH *share; /* TLS sessions and DNS answers of every transfer on this loop */
     struct event timer;
 };
 
@@ -131,7 +132,13 @@ struct pg_curlev *pg_curlev_new(struct event_base *base)
         return NULL;
     c->base = base;
     c->multi = curl_multi_init();
-    if (!c->multi || evtimer_assign(&c->timer, base, on_timeout, c)) {
+    c->share = curl_share_init();
+    /* one loop, one thread: the share needs no lock callbacks. A new connection to a panel
+     * resumes the TLS session another transfer (a login, another request) made. */
+    if (!c->multi || !c->share ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        evtimer_assign(&c->timer, base, on_timeout, c)) {
         pg_curlev_free(c);
         return NULL;
     }
@@ -150,9 +157,16 @@ void pg_curlev_free(struct pg_curlev *c)
         return;
     if (c->multi)
         curl_multi_cleanup(c->multi); /* closes pooled connections via want_fd(REMOVE) */
+    if (c->share) /* every easy handle that used it is gone or detached (CURLOPT_SHARE NULL) */
+        curl_share_cleanup(c->share);
     if (c->base)
         evtimer_del(&c->timer);
     free(c);
+}
+
+CURLSH *pg_curlev_share(struct pg_curlev *c)
+{
+    return c->share;
 }
 
 int pg_curlev_add(struct pg_curlev *c, CURL *e)

@@ -34,6 +34,10 @@ void pg_curl_defaults(CURL *e);
  * file (tls.ca_file; NULL: the system store). */
 void pg_curl_upstream(CURL *e, const struct pg_upstream *up);
 
+/* The loop's share (TLS sessions, DNS answers) for CURLOPT_SHARE. A handle that outlives the
+ * loop must set CURLOPT_SHARE back to NULL first. */
+CURLSH *pg_curlev_share(struct pg_curlev *c);
+
 /* Start a transfer; e's CURLOPT_PRIVATE must point at a struct pg_xfer. 0 ok, -1 error. */
 int pg_curlev_add(struct pg_curlev *c, CURL *e);
 /* Stop a transfer (finished or not). Never call from inside a curl callback. */

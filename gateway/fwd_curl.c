@@ -60,6 +60,7 @@ static int curl_start(struct pg_fwd *f, const char *body, size_t bn)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hused ? &f->nodes[0] : NULL);
     pg_fwdreq_curl_method(e, r, body, bn);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, bn ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SHARE, pg_curlev_share(r->w->curl));
     pg_curl_upstream(e, up);
     return pg_curlev_add(r->w->curl, e);
 }

@@ -83,10 +83,15 @@ static int keygen(const char *name)
  * should see whether the fast path is in use. Names only: a url may carry user info. */
 static void log_upstreams(const struct pg_conf *c)
 {
-    for (size_t i = 0; i < c->nupstreams; i++)
-        pg_log(PG_LOG_INFO, "upstream %s: %s", c->upstreams[i].name,
-               c->upstreams[i].h1_addrlen ? "own HTTP/1.1 client"
-                                          : "libcurl (https or a host name)");
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct pg_upstream *u = &c->upstreams[i];
+        pg_log(PG_LOG_INFO, "upstream %s: %s", u->name,
+               u->h1_addrlen ? "own HTTP/1.1 client" : "libcurl (https or a host name)");
+        if (!u->tls_verify && strncmp(u->url, "https://", 8) == 0)
+            pg_log(PG_LOG_WARN,
+                   "upstream %s: tls.verify is false: its certificate and name are not checked",
+                   u->name);
+    }
 }
 
 /* SIGHUP: one new snapshot, and every worker switches to it on its own loop. */

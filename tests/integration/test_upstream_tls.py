@@ -1,0 +1,184 @@
+"""https upstreams (SPEC section 7: upstream url, tls.verify, tls.ca_file; issue 13). A panel on
+TLS (a Python stdlib server here, certificates made with the openssl command): its chain and
+host name are verified against tls.ca_file; a certificate for another name, an expired one and
+one from an unknown CA are each refused with 502 upstream_unavailable, and the log says why;
+tls.verify: false works and is warned about at start; a new connection resumes the TLS session
+an earlier one made (checked at the fake)."""
+
+import http.server
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import pgtest
+from pgtest import KEY_ALICE, free_port, sha
+
+OPENSSL = shutil.which("openssl")
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def make_certs(d):
+    """ca (trusted), good (localhost), other (otherhost), expired (localhost), rogue (localhost,
+    self-signed: an unknown CA)."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-subj", "/CN=pgtest-ca", "-days", "2", cwd=d)
+    for name, cn, days in (("good", "localhost", "2"), ("other", "otherhost", "2"),
+                           ("expired", "localhost", "-1")):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % cn)
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+                name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", name + ".crt", "-days", days, "-extfile",
+                name + ".ext", cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+            "rogue.crt", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+            "-days", "2", cwd=d)
+
+
+class Panel:
+    """A TLS panel: answers JSON, counts connections and resumed sessions."""
+
+    def __init__(self, d, name):
+        self.port = free_port()
+        self.connections = 0
+        self.resumed = 0
+        panel = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with lock:
+                    panel.connections += 1
+                    panel.resumed += 1 if self.connection.session_reused else 0
+
+            def do_GET(self):
+                if self.path.startswith("/slow"):
+                    time.sleep(0.5)
+                body = json.dumps({"success": True, "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        lock = threading.Lock()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, name + ".crt"), os.path.join(d, name + ".key"))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                            do_handshake_on_connect=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@unittest.skipUnless(OPENSSL, "the openssl command is not installed")
+class UpstreamTls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pgtls-")
+        cls.panels = {}
+        try:
+            make_certs(cls.dir)
+            for name in ("good", "other", "expired", "rogue"):
+                cls.panels[name] = Panel(cls.dir, name)
+            cls.env = pgtest.Env(cls.config).start()
+        except Exception:
+            for p in cls.panels.values():
+                p.stop()
+            shutil.rmtree(cls.dir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.env.stop()
+        finally:
+            for p in cls.panels.values():
+                p.stop()
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def config(cls, env):
+        ca = os.path.join(cls.dir, "ca.crt")
+        ups = ""
+        for up, panel, tls in (("ok", "good", "{ca_file: %s}" % ca),
+                               ("wrong_name", "other", "{ca_file: %s}" % ca),
+                               ("expired", "expired", "{ca_file: %s}" % ca),
+                               ("unknown_ca", "rogue", "{ca_file: %s}" % ca),
+                               ("unchecked", "rogue", "{verify: false}")):
+            ups += ("  - name: %s\n    url: https://localhost:%d\n    tls: %s\n"
+                    "    auth: {type: static, bearer: fake-tls-bearer}\n"
+                    % (up, cls.panels[panel].port, tls))
+        return """
+listen: {address: 127.0.0.1, port: %(port)d}
+access_log: off
+consumers:
+  - {name: alice, key: "%(alice)s", allow: ["*"], admin: true}
+upstreams:
+%(ups)s""" % dict(port=env.port, alice=sha(KEY_ALICE), ups=ups)
+
+    def test_verified(self):
+        r = self.env.get("/ok/x?a=1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"success": True, "path": "/x?a=1"})
+
+    def refused(self, up, why):
+        r = self.env.get("/%s/x" % up)
+        self.assertEqual(r.status, 502, r)
+        e = r.json()["error"]
+        self.assertEqual(e["code"], "upstream_unavailable")
+        self.assertIn("TLS handshake", e["message"])
+        deadline = time.time() + 5
+        while why not in self.env.gateway_output().decode("latin-1"):
+            self.assertLess(time.time(), deadline, "log does not say " + why)
+            time.sleep(0.05)
+
+    def test_wrong_name(self):
+        self.refused("wrong_name", "subject name matches")
+
+    def test_expired(self):
+        self.refused("expired", "expired")
+
+    def test_unknown_ca(self):
+        self.refused("unknown_ca", "self-signed certificate")
+
+    def test_verify_false(self):
+        """The rogue certificate passes with verify: false, and the start log warned."""
+        self.assertEqual(self.env.get("/unchecked/y").status, 200)
+        self.assertIn(b"upstream unchecked: tls.verify is false", self.env.gateway_output())
+
+    def test_session_resumed(self):
+        """A second connection to the panel resumes the TLS session the first one made."""
+        p = self.panels["good"]
+        self.assertEqual(self.env.get("/ok/warm").status, 200)
+        before = (p.connections, p.resumed)
+        # two slow requests at once: one keeps the pooled connection, the other opens one
+        rs = pgtest.parallel(2, lambda i: self.env.get("/ok/slow?i=%d" % i))
+        self.assertEqual([r.status for r in rs], [200, 200])
+        self.assertGreaterEqual(p.connections - before[0], 1)
+        self.assertGreaterEqual(p.resumed - before[1], 1, (p.connections, p.resumed))
+
+
+if __name__ == "__main__":
+    pgtest.main()

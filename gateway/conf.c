@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "cstore.h"
 #include "cwalk.h"
@@ -691,6 +692,8 @@ static void upstream_free(struct pg_upstream *u)
     free(u->name);
     free(u->url);
     free(u->tls_ca_file);
+    SSL_CTX_free(u->h1_tls);
+    free(u->h1_name);
     if (u->auth_state) {
         if (u->auth && u->auth->deinit)
             u->auth->deinit(u->auth_state);

@@ -71,6 +71,8 @@ struct pg_upstream {
     struct sockaddr_storage h1_addr;
     socklen_t h1_addrlen;
     size_t authority_off, authority_len;
+    struct ssl_ctx_st *h1_tls;      /* https on the own client: its TLS context; NULL: plain */
+    char *h1_name;                  /* https: the host name sent as SNI and checked */
     uint64_t timeout_ms;            /* connect + idle timeout; default 10s */
     bool tls_verify;                /* default true */
     char *tls_ca_file;              /* NULL: system store */

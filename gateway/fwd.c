@@ -5,6 +5,8 @@
 #include "fwd.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <stdlib.h>
@@ -222,6 +224,48 @@ static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err 
     acquire_and_go(f);
 }
 
+/* https://name[:port][/path] for the own client: the name resolved now (IPv4 first; on the
+ * main thread, at start and reload, not on a worker's loop), a TLS context for its tls settings.
+ * Anything else (an IP literal, user info, no answer) stays with libcurl. */
+static void prepare_https(struct pg_upstream *u)
+{
+    const char *a = u->url + 8, *end = a + strcspn(a, "/");
+    const char *colon = memchr(a, ':', (size_t)(end - a));
+    char host[256], port[8] = "443", err[256];
+    struct in6_addr ip;
+    size_t hn = (size_t)((colon ? colon : end) - a);
+    if (memchr(a, '@', (size_t)(end - a)) || *a == '[' || hn == 0 || hn >= sizeof host ||
+        (colon && (end - colon - 1 < 1 || end - colon - 1 > 5)))
+        return;
+    memcpy(host, a, hn);
+    host[hn] = '\0';
+    if (colon) {
+        memcpy(port, colon + 1, (size_t)(end - colon - 1));
+        port[end - colon - 1] = '\0';
+    }
+    if (inet_pton(AF_INET, host, &ip) == 1)
+        return; /* no name to send as SNI or to check: libcurl's */
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *pick = NULL;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return;
+    for (struct addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET)
+            pick = ai;
+    if (!pick)
+        pick = res;
+    if (pick && pick->ai_addrlen <= sizeof u->h1_addr &&
+        (u->h1_tls = pg_h1_tls_ctx(u->tls_verify, u->tls_ca_file, err, sizeof err)) &&
+        (u->h1_name = strdup(host))) {
+        memcpy(&u->h1_addr, pick->ai_addr, pick->ai_addrlen);
+        u->h1_addrlen = pick->ai_addrlen;
+        u->authority_off = 8;
+        u->authority_len = (size_t)(end - a);
+    } else if (!u->h1_tls) {
+        pg_log(PG_LOG_WARN, "upstream %s: %s; libcurl serves it", u->name, err);
+    }
+    freeaddrinfo(res);
+}
+
 void pg_fwd_prepare(struct pg_conf *c)
 {
     for (size_t i = 0; i < c->nupstreams; i++) {
@@ -229,6 +273,8 @@ void pg_fwd_prepare(struct pg_conf *c)
         if (pg_h1_url_addr(u->url, &u->h1_addr, &u->h1_addrlen, &u->authority_off,
                            &u->authority_len))
             u->h1_addrlen = 0;
+        if (!u->h1_addrlen && strncmp(u->url, "https://", 8) == 0)
+            prepare_https(u);
     }
 }
 

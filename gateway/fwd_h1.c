@@ -27,6 +27,8 @@ static int h1_start(struct pg_fwd *f, const char *body, size_t bn)
     f->hx.errbuf = f->errbuf;
     f->hx.addr = (const struct sockaddr *)&up->h1_addr;
     f->hx.addrlen = up->h1_addrlen;
+    f->hx.tls = up->h1_tls;
+    f->hx.tls_name = up->h1_name;
     f->hx.head = f->hb;
     f->hx.head_len = f->hused;
     f->hx.body = body;

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "util.h"
 
@@ -32,6 +35,9 @@ struct host {
     struct host *next;
     struct sockaddr_storage sa;
     socklen_t salen;
+    SSL_CTX *tls;         /* https: part of the key (plain and TLS pools never mix) */
+    char name[256];       /* https: SNI and the name the certificate must carry */
+    SSL_SESSION *session; /* https: the last session the upstream gave, resumed next */
     struct pg_dlist idle; /* pooled connections, most recently used first */
     size_t nidle;
 };
@@ -49,6 +55,8 @@ struct pg_h1_conn {
     struct pg_h1_xfer *x; /* NULL while pooled */
     int fd;
     bool connecting, reading, pooled;
+    SSL *ssl;          /* https */
+    bool handshake;    /* the TLS handshake is under way: reads and writes drive it */
     CURLcode err_code; /* a failure found inside pg_h1_start, reported on the next loop turn */
     int err;
     struct event rev, wev;
@@ -93,6 +101,8 @@ static void idle_unlink(struct pg_h1_conn *c)
 static void conn_close(struct pg_h1_conn *c)
 {
     idle_unlink(c);
+    if (c->ssl)
+        SSL_free(c->ssl); /* no close_notify: the socket goes at once either way */
     event_del(&c->rev);
     event_del(&c->wev);
     close(c->fd);
@@ -109,21 +119,37 @@ void pg_h1_free(struct pg_h1 *h)
         h->hosts = o->next;
         while (o->idle.head)
             conn_close(idle_at(o->idle.head));
+        if (o->session)
+            SSL_SESSION_free(o->session);
+        SSL_CTX_free(o->tls);
         free(o);
     }
     free(h);
 }
 
-static struct host *host_get(struct pg_h1 *h, const struct sockaddr *sa, socklen_t len)
+static struct host *host_get(struct pg_h1 *h, const struct pg_h1_xfer *x)
 {
     struct host *o;
+    const struct sockaddr *sa = x->addr;
+    socklen_t len = x->addrlen;
+    const char *name = x->tls ? x->tls_name : "";
     for (o = h->hosts; o; o = o->next)
-        if (o->salen == len && memcmp(&o->sa, sa, len) == 0)
+        if (o->salen == len && memcmp(&o->sa, sa, len) == 0 && o->tls == x->tls &&
+            strcmp(o->name, name) == 0)
             return o;
-    if (len > sizeof o->sa || !(o = calloc(1, sizeof *o)))
+    if (len > sizeof o->sa || strlen(name) >= sizeof o->name || !(o = calloc(1, sizeof *o)))
         return NULL;
     memcpy(&o->sa, sa, len);
     o->salen = len;
+    memcpy(o->name, name, strlen(name) + 1);
+    /* held while the host is known: a context of a retired snapshot is never mistaken for a
+     * new one allocated at the same address */
+    if (x->tls && SSL_CTX_up_ref(x->tls) == 1)
+        o->tls = x->tls;
+    else if (x->tls) {
+        free(o);
+        return NULL;
+    }
     o->next = h->hosts;
     h->hosts = o;
     return o;
@@ -325,14 +351,16 @@ static struct pg_h1_conn *conn_open(struct pg_h1 *h, struct host *o)
         free(c);
         return NULL;
     }
-    if (connect(c->fd, (const struct sockaddr *)&o->sa, o->salen) == 0) {
+    int rc = connect(c->fd, (const struct sockaddr *)&o->sa, o->salen);
+    if (rc == 0 && !o->tls) {
         if (event_add(&c->rev, NULL))
             goto fail;
         c->reading = true;
         return c;
     }
     c->connecting = true;
-    if (errno == EINPROGRESS) {
+    /* TLS: even a connection up at once starts its handshake from the loop, never here */
+    if (rc == 0 || errno == EINPROGRESS) {
         if (event_add(&c->wev, NULL))
             goto fail;
         return c;
@@ -347,9 +375,36 @@ fail:
     return NULL;
 }
 
+/* TLS: the same, a piece at a time through SSL_write (partial writes on). */
+static int send_more_tls(struct pg_h1_conn *c)
+{
+    struct pg_h1_xfer *x = c->x;
+    size_t total = x->head_len + x->body_len;
+    while (x->sent < total) {
+        const char *p =
+            x->sent < x->head_len ? x->head + x->sent : x->body + (x->sent - x->head_len);
+        size_t n = x->sent < x->head_len ? x->head_len - x->sent : total - x->sent;
+        ERR_clear_error();
+        int k = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+        if (k > 0) {
+            x->sent += (size_t)k;
+            x->sent_ms = pg_now_ms();
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, k);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            return event_add(&c->wev, NULL) ? -1 : 0;
+        errno = e == SSL_ERROR_SYSCALL && errno ? errno : ECONNRESET;
+        return -1;
+    }
+    return 0;
+}
+
 /* Write what is left of the request. 0: all sent or waiting for room; -1: errno says why. */
 static int send_more(struct pg_h1_conn *c)
 {
+    if (c->ssl)
+        return send_more_tls(c);
     struct pg_h1_xfer *x = c->x;
     size_t total = x->head_len + x->body_len;
     while (x->sent < total) {
@@ -414,7 +469,7 @@ static void begin(struct pg_h1_conn *c, struct pg_h1_xfer *x)
     c->cb_fail = CURLE_OK;
     http_parser_init(&c->p, HTTP_RESPONSE);
     c->p.data = c;
-    if (!c->connecting && send_more(c))
+    if (!c->connecting && !c->handshake && send_more(c))
         send_failed_sync(c, errno);
 }
 
@@ -505,12 +560,177 @@ static void parsed(struct pg_h1_conn *c, size_t used, size_t n)
     }
 }
 
+/* ---- TLS (https upstreams) ---- */
+
+static int ex_conn = -1; /* SSL ex-data slot: the connection, for the new-session callback */
+
+/* A session the upstream handed out (TLS 1.3: after the handshake): kept for the next
+ * connection to this address to resume. Returns 1: the reference is ours. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct pg_h1_conn *c = SSL_get_ex_data(ssl, ex_conn);
+    if (!c)
+        return 0;
+    if (c->host->session)
+        SSL_SESSION_free(c->host->session);
+    c->host->session = sess;
+    return 1;
+}
+
+SSL_CTX *pg_h1_tls_ctx(bool verify, const char *ca_file, char *err, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ex_conn < 0) /* once, before any worker runs (snapshots are activated on main) */
+        ex_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (!ctx || ex_conn < 0) {
+        snprintf(err, cap, "out of memory");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
+                : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(err, cap, "tls.ca_file %s: not a usable PEM bundle", ca_file ? ca_file : "-");
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ctx;
+}
+
+static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err);
+static int send_more(struct pg_h1_conn *c);
+
+/* Watch the socket for what the handshake waits on. 0, or -1 (libevent refused). */
+static int tls_wait(struct pg_h1_conn *c, int e)
+{
+    if (e == SSL_ERROR_WANT_WRITE)
+        return event_add(&c->wev, NULL);
+    if (!c->reading) {
+        if (event_add(&c->rev, NULL))
+            return -1;
+        c->reading = true;
+    }
+    return 0;
+}
+
+/* One step of the handshake; once it is done the request goes out. */
+static void tls_step(struct pg_h1_conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->handshake = false;
+        if ((!c->reading && tls_wait(c, SSL_ERROR_WANT_READ)) || send_more(c)) {
+            if (!send_failed(c, errno))
+                finish(c, CURLE_SEND_ERROR, "sending the request", errno);
+        }
+        return;
+    }
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (tls_wait(c, e))
+            finish(c, CURLE_SSL_CONNECT_ERROR, "watching the TLS handshake", 0);
+        return;
+    }
+    char why[CURL_ERROR_SIZE];
+    long v = SSL_get_verify_result(c->ssl);
+    if (v != X509_V_OK) {
+        snprintf(why, sizeof why, "TLS: the certificate of %.64s: %s", c->host->name,
+                 X509_verify_cert_error_string(v));
+        finish(c, CURLE_PEER_FAILED_VERIFICATION, why, 0);
+        return;
+    }
+    const char *r = ERR_reason_error_string(ERR_peek_last_error());
+    snprintf(why, sizeof why, "TLS handshake with %.64s: %s", c->host->name,
+             r ? r : "the connection closed");
+    ERR_clear_error();
+    finish(c, CURLE_SSL_CONNECT_ERROR, why, 0);
+}
+
+/* The TCP connection is up: start the handshake (SNI, the name checked, a session resumed). */
+static void tls_start(struct pg_h1_conn *c)
+{
+    struct host *o = c->host;
+    c->ssl = SSL_new(o->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_ex_data(c->ssl, ex_conn, c) != 1 ||
+        SSL_set_tlsext_host_name(c->ssl, o->name) != 1 ||
+        (SSL_CTX_get_verify_mode(o->tls) != SSL_VERIFY_NONE &&
+         SSL_set1_host(c->ssl, o->name) != 1) ||
+        (o->session && SSL_set_session(c->ssl, o->session) != 1)) {
+        finish(c, CURLE_SSL_CONNECT_ERROR, "TLS setup", 0);
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->handshake = true;
+    tls_step(c);
+}
+
+/* TLS reads into buf: >0 bytes, 0 wait, -1 EOF (close_notify or a closed socket), -2 error. */
+static ssize_t tls_read(struct pg_h1_conn *c, char *buf, size_t cap)
+{
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return event_add(&c->wev, NULL) ? -2 : 0;
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return -1;
+    return -2;
+}
+
+/* TLS answer bytes: record by record while OpenSSL holds some (the socket will not signal
+ * them again), parsed as they come. */
+static void on_read_tls(struct pg_h1_conn *c)
+{
+    char *buf = c->h->rbuf;
+    for (;;) {
+        ssize_t n = tls_read(c, buf, H1_RBUF);
+        if (n == 0)
+            return;
+        if (n == -1) {
+            on_eof(c);
+            return;
+        }
+        if (n < 0) {
+            finish(c, c->x->got_any ? CURLE_RECV_ERROR : CURLE_GOT_NOTHING,
+                   "reading the upstream's answer (TLS)", 0);
+            return;
+        }
+        c->x->got_any = true;
+        size_t used = http_parser_execute(&c->p, &parser_settings, buf, (size_t)n);
+        /* the answer's end or a parse error ends the transfer: c may be gone after parsed */
+        bool ends = c->complete || HTTP_PARSER_ERRNO(&c->p) != HPE_OK;
+        parsed(c, used, (size_t)n);
+        if (ends || !c->reading || !SSL_has_pending(c->ssl))
+            return;
+    }
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_h1_conn *c = arg;
     (void)what;
     if (!c->x) {
         conn_close(c); /* pooled: the upstream closed it (or sent what nobody asked for) */
+        return;
+    }
+    if (c->handshake) {
+        tls_step(c);
+        return;
+    }
+    if (c->ssl) {
+        on_read_tls(c);
         return;
     }
     char *buf = c->h->rbuf;
@@ -556,6 +776,14 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->reading = true;
+        if (c->host->tls) {
+            tls_start(c);
+            return;
+        }
+    }
+    if (c->handshake) {
+        tls_step(c);
+        return;
     }
     if (send_more(c)) {
         int err = errno;
@@ -568,7 +796,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 
 int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
 {
-    struct host *o = host_get(h, x->addr, x->addrlen);
+    struct host *o = host_get(h, x);
     if (!o)
         return -1;
     struct pg_h1_conn *c = pool_take(o, !x->idempotent);
@@ -598,8 +826,12 @@ void pg_h1_resume(struct pg_h1_xfer *x)
 {
     struct pg_h1_conn *c = x->c;
     x->paused = false;
-    if (c && !c->reading && !c->connecting && event_add(&c->rev, NULL) == 0)
+    if (c && !c->reading && !c->connecting && event_add(&c->rev, NULL) == 0) {
         c->reading = true;
+        /* bytes OpenSSL decrypted already: the socket will not say so again */
+        if (c->ssl && SSL_has_pending(c->ssl))
+            event_active(&c->rev, EV_READ, 1);
+    }
 }
 
 /* ---- which upstreams qualify ---- */

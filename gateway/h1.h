@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 struct event_base;
@@ -44,6 +45,8 @@ struct pg_h1_xfer {
     char *errbuf; /* CURL_ERROR_SIZE bytes: why a transfer failed, for the log */
     const struct sockaddr *addr;
     socklen_t addrlen;
+    SSL_CTX *tls;            /* https: the upstream's client context (pg_h1_tls_ctx); NULL: plain */
+    const char *tls_name;    /* https: the name sent as SNI and checked against the certificate */
     const char *head, *body; /* the request, borrowed until done */
     size_t head_len, body_len;
     bool head_method; /* a HEAD request: the answer has no body whatever it says */
@@ -69,6 +72,11 @@ void pg_h1_cancel(struct pg_h1_xfer *x);
 void pg_h1_resume(struct pg_h1_xfer *x);
 /* The socket x's request goes out on, -1 when it has none (for a look at its send queue). */
 int pg_h1_fd(const struct pg_h1_xfer *x);
+
+/* A client TLS context for an upstream: TLS 1.2+, the chain checked against ca_file (NULL:
+ * the system store) and the name against the url's host unless verify is false; sessions are
+ * kept per worker and address for resumption. NULL with err set. SSL_CTX_free releases it. */
+SSL_CTX *pg_h1_tls_ctx(bool verify, const char *ca_file, char *err, size_t cap);
 
 /* Does this url (http://IP[:port][/path]) qualify, and if so where: its address and the
  * authority to send as Host. 0 yes, -1 no (https, a host name, user info). */

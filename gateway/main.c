@@ -86,7 +86,9 @@ static void log_upstreams(const struct pg_conf *c)
     for (size_t i = 0; i < c->nupstreams; i++) {
         const struct pg_upstream *u = &c->upstreams[i];
         pg_log(PG_LOG_INFO, "upstream %s: %s", u->name,
-               u->h1_addrlen ? "own HTTP/1.1 client" : "libcurl (https or a host name)");
+               u->h1_tls       ? "own HTTP/1.1 client over TLS"
+               : u->h1_addrlen ? "own HTTP/1.1 client"
+                               : "libcurl (https or a host name)");
         if (!u->tls_verify && strncmp(u->url, "https://", 8) == 0)
             pg_log(PG_LOG_WARN,
                    "upstream %s: tls.verify is false: its certificate and name are not checked",

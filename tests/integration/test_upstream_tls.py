@@ -150,18 +150,19 @@ upstreams:
         self.assertEqual(e["code"], "upstream_unavailable")
         self.assertIn("TLS handshake", e["message"])
         deadline = time.time() + 5
-        while why not in self.env.gateway_output().decode("latin-1"):
-            self.assertLess(time.time(), deadline, "log does not say " + why)
+        # the own client says it in OpenSSL's words, libcurl in its own: either will do
+        while not any(w in self.env.gateway_output().decode("latin-1") for w in why):
+            self.assertLess(time.time(), deadline, "log does not say %r" % (why,))
             time.sleep(0.05)
 
     def test_wrong_name(self):
-        self.refused("wrong_name", "subject name matches")
+        self.refused("wrong_name", ("hostname mismatch", "subject name matches"))
 
     def test_expired(self):
-        self.refused("expired", "expired")
+        self.refused("expired", ("certificate has expired",))
 
     def test_unknown_ca(self):
-        self.refused("unknown_ca", "self-signed certificate")
+        self.refused("unknown_ca", ("self-signed certificate",))
 
     def test_verify_false(self):
         """The rogue certificate passes with verify: false, and the start log warned."""

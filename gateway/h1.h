@@ -1,7 +1,9 @@
-/* h1.h -- the gateway's own HTTP/1.1 client for plain-http upstreams named by an IP address.
- * One per worker, on its event loop. Owns the upstream connections and their keep-alive pools
- * (one per address). libcurl stays in charge of https, host names and logins (curlev.h);
- * docs/design.md says why this path exists (syscalls and instructions per request).
+/* h1.h -- the gateway's own HTTP/1.1 client: plain http at an IP address, and https at a host
+ * name (OpenSSL on the pooled socket). One per worker, on its event loop. Owns the upstream
+ * connections and their keep-alive pools (one per address and TLS context), and the TLS
+ * sessions it resumes. libcurl stays in charge of the rest (http at a host name, https at an
+ * IP address) and of logins (curlev.h); docs/design.md says why this path exists (syscalls and
+ * instructions per request).
  *
  * A transfer sends one complete request (head + body, both borrowed until it ends) and reports
  * the answer through its ops: the status and headers once the head is complete, the body as it

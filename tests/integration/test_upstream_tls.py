@@ -64,9 +64,28 @@ class Panel:
                     panel.connections += 1
                     panel.resumed += 1 if self.connection.session_reused else 0
 
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                got = self.rfile.read(n)
+                body = json.dumps({"len": len(got), "sum": sum(got) % 65521}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self):
                 if self.path.startswith("/slow"):
                     time.sleep(0.5)
+                if self.path.startswith("/big"):
+                    # 2 MiB (or 16 MiB: more than the sockets' buffers hold), many records
+                    body = bytes(range(256)) * (65536 if "huge" in self.path else 8192)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 body = json.dumps({"success": True, "path": self.path}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -142,6 +161,41 @@ upstreams:
         r = self.env.get("/ok/x?a=1")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"success": True, "path": "/x?a=1"})
+
+    def test_large_both_ways(self):
+        """A 3 MiB upload and a 2 MiB answer over TLS arrive whole (partial writes, many
+        records, OpenSSL holding decrypted bytes between reads)."""
+        body = bytes((i * 7) % 251 for i in range(3 << 20))
+        r = self.env.get("/ok/up", method="POST", body=body,
+                         headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"len": len(body), "sum": sum(body) % 65521})
+        r = self.env.get("/ok/big")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, bytes(range(256)) * 8192)
+
+    def test_slow_reader(self):
+        """A caller that reads nothing for a while, then all of a 16 MiB answer: the gateway
+        pauses the upstream once its buffers are full and resumes it (bytes OpenSSL decrypted
+        meanwhile are not lost), and every byte arrives in order."""
+        import socket
+        sock = socket.create_connection(("127.0.0.1", self.env.port), timeout=10)
+        try:
+            sock.sendall(pgtest.build("GET", "/ok/big?huge", dict(pgtest.auth(KEY_ALICE),
+                                                                  Connection="close")))
+            time.sleep(1)  # the kernel's buffers fill, the gateway pauses the upstream
+            chunks = []
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            sock.close()
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+        self.assertEqual(len(body), 256 * 65536)
+        self.assertEqual(body, bytes(range(256)) * 65536)
 
     def refused(self, up, why):
         r = self.env.get("/%s/x" % up)

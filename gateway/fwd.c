@@ -224,9 +224,9 @@ static void on_auth_ready(struct pg_auth_wait *wt, bool ok, const struct pg_err 
     acquire_and_go(f);
 }
 
-/* https://name[:port][/path] for the own client: the name resolved now (IPv4 first; on the
- * main thread, at start and reload, not on a worker's loop), a TLS context for its tls settings.
- * Anything else (an IP literal, user info, no answer) stays with libcurl. */
+/* https://name[:port][/path] for the own client: the name is resolved by each worker on its
+ * loop (h1.c), a TLS context is made now for the upstream's tls settings. Anything else (an IP
+ * literal, user info) stays with libcurl. */
 static void prepare_https(struct pg_upstream *u)
 {
     const char *a = u->url + 8, *end = a + strcspn(a, "/");
@@ -245,25 +245,21 @@ static void prepare_https(struct pg_upstream *u)
     }
     if (inet_pton(AF_INET, host, &ip) == 1)
         return; /* no name to send as SNI or to check: libcurl's */
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *pick = NULL;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
+    unsigned long pn = strtoul(port, NULL, 10);
+    if (pn == 0 || pn > 65535)
         return;
-    for (struct addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
-        if (ai->ai_family == AF_INET)
-            pick = ai;
-    if (!pick)
-        pick = res;
-    if (pick && pick->ai_addrlen <= sizeof u->h1_addr &&
-        (u->h1_tls = pg_h1_tls_ctx(u->tls_verify, u->tls_ca_file, err, sizeof err)) &&
-        (u->h1_name = strdup(host))) {
-        memcpy(&u->h1_addr, pick->ai_addr, pick->ai_addrlen);
-        u->h1_addrlen = pick->ai_addrlen;
-        u->authority_off = 8;
-        u->authority_len = (size_t)(end - a);
-    } else if (!u->h1_tls) {
+    if (!(u->h1_tls = pg_h1_tls_ctx(u->tls_verify, u->tls_ca_file, err, sizeof err))) {
         pg_log(PG_LOG_WARN, "upstream %s: %s; libcurl serves it", u->name, err);
+        return;
     }
-    freeaddrinfo(res);
+    if (!(u->h1_name = strdup(host))) {
+        SSL_CTX_free(u->h1_tls);
+        u->h1_tls = NULL;
+        return;
+    }
+    u->h1_port = (uint16_t)pn;
+    u->authority_off = 8;
+    u->authority_len = (size_t)(end - a);
 }
 
 void pg_fwd_prepare(struct pg_conf *c)
@@ -290,7 +286,7 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     f->req = r;
     f->up = up;
     /* the one place the client is chosen: the own one for http:// at an IP address */
-    f->client = up->h1_addrlen ? &pg_fwd_h1 : &pg_fwd_curl;
+    f->client = up->h1_addrlen || up->h1_tls ? &pg_fwd_h1 : &pg_fwd_curl;
     pg_metrics_inflight(r->w->metrics, up->name, 1);
     f->rest = rest;
     f->rest_len = rest_len;

@@ -29,6 +29,8 @@ static int h1_start(struct pg_fwd *f, const char *body, size_t bn)
     f->hx.addrlen = up->h1_addrlen;
     f->hx.tls = up->h1_tls;
     f->hx.tls_name = up->h1_name;
+    f->hx.name = up->h1_addrlen ? NULL : up->h1_name; /* resolved on the loop */
+    f->hx.port = up->h1_port;
     f->hx.head = f->hb;
     f->hx.head_len = f->hused;
     f->hx.body = body;

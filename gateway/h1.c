@@ -17,15 +17,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <http_parser.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "h1int.h"
 #include "util.h"
 
-#define H1_RBUF (64 * 1024)
 #define H1_HEAD_MAX (64 * 1024) /* an answer head larger than this is refused */
 #define H1_MAX_HDRS 128
 #define H1_IDLE_MAX 512  /* pooled connections per address */
@@ -40,12 +41,6 @@ struct host {
     SSL_SESSION *session; /* https: the last session the upstream gave, resumed next */
     struct pg_dlist idle; /* pooled connections, most recently used first */
     size_t nidle;
-};
-
-struct pg_h1 {
-    struct event_base *base;
-    struct host *hosts;
-    char rbuf[H1_RBUF]; /* every read lands here and is parsed at once */
 };
 
 struct pg_h1_conn {
@@ -76,11 +71,13 @@ struct pg_h1_conn {
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
-struct pg_h1 *pg_h1_new(struct event_base *base)
+struct pg_h1 *pg_h1_new(struct event_base *base, struct evdns_base *dns)
 {
     struct pg_h1 *h = calloc(1, sizeof *h);
-    if (h)
+    if (h) {
         h->base = base;
+        h->dns = dns;
+    }
     return h;
 }
 
@@ -114,6 +111,13 @@ void pg_h1_free(struct pg_h1 *h)
 {
     if (!h)
         return;
+    while (h->names) { /* no transfer is left, so none waits */
+        struct pg_h1_name *nm = h->names;
+        h->names = nm->next;
+        if (nm->req)
+            evdns_cancel_request(h->dns, nm->req); /* its callback sees the cancel only */
+        free(nm);
+    }
     while (h->hosts) {
         struct host *o = h->hosts;
         h->hosts = o->next;
@@ -794,7 +798,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 
 /* ---- transfers ---- */
 
-int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
+/* x's connection: a pooled one or a new one. 0, -1 out of memory, -2 no socket. */
+int pg_h1_start_at(struct pg_h1 *h, struct pg_h1_xfer *x)
 {
     struct host *o = host_get(h, x);
     if (!o)
@@ -809,6 +814,11 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
 
 void pg_h1_cancel(struct pg_h1_xfer *x)
 {
+    if (x->waiting) {
+        pg_dlist_remove(&x->waiting->waiters, &x->wait);
+        x->waiting = NULL;
+        return;
+    }
     struct pg_h1_conn *c = x->c;
     if (!c)
         return;

@@ -19,9 +19,13 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 struct event_base;
+struct evdns_base;
 struct pg_h1;
 struct pg_h1_conn;
+struct pg_h1_name;
 
 /* What the body callback wants next. */
 enum pg_h1_more { PG_H1_GO = 0, PG_H1_PAUSE = 1, PG_H1_ABORT = -1 };
@@ -44,9 +48,12 @@ struct pg_h1_ops {
 struct pg_h1_xfer {
     const struct pg_h1_ops *ops;
     void *arg;
-    char *errbuf; /* CURL_ERROR_SIZE bytes: why a transfer failed, for the log */
-    const struct sockaddr *addr;
+    char *errbuf;                /* CURL_ERROR_SIZE bytes: why a transfer failed, for the log */
+    const struct sockaddr *addr; /* where to connect; with name set, filled in by the client */
     socklen_t addrlen;
+    const char *name; /* a host name to resolve on the loop (its answers used in turn, kept
+                       * for their TTL, at most 5 min); NULL: addr is given */
+    uint16_t port;
     SSL_CTX *tls;            /* https: the upstream's client context (pg_h1_tls_ctx); NULL: plain */
     const char *tls_name;    /* https: the name sent as SNI and checked against the certificate */
     const char *head, *body; /* the request, borrowed until done */
@@ -55,6 +62,9 @@ struct pg_h1_xfer {
     bool idempotent;  /* may be sent again if a pooled connection turns out dead (RFC 9110 9.2.2) */
 
     struct pg_h1_conn *c;
+    struct pg_dlink wait;       /* in a name's waiters while it is being resolved */
+    struct pg_h1_name *waiting; /* that name; NULL otherwise */
+    struct sockaddr_storage resolved;
     size_t sent;
     uint64_t sent_ms; /* pg_now_ms() when the upstream last took request bytes; 0 before */
     bool reused;      /* on a pooled connection: a silent close may be a stale one */
@@ -62,7 +72,8 @@ struct pg_h1_xfer {
     bool paused;
 };
 
-struct pg_h1 *pg_h1_new(struct event_base *base);
+/* dns: the worker's resolver for upstreams named by host (borrowed; NULL: none). */
+struct pg_h1 *pg_h1_new(struct event_base *base, struct evdns_base *dns);
 void pg_h1_free(struct pg_h1 *h); /* accepts NULL; closes pooled connections; none may be busy */
 
 /* Start x (ops, arg, errbuf, addr, head/body set by the caller). 0 started; -1 out of memory,

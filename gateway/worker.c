@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 
@@ -144,6 +145,22 @@ uint64_t pg_worker_nconns_all(const struct pg_worker *w)
     return n;
 }
 
+/* The worker's resolver: the configured servers (and /etc/hosts), or /etc/resolv.conf's. It
+ * does not keep the loop running on its own. NULL out of memory. */
+static struct evdns_base *dns_new(struct event_base *base, const struct pg_conf *conf)
+{
+    int flags = EVDNS_BASE_DISABLE_WHEN_INACTIVE |
+                (conf->nresolvers ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    struct evdns_base *d = evdns_base_new(base, flags);
+    if (!d || !conf->nresolvers)
+        return d;
+    for (size_t i = 0; i < conf->nresolvers; i++)
+        if (evdns_base_nameserver_ip_add(d, conf->resolvers[i]))
+            pg_log(PG_LOG_WARN, "resolver %s: not usable", conf->resolvers[i]);
+    evdns_base_load_hosts(d, NULL);
+    return d;
+}
+
 int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct event_base *base,
                    struct pg_conf *conf, char *err, size_t cap)
 {
@@ -160,12 +177,13 @@ int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct 
     if (id >= PG_WORKERS_MAX || pg_inbox_init(&w->inbox, hub, base))
         goto fail_msg;
     w->curl = pg_curlev_new(base);
-    w->h1 = pg_h1_new(base);
+    w->dns = dns_new(base, conf);
+    w->h1 = pg_h1_new(base, w->dns);
     w->fwds = pg_fwd_pool_new();
     w->limit = hub->limit;
     w->lport = pg_limit_port_new(hub->limit, base, &w->inbox);
     w->metrics = pg_metrics_new();
-    if (!w->curl || !w->h1 || !w->fwds || !w->lport || !w->metrics)
+    if (!w->curl || !w->dns || !w->h1 || !w->fwds || !w->lport || !w->metrics)
         goto fail_msg;
     if (conf->store == PG_STORE_REDIS) {
         if (!(w->redis = pg_redis_new(base, conf, hub, w->metrics)))
@@ -204,7 +222,9 @@ void pg_worker_deinit(struct pg_worker *w)
         pg_auth_worker_stop(w);
     pg_conf_unref(w->conf);
     pg_fwd_pool_free(w->fwds);
-    pg_h1_free(w->h1);
+    pg_h1_free(w->h1); /* its queries are cancelled before the resolver goes */
+    if (w->dns)
+        evdns_base_free(w->dns, 0);
     pg_curlev_free(w->curl);
     pg_inbox_deinit(&w->inbox);
     memset(w, 0, sizeof *w);

@@ -13,6 +13,7 @@
 
 struct event;
 struct event_base;
+struct evdns_base;
 struct evbuffer;
 struct pg_conf;
 struct pg_curlev;
@@ -34,7 +35,8 @@ struct pg_worker {
     struct pg_conf *conf; /* current snapshot; requests take their own reference */
     uint64_t conf_gen;    /* bumped on every reload */
     struct pg_curlev *curl;
-    struct pg_h1 *h1; /* plain-http upstreams at an IP address */
+    struct pg_h1 *h1;       /* the own client: http at an IP address, https at a name */
+    struct evdns_base *dns; /* its resolver (resolver: or /etc/resolv.conf and /etc/hosts) */
     struct pg_fwd_pool *fwds;
     struct pg_limit *limit; /* the hub's */
     struct pg_limit_port *lport;

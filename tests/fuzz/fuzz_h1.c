@@ -140,7 +140,7 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
 static void setup(void)
 {
     F.base = event_base_new();
-    F.h1 = pg_h1_new(F.base);
+    F.h1 = pg_h1_new(F.base, NULL);
     F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     CHECK(F.base && F.h1 && F.lfd >= 0);
     F.addr.sin_family = AF_INET;

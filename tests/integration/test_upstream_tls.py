@@ -9,7 +9,9 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -33,7 +35,7 @@ def make_certs(d):
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
             "ca.crt", "-subj", "/CN=pgtest-ca", "-days", "2", cwd=d)
     for name, cn, days in (("good", "localhost", "2"), ("other", "otherhost", "2"),
-                           ("expired", "localhost", "-1")):
+                           ("expired", "localhost", "-1"), ("panel", "panel.test", "2")):
         with open(os.path.join(d, name + ".ext"), "w") as f:
             f.write("subjectAltName=DNS:%s\n" % cn)
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
@@ -49,8 +51,8 @@ def make_certs(d):
 class Panel:
     """A TLS panel: answers JSON, counts connections and resumed sessions."""
 
-    def __init__(self, d, name):
-        self.port = free_port()
+    def __init__(self, d, name, host="127.0.0.1", port=None):
+        self.port = port or free_port()
         self.connections = 0
         self.resumed = 0
         panel = self
@@ -75,6 +77,8 @@ class Panel:
                 self.wfile.write(body)
 
             def do_GET(self):
+                with lock:
+                    panel.hits += 1
                 if self.path.startswith("/slow"):
                     time.sleep(0.5)
                 if self.path.startswith("/big"):
@@ -99,7 +103,8 @@ class Panel:
         lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(d, name + ".crt"), os.path.join(d, name + ".key"))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.hits = 0
+        self.httpd = http.server.ThreadingHTTPServer((host, self.port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
                                             do_handshake_on_connect=True)
@@ -234,6 +239,108 @@ upstreams:
         self.assertEqual([r.status for r in rs], [200, 200])
         self.assertGreaterEqual(p.connections - before[0], 1)
         self.assertGreaterEqual(p.resumed - before[1], 1, (p.connections, p.resumed))
+
+
+class FakeDns:
+    """A DNS server on 127.0.0.1 (UDP): `names` maps a name to the IPv4 address it answers
+    with TTL 1; any other name is NXDOMAIN. Counts the queries."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.names = {}
+        self.queries = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(0.2)
+        while self.running:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.queries += 1
+            qid, qd = q[:2], q[12:]
+            labels, i = [], 0
+            while qd[i]:
+                labels.append(qd[i + 1:i + 1 + qd[i]].decode())
+                i += 1 + qd[i]
+            question = qd[:i + 5]  # name, its end, type and class
+            qtype = struct.unpack("!H", qd[i + 1:i + 3])[0]
+            ip = self.names.get(".".join(labels).lower())
+            if ip and qtype == 1:
+                ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + socket.inet_aton(ip)
+                head = qid + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
+            else:
+                ans = b""
+                head = qid + struct.pack("!HHHHH", 0x8183 if not ip else 0x8180, 1, 0, 0, 0)
+            self.sock.sendto(head + question + ans, peer)
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+
+
+@unittest.skipUnless(OPENSSL, "the openssl command is not installed")
+class DnsFollow(unittest.TestCase):
+    """An https upstream by name, resolved on the loop through `resolver:` (SPEC 7): the
+    gateway follows the name to a new address once the TTL runs out, without a reload, and a
+    name that does not resolve is 502 upstream_unavailable."""
+
+    def test_follows_the_name(self):
+        d = tempfile.mkdtemp(prefix="pgdns-")
+        dns = a = b = env = None
+        try:
+            make_certs(d)
+            a = Panel(d, "panel", "127.0.0.1")
+            b = Panel(d, "panel", "127.0.0.2", a.port)
+            dns = FakeDns()
+            dns.names["panel.test"] = "127.0.0.1"
+
+            def config(e):
+                return """
+listen: {address: 127.0.0.1, port: %(port)d}
+workers: 1
+access_log: off
+resolver: ["127.0.0.1:%(dns)d"]
+consumers:
+  - {name: alice, key: "%(alice)s", allow: ["*"]}
+upstreams:
+  - name: moving
+    url: https://panel.test:%(panel)d
+    tls: {ca_file: %(ca)s}
+    auth: {type: static, bearer: fake-dns-bearer}
+  - name: nowhere
+    url: https://nowhere.test:%(panel)d
+    tls: {ca_file: %(ca)s}
+    auth: {type: static, bearer: fake-dns-bearer}
+""" % dict(port=e.port, dns=dns.port, alice=sha(KEY_ALICE), panel=a.port,
+                    ca=os.path.join(d, "ca.crt"))
+            env = pgtest.Env(config).start()
+            self.assertEqual(env.get("/moving/x").status, 200)
+            self.assertEqual((a.hits, b.hits), (1, 0))
+            dns.names["panel.test"] = "127.0.0.2"
+            time.sleep(1.3)  # the answer's TTL (1 s) runs out
+            self.assertEqual(env.get("/moving/y").status, 200)
+            self.assertEqual((a.hits, b.hits), (1, 1))
+            r = env.get("/nowhere/x")
+            self.assertEqual(r.status, 502, r)
+            self.assertEqual(r.json()["error"]["code"], "upstream_unavailable")
+            self.assertIn("could not be resolved", r.json()["error"]["message"])
+            self.assertGreaterEqual(dns.queries, 3)
+        finally:
+            for x in (env,):
+                if x:
+                    x.stop()
+            for x in (a, b, dns):
+                if x:
+                    x.stop()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

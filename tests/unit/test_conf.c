@@ -487,6 +487,8 @@ static void bad_store(void **state)
                "t.yaml:1:60: rate_limit_store: ", "at most 10s");
     expect_err("rate_limit_store: {type: redis, url: 'redis://r', session_key: abc}\n" UP,
                "t.yaml:1:64: rate_limit_store: ", "64 hex");
+    expect_err("resolver: [\"dns.example\"]\n" UP, "t.yaml:1:12: resolver: ", "bad resolver");
+    expect_err("resolver: []\n" UP, "t.yaml:1:11: resolver: ", "1 to 8 servers");
     expect_err("rate_limit_store: {type: redis, url: 'redis://r'}\n"
                "upstreams:\n"
                "  - name: nx\n"

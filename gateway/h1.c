@@ -501,12 +501,33 @@ static bool retry_fresh(struct pg_h1_conn *c)
     return true;
 }
 
+/* A name's address refused the connection: the request goes to the next one of the answer
+ * (a dead address is skipped, nothing was sent). */
+static bool retry_next(struct pg_h1_conn *c)
+{
+    struct pg_h1_xfer *x = c->x;
+    struct pg_h1 *h = c->h;
+    if (!pg_h1_name_next(h, x))
+        return false;
+    c->x = NULL;
+    x->c = NULL;
+    conn_close(c);
+    if (pg_h1_start_at(h, x) == 0)
+        return true;
+    if (x->errbuf)
+        snprintf(x->errbuf, CURL_ERROR_SIZE, "cannot open a socket: %s", strerror(errno));
+    x->ops->done(x->arg, CURLE_COULDNT_CONNECT);
+    return true;
+}
+
 /* The transfer ends: the connection is kept if the answer ended cleanly, else closed; then
  * the owner hears of it (it may start another transfer from done). */
 static void finish(struct pg_h1_conn *c, CURLcode res, const char *why, int err)
 {
     struct pg_h1_xfer *x = c->x;
     if ((res == CURLE_SEND_ERROR || res == CURLE_GOT_NOTHING) && retry_fresh(c))
+        return;
+    if (res == CURLE_COULDNT_CONNECT && x->name && retry_next(c))
         return;
     c->x = NULL;
     x->c = NULL;

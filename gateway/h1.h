@@ -68,6 +68,7 @@ struct pg_h1_xfer {
     size_t sent;
     uint64_t sent_ms; /* pg_now_ms() when the upstream last took request bytes; 0 before */
     bool reused;      /* on a pooled connection: a silent close may be a stale one */
+    unsigned tried;   /* by name: addresses of the answer that refused the connection */
     bool got_any;     /* any answer byte arrived */
     bool paused;
 };

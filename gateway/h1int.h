@@ -39,6 +39,10 @@ struct pg_h1 {
     char rbuf[H1_RBUF]; /* every read lands here and is parsed at once */
 };
 
+/* x (by name) could not connect to x->addr: the next address of the name's answer, if one is
+ * left untried (h1name.c). */
+bool pg_h1_name_next(struct pg_h1 *h, struct pg_h1_xfer *x);
+
 /* x's connection at x->addr: a pooled one or a new one (h1.c). 0, -1 out of memory, -2 no
  * socket. */
 int pg_h1_start_at(struct pg_h1 *h, struct pg_h1_xfer *x);

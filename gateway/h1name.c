@@ -37,6 +37,15 @@ static void name_pick(struct pg_h1_name *nm, struct pg_h1_xfer *x)
     x->addrlen = sizeof *sa;
 }
 
+bool pg_h1_name_next(struct pg_h1 *h, struct pg_h1_xfer *x)
+{
+    struct pg_h1_name *nm = name_get(h, x->name);
+    if (!nm || nm->n < 2 || ++x->tried >= nm->n)
+        return false;
+    name_pick(nm, x);
+    return true;
+}
+
 static void on_resolved(int result, char type, int count, int ttl, void *addresses, void *arg)
 {
     struct pg_h1_name *nm = arg;
@@ -104,6 +113,7 @@ static bool from_hosts(struct pg_h1 *h, struct pg_h1_name *nm)
 
 int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
 {
+    x->tried = 0;
     if (!x->name)
         return pg_h1_start_at(h, x);
     struct pg_h1_name *nm = name_get(h, x->name);

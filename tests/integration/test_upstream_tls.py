@@ -273,9 +273,11 @@ class FakeDns:
             question = qd[:i + 5]  # name, its end, type and class
             qtype = struct.unpack("!H", qd[i + 1:i + 3])[0]
             ip = self.names.get(".".join(labels).lower())
-            if ip and qtype == 1:
-                ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + socket.inet_aton(ip)
-                head = qid + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
+            ips = ip if isinstance(ip, list) else [ip] if ip else []
+            if ips and qtype == 1:
+                ans = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) +
+                               socket.inet_aton(x) for x in ips)
+                head = qid + struct.pack("!HHHHH", 0x8180, 1, len(ips), 0, 0)
             else:
                 ans = b""
                 head = qid + struct.pack("!HHHHH", 0x8183 if not ip else 0x8180, 1, 0, 0, 0)
@@ -289,8 +291,8 @@ class FakeDns:
 @unittest.skipUnless(OPENSSL, "the openssl command is not installed")
 class DnsFollow(unittest.TestCase):
     """An https upstream by name, resolved on the loop through `resolver:` (SPEC 7): the
-    gateway follows the name to a new address once the TTL runs out, without a reload, and a
-    name that does not resolve is 502 upstream_unavailable."""
+    gateway follows the name to a new address once the TTL runs out, without a reload, skips a
+    dead address of an answer, and a name that does not resolve is 502 upstream_unavailable."""
 
     def test_follows_the_name(self):
         d = tempfile.mkdtemp(prefix="pgdns-")
@@ -328,6 +330,12 @@ upstreams:
             time.sleep(1.3)  # the answer's TTL (1 s) runs out
             self.assertEqual(env.get("/moving/y").status, 200)
             self.assertEqual((a.hits, b.hits), (1, 1))
+            # an answer with a dead address first: it is skipped, every request gets through
+            dns.names["panel.test"] = ["127.0.0.3", "127.0.0.1"]
+            time.sleep(1.3)
+            for i in range(4):
+                self.assertEqual(env.get("/moving/z?i=%d" % i).status, 200)
+            self.assertEqual(a.hits + b.hits, 6)
             r = env.get("/nowhere/x")
             self.assertEqual(r.status, 502, r)
             self.assertEqual(r.json()["error"]["code"], "upstream_unavailable")

@@ -55,12 +55,20 @@ def sha(key):
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+_GIVEN = set()  # ports handed out in this process: the kernel may offer a closed one again
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port nothing listens on now, never the same one twice in this process (two fakes
+    handed one port fail to start: seen in CI)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _GIVEN:
+            _GIVEN.add(p)
+            return p
 
 
 def wait_line(proc, want, timeout=10.0):

@@ -19,13 +19,16 @@ int pg_rsess_key(const struct pg_conf *c, const struct pg_upstream *u, const cha
     if (strcmp(kind, "lock") == 0) {
         k = snprintf(out, cap, "%s:lock:%s", c->redis_prefix, u->name);
     } else {
-        /* the url and the adapter's configured secrets: what a session was made with */
+        /* the url and the adapter's configured secrets: what a session was made with. Keyed
+         * by session_key first: a plain hash in a key name would let anyone who reads redis
+         * test password guesses offline */
         uint8_t d[EVP_MAX_MD_SIZE];
         char hex[17];
         struct pg_span sec[8];
         size_t n = u->auth && u->auth->secrets ? u->auth->secrets(u->auth_state, NULL, sec, 8) : 0;
         EVP_MD_CTX *h = EVP_MD_CTX_new();
         int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1 &&
+                 EVP_DigestUpdate(h, c->session_key, sizeof c->session_key) == 1 &&
                  EVP_DigestUpdate(h, u->url, u->url_len) == 1;
         for (size_t i = 0; ok && i < n; i++) {
             uint8_t len[4] = { (uint8_t)(sec[i].n >> 24), (uint8_t)(sec[i].n >> 16),

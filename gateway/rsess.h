@@ -17,7 +17,7 @@
 #define PG_RSESS_TAG 16
 #define PG_RSESS_MAX (PG_RSESS_NONCE + 8 + PG_TOKEN_MAX + PG_RSESS_TAG)
 
-/* "{prefix}:s:<upstream>:<16 hex of SHA-256(url, credentials)>" (kind "s") or
+/* "{prefix}:s:<upstream>:<16 hex of SHA-256(session_key, url, credentials)>" (kind "s") or
  * "{prefix}:lock:<upstream>" (kind "lock") into out. 0 ok, -1 does not fit. */
 int pg_rsess_key(const struct pg_conf *c, const struct pg_upstream *u, const char *kind, char *out,
                  size_t cap);

@@ -287,21 +287,28 @@ static bool shared(const struct pg_auth_rt *rt)
 
 static void curl_or_fail(struct pg_auth_rt *rt);
 
-/* Let the lock go if we hold it (only if it is still ours: it may have expired and been taken
- * by another instance since). Fire and forget. */
-static void release(struct pg_auth_rt *rt)
+/* Delete key in redis if it still holds value (n bytes): the lock only by its holder, a session
+ * only if it is the one retired. Fire and forget. */
+static void del_if(struct pg_redis *rd, const char *key, const char *value, size_t n)
 {
     static const char src[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                               "return redis.call('DEL', KEYS[1]) end return 0";
+    const char *argv[5] = { "EVAL", src, "1", key, value };
+    const size_t lens[5] = { 4, sizeof src - 1, 1, strlen(key), n };
+    if (!pg_redis_cmd(rd, 5, argv, lens, NULL, NULL))
+        pg_redis_failed(rd);
+}
+
+/* Let the lock go if we hold it (only if it is still ours: it may have expired and been taken
+ * by another instance since). */
+static void release(struct pg_auth_rt *rt)
+{
     char key[256];
     if (!rt->locked)
         return;
     rt->locked = false;
-    if (pg_rsess_key(rt->conf, rt->up, "lock", key, sizeof key))
-        return;
-    const char *argv[5] = { "EVAL", src, "1", key, rt->lock_val };
-    if (!pg_redis_cmd(rt->w->redis, 5, argv, NULL, NULL, NULL))
-        pg_redis_failed(rt->w->redis);
+    if (pg_rsess_key(rt->conf, rt->up, "lock", key, sizeof key) == 0)
+        del_if(rt->w->redis, key, rt->lock_val, strlen(rt->lock_val));
 }
 
 /* A sealed session from redis into *s, unless it is the one this process just retired. */
@@ -456,16 +463,10 @@ static void store(struct pg_auth_rt *rt, const struct pg_session *s)
 /* An expiry verdict retired the session: for every instance, if redis still holds that one. */
 static void retire(struct pg_worker *w, struct pg_auth_rt *rt)
 {
-    static const char src[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-                              "return redis.call('DEL', KEYS[1]) end return 0";
     char key[256];
-    if (!rt->blob_n || !w->redis || rt->conf->store != PG_STORE_REDIS ||
-        pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key))
-        return;
-    const char *argv[5] = { "EVAL", src, "1", key, (const char *)rt->blob };
-    const size_t lens[5] = { 4, sizeof src - 1, 1, strlen(key), rt->blob_n };
-    if (!pg_redis_cmd(w->redis, 5, argv, lens, NULL, NULL))
-        pg_redis_failed(w->redis);
+    if (rt->blob_n && w->redis && rt->conf->store == PG_STORE_REDIS &&
+        pg_rsess_key(rt->conf, rt->up, "s", key, sizeof key) == 0)
+        del_if(w->redis, key, (const char *)rt->blob, rt->blob_n);
 }
 
 static void login_done(CURL *e, CURLcode res, void *priv)

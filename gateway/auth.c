@@ -140,6 +140,7 @@ void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const st
     sm->logging_in = false;
     if (s) {
         sm->sess = *s;
+        sm->sess_at_ms = sm->now_ms(sm->now_arg);
         sm->gen++;
         sm->backoff_ms = 0;
         pg_log(PG_LOG_INFO, "upstream %s: %s", sm->name,
@@ -148,6 +149,7 @@ void pg_auth_sm_done(struct pg_auth_sm *sm, const struct pg_session *s, const st
         return;
     }
     struct pg_err e = *err;
+    sm->failures++;
     e.code = PG_E_UPSTREAM_AUTH_FAILED;
     if (!e.msg[0])
         fail_msg(sm->name, &e, "rejected the gateway's credentials");
@@ -719,11 +721,53 @@ enum pg_auth_expiry pg_auth_expired(struct pg_worker *w, struct pg_conf *conf, i
     return e;
 }
 
-uint64_t pg_auth_logins(struct pg_hub *hub, const struct pg_conf *conf, int up)
+const char *pg_auth_shown_name(enum pg_auth_shown s)
 {
+    static const char *const names[] = { "none", "valid", "logging_in", "backoff" };
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "none";
+}
+
+/* hub.mu held */
+static void sm_status(const struct pg_auth_sm *sm, struct pg_auth_status *st)
+{
+    uint64_t now = sm->now_ms(sm->now_arg);
+    bool has = sm->sess.token_len > 0;
+    uint64_t refresh = sm->sess.refresh_at_ms;
+    memset(st, 0, sizeof *st);
+    st->logins = sm->logins;
+    st->failures = sm->failures;
+    st->expires_in_ms = -1;
+    if (has) {
+        st->age_ms = now - sm->sess_at_ms;
+        if (refresh)
+            st->expires_in_ms = refresh > now ? (int64_t)(refresh - now) : 0;
+    }
+    if (sm->backoff_ms && sm->retry_at_ms > now)
+        st->backoff_ms = sm->retry_at_ms - now;
+    if (sm->logging_in)
+        st->state = PG_AS_LOGGING_IN;
+    else if (st->backoff_ms)
+        st->state = PG_AS_BACKOFF;
+    else if (has && (!refresh || refresh > now))
+        st->state = PG_AS_VALID;
+    else
+        st->state = PG_AS_NONE;
+}
+
+bool pg_auth_status(struct pg_hub *hub, const struct pg_conf *conf, int up,
+                    struct pg_auth_status *st)
+{
+    const struct pg_upstream *u = &conf->upstreams[up];
+    if (!u->auth || !u->auth->build_login)
+        return false;
     pg_hub_lock(hub);
-    const struct pg_auth_rt *rt = conf->upstreams[up].rt;
-    uint64_t n = rt ? rt->sm.logins : 0;
+    const struct pg_auth_rt *rt = u->rt;
+    if (rt)
+        sm_status(&rt->sm, st);
     pg_hub_unlock(hub);
-    return n;
+    if (!rt) {
+        memset(st, 0, sizeof *st);
+        st->expires_in_ms = -1;
+    }
+    return true;
 }

@@ -62,6 +62,8 @@ struct pg_auth_sm {
     struct pg_session sess;       /* token_len 0: none (not yet, or forgotten as expired) */
     uint64_t gen;                 /* bumped by every successful login */
     uint64_t logins;              /* logins started */
+    uint64_t failures;            /* logins that failed */
+    uint64_t sess_at_ms;          /* when sess was got (a login, or adopted) */
     uint64_t login_start_ms;      /* when the last one started: relogins are throttled from it */
     uint64_t prev_login_start_ms; /* the one before (pg_auth_sm_adopt puts it back) */
     bool adopting;
@@ -102,6 +104,22 @@ void pg_auth_sm_adopt(struct pg_auth_sm *sm, const struct pg_session *s);
 enum pg_auth_state pg_auth_acquire(struct pg_worker *w, struct pg_conf *conf, int up,
                                    struct pg_auth_wait *wt, struct pg_session *s, bool *has,
                                    uint64_t *gen, struct pg_err *err);
+
+/* What /_gateway/status shows of an upstream's session (SPEC section 6). */
+enum pg_auth_shown { PG_AS_NONE, PG_AS_VALID, PG_AS_LOGGING_IN, PG_AS_BACKOFF };
+struct pg_auth_status {
+    enum pg_auth_shown state;
+    uint64_t age_ms;       /* since the session in use was got; 0 without one */
+    int64_t expires_in_ms; /* until it is renewed; -1: no session, or it is never renewed */
+    uint64_t logins, failures;
+    uint64_t backoff_ms; /* left before the next login may be tried */
+};
+const char *pg_auth_shown_name(enum pg_auth_shown s);
+
+/* The session state of upstream up of conf into *st. False (st untouched) for an adapter that
+ * has no session. Takes the hub lock. */
+bool pg_auth_status(struct pg_hub *hub, const struct pg_conf *conf, int up,
+                    struct pg_auth_status *st);
 
 /* Leave the queue, or drop an outcome not yet run (the caller went away). Accepts a waiter that
  * waits for nothing. On the waiter's own loop. */
@@ -153,8 +171,5 @@ enum pg_auth_expiry pg_auth_sm_expired(struct pg_auth_sm *sm, uint64_t gen, uint
  * error is redacted with them (redact.h). */
 size_t pg_auth_secrets(const struct pg_conf *conf, int up, const struct pg_session *s,
                        struct pg_span *out, size_t cap);
-
-/* Logins sent so far for upstream up, by every worker (status, tests). */
-uint64_t pg_auth_logins(struct pg_hub *hub, const struct pg_conf *conf, int up);
 
 #endif

@@ -4,10 +4,10 @@
 
 #include <event2/buffer.h>
 
-#include "auth.h"
 #include "limit.h"
 #include "metrics.h"
 #include "req.h"
+#include "status.h"
 #include "util.h"
 
 static int body_health(struct pg_req *r, struct evbuffer *out)
@@ -16,41 +16,27 @@ static int body_health(struct pg_req *r, struct evbuffer *out)
     return evbuffer_add_reference(out, "{\"status\":\"ok\"}", 15, NULL, NULL);
 }
 
+static int add_to_evbuffer(const char *p, size_t n, void *out)
+{
+    return evbuffer_add(out, p, n);
+}
+
+/* j (a reference taken over; NULL: out of memory) as compact JSON into out. */
+static int put_json(json_t *j, struct evbuffer *out)
+{
+    int rc = j ? json_dump_callback(j, add_to_evbuffer, out, JSON_COMPACT) : -1;
+    json_decref(j);
+    return rc;
+}
+
 static int body_me(struct pg_req *r, struct evbuffer *out)
 {
-    return pg_limit_me(r->w->limit, r->conf, r->consumer, out);
+    return put_json(pg_limit_me(r->w->limit, r->conf, r->consumer), out);
 }
 
 static int body_status(struct pg_req *r, struct evbuffer *out)
 {
-    const struct pg_hub *h = r->w->hub;
-    if (evbuffer_add_printf(out, "{\"workers\":%zu,\"connections\":%llu,\"worker_connections\":[",
-                            h->nworkers, (unsigned long long)pg_worker_nconns_all(r->w)) < 0)
-        return -1;
-    /* how the kernel spread connections over the workers' listeners (SO_REUSEPORT) */
-    for (size_t i = 0; i < h->nworkers; i++)
-        if (evbuffer_add_printf(out, "%s%llu", i ? "," : "",
-                                (unsigned long long)pg_worker_nconns(h->workers[i])) < 0)
-            return -1;
-    /* SPEC 6: the shared store's state as the workers last saw it */
-    if (evbuffer_add_printf(out, "],\"store\":{\"type\":\"%s\",\"state\":\"%s\"},\"upstreams\":[",
-                            r->conf->store == PG_STORE_REDIS ? "redis" : "local",
-                            r->conf->store == PG_STORE_REDIS &&
-                                    __atomic_load_n(&h->store_down, __ATOMIC_RELAXED)
-                                ? "down"
-                                : "ok") < 0)
-        return -1;
-    for (size_t i = 0; i < r->conf->nupstreams; i++) {
-        const struct pg_upstream *up = &r->conf->upstreams[i];
-        if (evbuffer_add_printf(
-                out, "%s{\"name\":\"%s\",\"logins\":%llu,\"queued\":%zu,\"cooldown_ms\":%llu}",
-                i ? "," : "", up->name,
-                (unsigned long long)pg_auth_logins(r->w->hub, r->conf, (int)i),
-                pg_limit_queued(r->w->limit, up),
-                (unsigned long long)pg_limit_cooldown_left(r->w->limit, up)) < 0)
-            return -1;
-    }
-    return evbuffer_add(out, "]}", 2);
+    return put_json(pg_status_json(r), out);
 }
 
 static int body_metrics(struct pg_req *r, struct evbuffer *out)

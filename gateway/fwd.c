@@ -207,6 +207,7 @@ static void acquire_and_go(struct pg_fwd *f)
         go(f);
         break;
     case PG_AUTH_WAIT:
+        r->login = true;
         break;
     case PG_AUTH_FAILED:
         fail_auth(f, &err, 0);
@@ -286,7 +287,7 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     f->req = r;
     f->up = up;
     /* the one place the client is chosen: the own one for http:// at an IP address */
-    f->client = up->h1_addrlen || up->h1_tls ? &pg_fwd_h1 : &pg_fwd_curl;
+    f->client = pg_fwd_own_client(up) ? &pg_fwd_h1 : &pg_fwd_curl;
     pg_metrics_inflight(r->w->metrics, up->name, 1);
     f->rest = rest;
     f->rest_len = rest_len;
@@ -520,12 +521,12 @@ static bool judge(struct pg_fwd *f)
         if (f->replayed || pg_auth_expired(f->req->w, f->req->conf, f->req->upstream, f->gen,
                                            pg_now_ms()) == PG_EXPIRY_REFUSED)
             return false;
-        f->replayed = true;
+        f->replayed = f->req->replayed = true;
         acquire_and_go(f);
         return true;
     }
     if (v == PG_VERDICT_RESIGN && !f->replayed) {
-        f->replayed = true;
+        f->replayed = f->req->replayed = true;
         acquire_and_go(f);
         return true;
     }

@@ -19,6 +19,12 @@ void pg_fwd_pool_free(struct pg_fwd_pool *p); /* accepts NULL; no request may be
  * the YAML does not choose clients. */
 void pg_fwd_prepare(struct pg_conf *c);
 
+/* Whether pg_fwd_prepare gave up to the own client (else libcurl serves it). */
+static inline bool pg_fwd_own_client(const struct pg_upstream *up)
+{
+    return up->h1_addrlen || up->h1_tls;
+}
+
 /* Forward r to upstream r->upstream; `rest` is the normalised path after /{upstream} (borrowed
  * for the call), `query` the raw query string without '?' (NULL if none). The answer goes to the
  * caller through pg_resp_*; on any failure an envelope is sent. */

@@ -79,6 +79,7 @@ static void head_status(struct pg_fwd *f, int status)
 {
     f->last_ms = pg_now_ms();
     f->status = status;
+    f->req->upstream_status = status;
     f->clen = -1;
     f->chunked_up = false;
     f->head_len = 0;

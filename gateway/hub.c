@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -22,6 +23,7 @@ struct pg_hub *pg_hub_new(void)
         free(h);
         return NULL;
     }
+    h->started_s = (uint64_t)time(NULL);
     /* bounded by the configured names (upstreams + routes + consumers), far below this */
     h->limit = pg_limit_new(h, pg_bucket_local_new(100000));
     if (!h->limit) {

@@ -50,9 +50,10 @@ struct pg_hub {
     pthread_mutex_t mu;
     struct pg_limit *limit; /* shared by every worker; its queues are under mu */
     struct pg_worker *workers[PG_WORKERS_MAX];
-    size_t nworkers; /* set before the worker threads start; fixed after */
-    int store_down;  /* atomic: the redis store was last seen unreachable (status, one log line
-                      * per change) */
+    size_t nworkers;    /* set before the worker threads start; fixed after */
+    uint64_t started_s; /* wall clock when the process started (status) */
+    int store_down;     /* atomic: the redis store was last seen unreachable (status, one log line
+                         * per change) */
 };
 
 /* A hub with a local bucket store. NULL out of memory. */

@@ -122,6 +122,7 @@ enum pg_metric_scope pg_lim_scope_of(const char *key, bool cooldown)
 void pg_lim_reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_metric_scope sc)
 {
     pg_metrics_limited(r->w->metrics, r->conf->upstreams[r->upstream].name, sc);
+    r->limited = (int)sc;
     struct pg_envelope e = { .code = PG_E_RATE_LIMITED, .message = msg, .has_retry_after = true };
     e.retry_after_s = ceil_s(wait_ms);
     if (e.retry_after_s == 0)
@@ -557,8 +558,10 @@ uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up
     return l->store->ops->cooldown_get(l->store, key, pg_lim_now(l));
 }
 
-static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, const char *scope,
-                     const char *key, const struct pg_rate_limit *rl, uint64_t now)
+/* Bucket key under rl as {"scope", "key" (without the scope's prefix), "limit", "remaining",
+ * <reset>} appended to arr; nothing when rl is unset or the store cannot say. -1 out of memory. */
+static int bucket_json(struct pg_limit *l, json_t *arr, const char *scope, const char *key,
+                       const struct pg_rate_limit *rl, uint64_t now, const char *reset)
 {
     if (!rl->set)
         return 0;
@@ -567,73 +570,86 @@ static int me_bucket(struct pg_limit *l, struct evbuffer *out, bool *first, cons
     if (l->store->ops->peek(l->store, key, rl, now, &res) < 0 || res.n < 1)
         return 0;
     const struct pg_bucket_info *b = &res.b[0];
-    if (evbuffer_add_printf(out, "%s{\"scope\":\"%s\",\"key\":\"", *first ? "" : ",", scope) < 0 ||
-        pg_json_escape(out, key + 2, strlen(key + 2)) ||
-        evbuffer_add_printf(out, "\",\"limit\":%llu,\"remaining\":%llu,\"reset\":%llu}",
-                            (unsigned long long)b->limit, (unsigned long long)b->remaining,
-                            (unsigned long long)b->reset_s) < 0)
+    return json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,s:I}", "scope", scope, "key",
+                                                key + 2, "limit", (json_int_t)b->limit, "remaining",
+                                                (json_int_t)b->remaining, reset,
+                                                (json_int_t)b->reset_s));
+}
+
+/* Upstream up's own bucket and its routes' into arr. -1 out of memory. */
+static int upstream_buckets(struct pg_limit *l, json_t *arr, const struct pg_upstream *up,
+                            uint64_t now, const char *reset)
+{
+    char key[PG_KEY_MAX];
+    snprintf(key, sizeof key, "u:%s", up->name);
+    if (bucket_json(l, arr, "upstream", key, &up->rl, now, reset))
         return -1;
-    *first = false;
+    for (size_t j = 0; j < up->nroutes; j++) {
+        int n = snprintf(key, sizeof key, "r:%s:%s", up->name, up->routes[j].path);
+        if (n > 0 && (size_t)n < sizeof key &&
+            bucket_json(l, arr, "route", key, &up->routes[j].rl, now, reset))
+            return -1;
+    }
     return 0;
 }
 
-int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
-                struct evbuffer *out)
+json_t *pg_limit_buckets(struct pg_limit *l, const struct pg_upstream *up)
+{
+    json_t *arr = json_array();
+    if (arr && upstream_buckets(l, arr, up, pg_lim_now(l), "reset_s")) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* The methods consumer k may send to upstream i, as PG_M_* bits. */
+static unsigned allowed_methods(const struct pg_consumer *k, int i)
+{
+    unsigned m = 0;
+    for (size_t a = 0; a < k->nallow; a++)
+        if (k->allow[a].upstream == -1 || k->allow[a].upstream == i)
+            m |= k->allow[a].methods;
+    return m;
+}
+
+static json_t *methods_json(unsigned m)
+{
+    static const char *const names[] = {
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
+    };
+    json_t *a = json_array();
+    for (unsigned b = 0; a && b < 7; b++)
+        if ((m & (1u << b)) && json_array_append_new(a, json_string(names[b]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+json_t *pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k)
 {
     uint64_t now = pg_lim_now(l);
     char key[PG_KEY_MAX];
-    bool first = true;
-    if (evbuffer_add(out, "{\"consumer\":\"", 13) ||
-        pg_json_escape(out, k->name, strlen(k->name)) ||
-        evbuffer_add_printf(out, "\",\"admin\":%s,\"upstreams\":[", k->admin ? "true" : "false") <
-            0)
-        return -1;
+    json_t *ups = json_array(), *bks = json_array();
+    json_t *me = json_pack("{s:s,s:b,s:o,s:o}", "consumer", k->name, "admin", k->admin, "upstreams",
+                           ups, "buckets", bks);
+    if (!me)
+        return NULL;
+    snprintf(key, sizeof key, "c:%s", k->name);
+    if (bucket_json(l, bks, "consumer", key, &k->rl, now, "reset"))
+        goto fail;
     for (size_t i = 0; i < c->nupstreams; i++) {
-        unsigned m = 0;
-        for (size_t a = 0; a < k->nallow; a++)
-            if (k->allow[a].upstream == -1 || k->allow[a].upstream == (int)i)
-                m |= k->allow[a].methods;
+        unsigned m = allowed_methods(k, (int)i);
         if (!m)
             continue;
-        static const char *const names[] = { "GET",   "HEAD",   "POST",   "PUT",
-                                             "PATCH", "DELETE", "OPTIONS" };
-        if (evbuffer_add_printf(out, "%s{\"name\":\"%s\",\"methods\":[", first ? "" : ",",
-                                c->upstreams[i].name) < 0)
-            return -1;
-        first = false;
-        bool mf = true;
-        for (unsigned b = 0; b < 7; b++) {
-            if (!(m & (1u << b)))
-                continue;
-            if (evbuffer_add_printf(out, "%s\"%s\"", mf ? "" : ",", names[b]) < 0)
-                return -1;
-            mf = false;
-        }
-        if (evbuffer_add(out, "]}", 2))
-            return -1;
+        if (json_array_append_new(ups, json_pack("{s:s,s:o}", "name", c->upstreams[i].name,
+                                                 "methods", methods_json(m))) ||
+            upstream_buckets(l, bks, &c->upstreams[i], now, "reset"))
+            goto fail;
     }
-    if (evbuffer_add(out, "],\"buckets\":[", 13))
-        return -1;
-    first = true;
-    snprintf(key, sizeof key, "c:%s", k->name);
-    if (me_bucket(l, out, &first, "consumer", key, &k->rl, now))
-        return -1;
-    for (size_t i = 0; i < c->nupstreams; i++) {
-        const struct pg_upstream *up = &c->upstreams[i];
-        bool allowed = false;
-        for (size_t a = 0; a < k->nallow; a++)
-            allowed = allowed || k->allow[a].upstream == -1 || k->allow[a].upstream == (int)i;
-        if (!allowed)
-            continue;
-        snprintf(key, sizeof key, "u:%s", up->name);
-        if (me_bucket(l, out, &first, "upstream", key, &up->rl, now))
-            return -1;
-        for (size_t j = 0; j < up->nroutes; j++) {
-            int n = snprintf(key, sizeof key, "r:%s:%s", up->name, up->routes[j].path);
-            if (n > 0 && (size_t)n < sizeof key &&
-                me_bucket(l, out, &first, "route", key, &up->routes[j].rl, now))
-                return -1;
-        }
-    }
-    return evbuffer_add(out, "]}", 2);
+    return me;
+fail:
+    json_decref(me);
+    return NULL;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "bucket.h"
 #include "req.h"
 #include "util.h"
@@ -63,8 +65,11 @@ size_t pg_limit_queued(struct pg_limit *l, const struct pg_upstream *up);
 /* ms of cool-down left for upstream up. */
 uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up);
 
-/* The /_gateway/me document for consumer k. 0 ok, -1 out of memory. */
-int pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k,
-                struct evbuffer *out);
+/* The /_gateway/me document for consumer k (SPEC section 6). NULL out of memory. */
+json_t *pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg_consumer *k);
+
+/* Upstream up's buckets (its own, then its routes') as status shows them (SPEC section 6):
+ * [{"scope", "key", "limit", "remaining", "reset_s"}]. NULL out of memory. */
+json_t *pg_limit_buckets(struct pg_limit *l, const struct pg_upstream *up);
 
 #endif

@@ -132,6 +132,9 @@ void pg_resp_error(struct pg_req *r, const struct pg_envelope *e)
 {
     struct evbuffer *body = evbuffer_new();
     char extra[160];
+    r->err = (int)e->code;
+    if (e->upstream_status)
+        r->upstream_status = e->upstream_status;
     size_t xn = 0;
     if (!body)
         goto fail;

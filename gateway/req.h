@@ -89,6 +89,12 @@ struct pg_req {
     int status;
     bool head_sent, chunked, close_delimited, ended;
     uint64_t resp_bytes;
+    /* what the answer's record (access log, status) says, noted along the way */
+    int err;             /* enum pg_err_code of an error envelope answer; -1: none */
+    int upstream_status; /* the panel's answer's status; 0: no panel answered */
+    int limited;         /* enum pg_metric_scope of the limit that refused it; -1: none */
+    bool login;          /* it waited for a login to the panel */
+    bool replayed;       /* it was sent to the panel a second time (session expired) */
 
     /* the target after routing: the normalised path after /{upstream} and the raw query,
      * borrowed from hbuf */

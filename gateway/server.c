@@ -91,6 +91,9 @@ static void req_reset(struct pg_conn *c)
     r->status = 0;
     r->head_sent = r->chunked = r->close_delimited = r->ended = false;
     r->resp_bytes = 0;
+    r->err = r->limited = -1;
+    r->upstream_status = 0;
+    r->login = r->replayed = false;
     r->fwd = NULL;
     r->on_abort = r->on_writable = NULL;
     r->rest = r->query = NULL;

@@ -72,9 +72,19 @@ static void log_flush(struct pg_worker *w)
 
 void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
 {
-    pg_metrics_request(w->metrics,
-                       r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
-                       r->method, status, r->start_ms ? pg_now_ms() - r->start_ms : 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    struct pg_metrics_rec rec = {
+        .upstream = r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
+        .consumer = r->consumer ? r->consumer->name : NULL,
+        .method = r->method,
+        .status = status,
+        .err = r->err,
+        .limited = r->limited >= 0,
+        .ms = r->start_ms ? pg_now_ms() - r->start_ms : 0,
+        .now_s = (uint64_t)now.tv_sec,
+    };
+    pg_metrics_request(w->metrics, &rec);
     /* a log that cannot keep up loses lines rather than memory */
     if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
         return;

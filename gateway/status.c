@@ -45,11 +45,12 @@ static json_t *upstream_json(struct pg_req *r, const struct pg_metrics *sum, int
 {
     const struct pg_upstream *up = &r->conf->upstreams[i];
     struct pg_limit *l = r->w->limit;
-    json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:I}", "name", up->name, "client",
-                          pg_fwd_own_client(up) ? "h1" : "curl", "cooldown_s",
-                          ceil_s(pg_limit_cooldown_left(l, up)), "buckets", pg_limit_buckets(l, up),
-                          "queued", (json_int_t)pg_limit_queued(l, up));
+    json_t *o =
+        json_pack("{s:s,s:s}", "name", up->name, "client", pg_fwd_own_client(up) ? "h1" : "curl");
     if (!o || session_json(r, i, o) ||
+        json_object_set_new(o, "cooldown_s", json_integer(ceil_s(pg_limit_cooldown_left(l, up)))) ||
+        json_object_set_new(o, "buckets", pg_limit_buckets(l, up)) ||
+        json_object_set_new(o, "queued", json_integer((json_int_t)pg_limit_queued(l, up))) ||
         pg_metrics_upstream_json(sum, up->name, r->w->hub->started_s, now_s, o)) {
         json_decref(o);
         return NULL;

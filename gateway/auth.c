@@ -727,8 +727,7 @@ const char *pg_auth_shown_name(enum pg_auth_shown s)
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "none";
 }
 
-/* hub.mu held */
-static void sm_status(const struct pg_auth_sm *sm, struct pg_auth_status *st)
+void pg_auth_sm_status(const struct pg_auth_sm *sm, struct pg_auth_status *st)
 {
     uint64_t now = sm->now_ms(sm->now_arg);
     bool has = sm->sess.token_len > 0;
@@ -763,7 +762,7 @@ bool pg_auth_status(struct pg_hub *hub, const struct pg_conf *conf, int up,
     pg_hub_lock(hub);
     const struct pg_auth_rt *rt = u->rt;
     if (rt)
-        sm_status(&rt->sm, st);
+        pg_auth_sm_status(&rt->sm, st);
     pg_hub_unlock(hub);
     if (!rt) {
         memset(st, 0, sizeof *st);

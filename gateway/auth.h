@@ -116,6 +116,9 @@ struct pg_auth_status {
 };
 const char *pg_auth_shown_name(enum pg_auth_shown s);
 
+/* sm's state as status shows it, on sm's clock. */
+void pg_auth_sm_status(const struct pg_auth_sm *sm, struct pg_auth_status *st);
+
 /* The session state of upstream up of conf into *st. False (st untouched) for an adapter that
  * has no session. Takes the hub lock. */
 bool pg_auth_status(struct pg_hub *hub, const struct pg_conf *conf, int up,

@@ -306,6 +306,59 @@ static void backoff_doubling(void **state)
     assert_int_equal(machine.backoff_ms, 5000); /* from the start again */
 }
 
+/* What status shows along a session's life: none, logging_in, valid with its age and time to
+ * refresh, none again past the refresh time, backoff after a refused login with the time left
+ * and the failure counted, valid again after the next login. */
+static void status_states(void **state)
+{
+    (void)state;
+    struct pg_auth_status st;
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_NONE);
+    assert_int_equal(st.expires_in_ms, -1);
+    assert_int_equal(st.logins + st.failures + st.age_ms + st.backoff_ms, 0);
+    struct waiter w;
+    const struct pg_session *s;
+    uint64_t gen;
+    struct pg_err err;
+    assert_int_equal(acquire(&w, &s, &gen, &err), PG_AUTH_WAIT);
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_LOGGING_IN);
+    assert_int_equal(st.logins, 1);
+    fk.now += 250;
+    login_ok("tok-1", fk.now + 60000);
+    fk.now += 7000;
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_VALID);
+    assert_int_equal(st.age_ms, 7000);
+    assert_int_equal(st.expires_in_ms, 53000);
+    assert_string_equal(pg_auth_shown_name(st.state), "valid");
+    fk.now += 53000; /* the refresh time: renewed by the next request, none until then */
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_NONE);
+    assert_int_equal(st.expires_in_ms, 0);
+    assert_int_equal(acquire(&w, &s, &gen, &err), PG_AUTH_WAIT);
+    fk.now += 100;
+    login_fails(403);
+    fk.now += 1500;
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_BACKOFF);
+    assert_int_equal(st.backoff_ms, PG_AUTH_BACKOFF_FIRST_MS - 1500);
+    assert_int_equal(st.logins, 2);
+    assert_int_equal(st.failures, 1);
+    assert_string_equal(pg_auth_shown_name(st.state), "backoff");
+    fk.now += PG_AUTH_BACKOFF_FIRST_MS;
+    assert_int_equal(acquire(&w, &s, &gen, &err), PG_AUTH_WAIT);
+    login_ok("tok-2", 0);
+    pg_auth_sm_status(&machine, &st);
+    assert_int_equal(st.state, PG_AS_VALID);
+    assert_int_equal(st.expires_in_ms, -1); /* never refreshed by time */
+    assert_int_equal(st.age_ms, 0);
+    assert_int_equal(st.backoff_ms, 0);
+    assert_int_equal(st.logins, 3);
+    assert_int_equal(st.failures, 1);
+}
+
 /* A login that fails while requests wait answers every one of them with the reason; the next
  * requests inside the backoff get the same reason at once, without a login. */
 static void failed_login_with_waiters(void **state)
@@ -375,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup(backoff_doubling, sm_setup),
         cmocka_unit_test_setup(failed_login_with_waiters, sm_setup),
         cmocka_unit_test_setup(start_fails, sm_setup),
+        cmocka_unit_test_setup(status_states, sm_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 
 #include "limit.h"
 #include "metrics.h"
+#include "page.h"
 #include "req.h"
 #include "status.h"
 #include "util.h"
@@ -50,10 +51,16 @@ static int body_metrics(struct pg_req *r, struct evbuffer *out)
 
 static const struct pg_endpoint endpoints[] = {
     /* health is 503 while draining: a balancer takes the instance out */
-    { "/_gateway/health", PG_EP_NONE, "application/json", body_health },
-    { "/_gateway/me", PG_EP_KEY, "application/json", body_me },
-    { "/_gateway/status", PG_EP_ADMIN, "application/json", body_status },
-    { "/_gateway/metrics", PG_EP_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics },
+    { "/_gateway/health", PG_EP_NONE, "application/json", body_health, NULL },
+    { "/_gateway/me", PG_EP_KEY, "application/json", body_me, NULL },
+    { "/_gateway/status", PG_EP_ADMIN, "application/json", body_status, NULL },
+    { "/_gateway/metrics", PG_EP_ADMIN_UNLESS_PUBLIC, "text/plain; version=0.0.4", body_metrics,
+      NULL },
+    /* the status page; its data is /_gateway/status with the admin key the page asks for */
+    { "/_gateway/", PG_EP_NONE, "text/html; charset=utf-8", NULL, pg_page_html },
+    { "/_gateway/page.js", PG_EP_NONE, "text/javascript; charset=utf-8", NULL, pg_page_js },
+    { "/_gateway/page.css", PG_EP_NONE, "text/css; charset=utf-8", NULL, pg_page_css },
+    { "/_gateway", PG_EP_NONE, NULL, NULL, pg_page_redirect },
 };
 
 const struct pg_endpoint *pg_endpoint_find(const char *path, size_t n)
@@ -66,6 +73,10 @@ const struct pg_endpoint *pg_endpoint_find(const char *path, size_t n)
 
 void pg_endpoint_serve(struct pg_req *r, const struct pg_endpoint *ep)
 {
+    if (ep->serve) {
+        ep->serve(r, ep->ctype);
+        return;
+    }
     if (ep->body == body_health && r->w->draining) {
         pg_resp_fail(r, PG_E_DRAINING, NULL);
         return;

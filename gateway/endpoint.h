@@ -1,6 +1,6 @@
 /* endpoint.h -- panelgate's own endpoints under /_gateway/ (SPEC section 6): health, me, status,
- * metrics. A table of rows (path, who may read it, content type, body writer) that dispatch
- * looks up; adding an endpoint is adding a row in endpoint.c. */
+ * metrics, the status page. A table of rows (path, who may read it, content type, body writer)
+ * that dispatch looks up; adding an endpoint is adding a row in endpoint.c. */
 #ifndef PG_ENDPOINT_H
 #define PG_ENDPOINT_H
 
@@ -22,6 +22,9 @@ struct pg_endpoint {
     const char *ctype;
     /* the answer's body into out; 0 ok, -1 out of memory */
     int (*body)(struct pg_req *r, struct evbuffer *out);
+    /* instead of body (NULL then): answers r itself, for an answer with headers of its own
+     * (the status page, page.h); ctype is the row's */
+    void (*serve)(struct pg_req *r, const char *ctype);
 };
 
 /* The endpoint at the normalised path (p, n), or NULL. */

@@ -11,6 +11,7 @@ PG_DEPS_DEFAULT=(
     python3 curl ca-certificates openssl
     redis-server nginx wrk valgrind
     clang clang-format libclang-rt-14-dev
+    chromium  # tests/integration/test_page.py drives the status page in it, headless
 )
 
 # Print the packages among "$@" that are not fully installed (one dpkg-query call: fast).

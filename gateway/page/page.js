@@ -54,6 +54,21 @@
     return isNum(v) ? Math.round(v) + " ms" : DASH;
   }
 
+  /* a count that fits a narrow cell: 9,999 then 10.0k, 100k, 1.2M */
+  function compact(v) {
+    if (!isNum(v)) return DASH;
+    var a = Math.abs(v);
+    if (a < 10000) return int(v);
+    if (a < 1e6) return (v / 1e3).toFixed(a < 1e5 ? 1 : 0) + "k";
+    return (v / 1e6).toFixed(a < 1e7 ? 2 : 1) + "M";
+  }
+
+  /* a latency that fits a narrow cell: 230 ms, 1.9 s */
+  function shortMs(v) {
+    if (!isNum(v)) return DASH;
+    return v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(v < 10000 ? 1 : 0) + " s";
+  }
+
   /* seconds as "42s", "5m 12s", "3h 04m", "2d 3h" */
   function dur(s) {
     if (!isNum(s) || s < 0) return DASH;
@@ -99,7 +114,7 @@
     clear(document.querySelector("#consumers tbody"));
     $("dash").hidden = true;
     $("summary").hidden = true;
-    $("version").textContent = DASH;
+    $("version").textContent = "";
     $("up-count").textContent = "";
     st.prev = null;
     st.lastOk = 0;
@@ -242,15 +257,15 @@
   }
 
   function renderSummary(d) {
-    $("version").textContent = isNum(d.version) || typeof d.version === "string" ?
-      "v" + d.version : DASH;
+    $("version").textContent = typeof d.version === "string" && d.version ?
+      "v" + d.version : "";
     var started = $("started");
     clear(started);
     var t = typeof d.started === "string" ? Date.parse(d.started) : NaN;
     if (isNaN(t)) {
       started.textContent = str(d.started);
     } else {
-      started.textContent = new Date(t).toLocaleString();
+      started.textContent = localTime(new Date(t));
       started.appendChild(el("span", "muted", " (up " + dur((Date.now() - t) / 1000) + ")"));
     }
     started.title = str(d.started);
@@ -262,6 +277,11 @@
     store.appendChild(document.createTextNode(str(s.type) + " "));
     store.appendChild(pill(str(s.state), s.state === "ok" ? "good" : s.state ? "bad" : ""));
     $("summary").hidden = false;
+  }
+
+  function localTime(d) {
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
   function pill(text, kind) {
@@ -276,51 +296,58 @@
 
     var head = el("div", "card-head");
     head.appendChild(el("h3", "name", u.name));
-    if (typeof u.client === "string") head.appendChild(pill(u.client, "client"));
+    if (typeof u.client === "string") {
+      var cl = pill(u.client, "client");
+      cl.title = "HTTP client: " + (u.client === "h1" ? "panelgate's own HTTP/1.1" : u.client);
+      head.appendChild(cl);
+    }
     head.appendChild(cooldown(u, now));
     c.appendChild(head);
 
-    c.appendChild(sessionBlock(u));
-
     var kpis = el("div", "kpis");
-    kpis.appendChild(kpi("req/s", isNum(rate) ? rate.toFixed(rate < 10 ? 1 : 0) : DASH, "rate"));
-    kpis.appendChild(kpi("requests", int(u.requests), "requests"));
     var lat = u.latency_ms && typeof u.latency_ms === "object" ? u.latency_ms : {};
-    kpis.appendChild(kpi("p50", ms(lat.p50), "p50"));
-    kpis.appendChild(kpi("p99", ms(lat.p99), "p99"));
-    kpis.appendChild(kpi("queued", int(u.queued), "queued"));
-    kpis.appendChild(kpi("in flight", int(u.inflight), "inflight"));
+    kpis.appendChild(kpi("req/s", isNum(rate) ? rate.toFixed(rate < 10 ? 1 : 0) : DASH, "rate"));
+    kpis.appendChild(kpi("requests", compact(u.requests), "requests", int(u.requests)));
+    kpis.appendChild(kpi("p50", shortMs(lat.p50), "p50", ms(lat.p50) + ", last 5 minutes"));
+    kpis.appendChild(kpi("p99", shortMs(lat.p99), "p99", ms(lat.p99) + ", last 5 minutes"));
+    kpis.appendChild(kpi("queued", compact(u.queued), "queued", int(u.queued)));
+    kpis.appendChild(kpi("in flight", compact(u.inflight), "inflight", int(u.inflight)));
     c.appendChild(kpis);
 
-    c.appendChild(buckets(u.buckets));
-    c.appendChild(errors(u.errors));
-    c.appendChild(sparkline(u.history));
+    var rows = el("div", "rows");
+    row(rows, "session", sessionBlock(u.session));
+    row(rows, "limits", buckets(u.buckets));
+    row(rows, "errors", errors(u.errors));
+    row(rows, "p99", sparkline(u.history));
+    c.appendChild(rows);
     return c;
   }
 
-  function kpi(label, value, cls) {
+  function row(rows, label, value) {
+    rows.appendChild(el("div", "label", label));
+    rows.appendChild(value);
+  }
+
+  function kpi(label, value, cls, exact) {
     var k = el("div", "kpi " + cls);
-    k.appendChild(el("div", "kpi-v", value));
+    if (exact) k.title = label + ": " + exact;
+    var m = /^(\S+) (ms|s)$/.exec(value); /* a smaller unit: "1,234 ms" must fit a sixth */
+    var v = el("div", "kpi-v", m ? m[1] : value);
+    if (m) v.appendChild(el("span", "unit", " " + m[2]));
+    k.appendChild(v);
     k.appendChild(el("div", "kpi-l", label));
     return k;
   }
 
-  /* cooldown_s (SPEC 6); older gateways sent cooldown_ms */
-  function cooldownSeconds(u) {
-    if (isNum(u.cooldown_s)) return u.cooldown_s;
-    if (isNum(u.cooldown_ms)) return u.cooldown_ms / 1000;
-    return null;
-  }
-
+  /* The panel asked for a pause (its 429 and Retry-After): counted down here between polls. */
   function cooldown(u, now) {
-    var e = el("span", "pill cooldown");
-    var s = cooldownSeconds(u);
-    if (s === null) {
+    var e = el("span", "cooldown");
+    if (!isNum(u.cooldown_s)) {
       e.textContent = "cool-down " + DASH;
       e.setAttribute("data-left", "");
       return e;
     }
-    st.countdowns.push({ el: e, until: now + s * 1000 });
+    st.countdowns.push({ el: e, until: now + u.cooldown_s * 1000 });
     return e;
   }
 
@@ -331,7 +358,7 @@
       var left = Math.max(0, Math.ceil((cd.until - now) / 1000));
       cd.el.setAttribute("data-left", String(left));
       cd.el.textContent = left > 0 ? "cool-down " + dur(left) : "no cool-down";
-      cd.el.classList.toggle("warn", left > 0);
+      cd.el.classList.toggle("active", left > 0);
     });
     if (st.lastOk && !document.body.classList.contains("stale")) {
       var ago = Math.round((Date.now() - st.lastOk) / 1000);
@@ -339,30 +366,29 @@
     }
   }
 
-  function sessionBlock(u) {
+  function sessionBlock(s) {
     var b = el("div", "session");
-    var s = u.session && typeof u.session === "object" ? u.session : null;
-    var stEl = pill(s ? str(s.state) : DASH, s ? SESSION_KIND[s.state] || "" : "");
-    stEl.classList.add("session-state");
-    if (s && typeof s.state === "string") stEl.setAttribute("data-state", s.state);
-    b.appendChild(el("span", "label", "session"));
-    b.appendChild(stEl);
-    var facts = el("span", "facts");
-    if (s) {
-      facts.appendChild(fact("age", dur(s.age_s)));
-      facts.appendChild(fact("expires in", dur(s.expires_in_s)));
-      facts.appendChild(fact("logins", int(s.logins)));
-      var f = fact("failed", int(s.login_failures));
-      if (isNum(s.login_failures) && s.login_failures > 0) f.classList.add("bad");
-      facts.appendChild(f);
-      var bo = fact("backoff", isNum(s.backoff_s) && s.backoff_s > 0 ? dur(s.backoff_s) : "none");
-      if (isNum(s.backoff_s) && s.backoff_s > 0) bo.classList.add("warn");
-      facts.appendChild(bo);
-    } else {
-      facts.appendChild(fact("logins", int(u.logins)));
-      if (!("logins" in u)) facts.appendChild(el("span", "muted", "no session"));
+    if (!s || typeof s !== "object") {
+      b.appendChild(el("span", "session-state muted", "no session"));
+      return b;
     }
-    b.appendChild(facts);
+    var stEl = pill(str(s.state), SESSION_KIND[s.state] || "");
+    stEl.classList.add("session-state");
+    if (typeof s.state === "string") stEl.setAttribute("data-state", s.state);
+    b.appendChild(stEl);
+    if (s.state === "valid" || (isNum(s.age_s) && s.age_s > 0)) {
+      b.appendChild(fact("age", dur(s.age_s)));
+      b.appendChild(fact("expires in", dur(s.expires_in_s)));
+    }
+    b.appendChild(fact("logins", int(s.logins)));
+    var f = fact("failed", int(s.login_failures));
+    if (isNum(s.login_failures) && s.login_failures > 0) f.classList.add("bad");
+    b.appendChild(f);
+    if (isNum(s.backoff_s) && s.backoff_s > 0) {
+      var bo = fact("backoff", dur(s.backoff_s));
+      bo.classList.add("warn");
+      b.appendChild(bo);
+    }
     return b;
   }
 
@@ -376,7 +402,7 @@
   function buckets(list) {
     var box = el("div", "buckets");
     if (!Array.isArray(list) || list.length === 0) {
-      box.appendChild(el("div", "muted small", "no rate limit"));
+      box.appendChild(el("span", "muted", Array.isArray(list) ? "none" : DASH));
       return box;
     }
     list.forEach(function (bk) {
@@ -396,7 +422,9 @@
       bar.setAttribute("aria-valuemax", isNum(bk.limit) ? String(bk.limit) : "0");
       bar.setAttribute("aria-valuenow", isNum(bk.remaining) ? String(bk.remaining) : "0");
       row.appendChild(bar);
-      row.appendChild(el("span", "count", int(bk.remaining) + "/" + int(bk.limit)));
+      var count = el("span", "count", int(bk.remaining) + "/" + int(bk.limit));
+      if (frac < 0.1) count.classList.add("bad");
+      row.appendChild(count);
       row.appendChild(el("span", "reset muted",
         isNum(bk.reset_s) ? "reset " + dur(bk.reset_s) : DASH));
       box.appendChild(row);
@@ -406,7 +434,6 @@
 
   function errors(map) {
     var box = el("div", "errors");
-    box.appendChild(el("span", "label", "errors"));
     if (!map || typeof map !== "object") {
       box.appendChild(el("span", "muted", DASH));
       return box;
@@ -427,44 +454,39 @@
     return box;
   }
 
-  /* p99 of the last minutes as an inline SVG line (no markup strings: createElementNS). */
+  /* p99 per minute as an inline SVG line (no markup strings: createElementNS). */
   function sparkline(hist) {
     var box = el("div", "spark");
     var pts = Array.isArray(hist) ? hist.filter(function (h) {
       return h && isNum(h.p99_ms);
     }) : [];
-    var label = el("div", "spark-l");
-    label.appendChild(el("span", "label", "p99 history"));
-    box.appendChild(label);
     if (pts.length === 0) {
-      label.appendChild(el("span", "muted small", DASH));
+      box.appendChild(el("span", "muted", DASH));
       return box;
     }
-    var W = 300, H = 40, max = 1;
+    var W = 300, H = 36, max = 1;
     pts.forEach(function (h) { if (h.p99_ms > max) max = h.p99_ms; });
-    label.appendChild(el("span", "muted small", "max " + ms(max) + " \u00b7 " + pts.length + " min"));
+    var ys = pts.map(function (h) { return (H - 2 - (h.p99_ms / max) * (H - 4)).toFixed(1); });
+    var line = pts.length === 1 ? ["0," + ys[0], W + "," + ys[0]] : ys.map(function (y, i) {
+      return (i * W / (pts.length - 1)).toFixed(1) + "," + y;
+    });
     var g = svg("svg", {
       viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", "class": "spark-svg",
-      role: "img", "aria-label": "p99 latency, last " + pts.length + " minutes"
+      role: "img", "aria-label": "p99 latency per minute, last " + pts.length + " minutes"
     });
-    var step = pts.length > 1 ? W / (pts.length - 1) : 0;
-    var line = pts.map(function (h, i) {
-      var x = pts.length > 1 ? i * step : W / 2;
-      var y = H - 2 - (h.p99_ms / max) * (H - 4);
-      return x.toFixed(1) + "," + y.toFixed(1);
-    });
-    if (pts.length === 1) line.unshift("0," + line[0].split(",")[1]);
     g.appendChild(svg("polygon", { points: "0," + H + " " + line.join(" ") + " " + W + "," + H,
       "class": "area" }));
     g.appendChild(svg("polyline", { points: line.join(" "), "class": "line",
       "vector-effect": "non-scaling-stroke" }));
     var t = svg("title", {});
     t.textContent = pts.map(function (h) {
-      return str(h.t) + "  p99 " + ms(h.p99_ms) + "  req " + int(h.requests) +
-        "  err " + int(h.errors);
+      return str(h.t) + "  p99 " + ms(h.p99_ms) + "  requests " + int(h.requests) +
+        "  errors " + int(h.errors);
     }).join("\n");
     g.appendChild(t);
     box.appendChild(g);
+    box.appendChild(el("div", "spark-l muted",
+      pts.length + (pts.length === 1 ? " minute" : " minutes") + " \u00b7 max " + ms(max)));
     return box;
   }
 

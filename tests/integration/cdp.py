@@ -189,6 +189,12 @@ class Browser:
         with open(path, "wb") as f:
             f.write(base64.b64decode(r["data"]))
 
+    def take_events(self, sid, method):
+        """The params of the tab's events of that method seen so far, removed from the list."""
+        took = [p for s, m, p in self.events if s == sid and m == method]
+        self.events = [e for e in self.events if not (e[0] == sid and e[1] == method)]
+        return took
+
     def exceptions(self, sid):
         """Uncaught JavaScript exceptions reported in the tab so far."""
         return [p for s, m, p in self.events if s == sid and m == "Runtime.exceptionThrown"]

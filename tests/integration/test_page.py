@@ -241,6 +241,7 @@ class Page(pgtest.EnvCase):
         b.screenshot(sid, path)
         print("screenshot: %s" % path)
         self.phone(b, sid)
+        self.network_error(b, sid)
 
         self.wrong_keys(b)
 
@@ -265,6 +266,30 @@ class Page(pgtest.EnvCase):
             b.screenshot(sid, os.path.join(artifact_dir(), "status-page-phone.png"))
         finally:
             b.call("Emulation.clearDeviceMetricsOverride", session=sid)
+
+    def network_error(self, b, sid):
+        """/_gateway/status unreachable (the browser's fetch fails): the error is shown, the
+        last numbers stay (marked stale), the page keeps polling and recovers by itself."""
+        b.call("Fetch.enable", {"patterns": [{"urlPattern": "*/_gateway/status*"}]}, session=sid)
+        failed = 0
+        try:
+            end = time.monotonic() + 8
+            while not failed:
+                self.assertLess(time.monotonic(), end, "the page stopped polling")
+                for p in b.take_events(sid, "Fetch.requestPaused"):
+                    b.call("Fetch.failRequest", {"requestId": p["requestId"],
+                                                 "errorReason": "ConnectionRefused"}, session=sid)
+                    failed += 1
+                b.pump(0.1)
+            snap = b.evaluate(sid, SNAPSHOT)
+            self.assertIn("Cannot read /_gateway/status", snap["error"])
+            self.assertEqual(sorted(snap["cards"]), sorted(UPSTREAMS))  # kept
+            self.assertTrue(b.evaluate(sid, "document.body.classList.contains('stale')"))
+        finally:
+            b.call("Fetch.disable", session=sid)
+        # the next poll goes through: it kept polling after the failure
+        b.wait_for(sid, "document.getElementById('error').hidden && "
+                   "!document.body.classList.contains('stale')", 5)
 
     def wrong_keys(self, b):
         """Another tab: an unknown key, then a key that is not an admin's: each is refused

@@ -80,7 +80,8 @@ void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
         .method = r->method,
         .status = status,
         .err = r->err,
-        .limited = r->limited >= 0,
+        /* a local limit or cool-down, or the panel's own 429 passed on as rate_limited */
+        .limited = r->limited >= 0 || r->err == PG_E_RATE_LIMITED,
         .ms = r->start_ms ? pg_now_ms() - r->start_ms : 0,
         .now_s = (uint64_t)now.tv_sec,
     };

@@ -206,7 +206,8 @@ class Status(unittest.TestCase):
         st = self.status()
         c = {x["name"]: x for x in st["consumers"]}
         self.assertEqual(c["alice"]["requests"], self.alice_requests)
-        self.assertEqual(c["alice"]["rate_limited"], 1)  # the navirec bucket's 429
+        # the navirec bucket's 429 and panelica's own, passed on as rate_limited
+        self.assertEqual(c["alice"]["rate_limited"], 2)
         self.assertEqual((c["idle"]["requests"], c["idle"]["rate_limited"]), (0, 0))
         self.assertGreaterEqual(c["ops"]["requests"], 6)  # the status reads before this one
         self.assertEqual(c["ops"]["rate_limited"], 0)

@@ -64,5 +64,8 @@ int pg_envelope_body(struct evbuffer *out, const struct pg_envelope *e, const ch
 /* Append (p, n) to out as a JSON string body (without quotes): escapes quotes, backslashes and
  * control bytes; invalid UTF-8 bytes become U+FFFD. 0 ok, -1 out of memory. */
 int pg_json_escape(struct evbuffer *out, const char *p, size_t n);
+/* The same escaping into out (cap bytes, no NUL added): 0 with *len the bytes written, or -1
+ * when they do not fit (out holds a part). For writers that must add a whole line or nothing. */
+int pg_json_escape_mem(char *out, size_t cap, size_t *len, const char *p, size_t n);
 
 #endif

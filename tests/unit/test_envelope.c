@@ -643,6 +643,38 @@ static void test_escape_random_always_parses(void **state)
     }
 }
 
+/* The memory form writes exactly the evbuffer form's bytes, and refuses what does not fit. */
+static void test_escape_mem(void **state)
+{
+    (void)state;
+    uint32_t x = 0x9e3779b9u;
+    unsigned char buf[64];
+    char out[64 * 6];
+    for (int iter = 0; iter < 2000; iter++) {
+        x = x * 1664525u + 1013904223u;
+        size_t n = (x >> 24) % sizeof buf;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            buf[i] = (unsigned char)(x >> 24);
+        }
+        size_t en, mn = 0;
+        char *esc = escape((const char *)buf, n, &en);
+        assert_int_equal(pg_json_escape_mem(out, sizeof out, &mn, (const char *)buf, n), 0);
+        assert_int_equal(mn, en);
+        assert_memory_equal(out, esc, en);
+        if (en > 0) /* one byte short: refused */
+            assert_int_equal(pg_json_escape_mem(out, en - 1, &mn, (const char *)buf, n), -1);
+        free(esc);
+    }
+    size_t mn = 99;
+    assert_int_equal(pg_json_escape_mem(out, 0, &mn, "", 0), 0);
+    assert_int_equal(mn, 0);
+    assert_int_equal(pg_json_escape_mem(out, 5, &mn, "\x01", 1), -1); /* \u0001 is 6 bytes */
+    assert_int_equal(pg_json_escape_mem(out, 6, &mn, "\x01", 1), 0);
+    assert_int_equal(mn, 6);
+    assert_memory_equal(out, "\\u0001", 6);
+}
+
 /* ---- pg_http_reason ---- */
 
 static void test_http_reason(void **state)
@@ -686,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_escape_valid_utf8_kept),
         cmocka_unit_test(test_escape_invalid_utf8_replaced),
         cmocka_unit_test(test_escape_random_always_parses),
+        cmocka_unit_test(test_escape_mem),
         cmocka_unit_test(test_http_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

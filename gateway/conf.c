@@ -27,7 +27,8 @@
 enum core_type {
     K_PORT = PG_CWALK_EXT, /* uint16_t, 1..65535 */
     K_WORKERS,             /* unsigned: N >= 1 or "auto" (0) */
-    K_ACCESS_LOG,          /* char *: "stdout", a path, or "off" (NULL) */
+    K_ACCESS_LOG,          /* a log path (below) or {path, format}; base is struct pg_conf */
+    K_LOG_PATH,            /* char *: "stdout", a path, or "off" (NULL) */
     K_HTTP_URL,            /* char *: http:// or https://, trailing '/' stripped */
     K_FILE,                /* char *: a path that must be readable now */
     K_UPSTREAM_NAME,       /* char *: [a-z0-9_-]+, not _gateway */
@@ -110,19 +111,40 @@ static int set_workers(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_no
     return 0;
 }
 
-static int set_access_log(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
-                          void *base)
+static int set_log_path(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
+                        void *base)
 {
     const char *s;
     char **p = pg_cwalk_slot(base, k);
     if (pg_cwalk_text(cx, v, &s))
         return -1;
+    if (!*s)
+        return pg_cwalk_fail(cx, v, "empty path (stdout, a file path, or off)");
     if (!strcmp(s, "off")) {
         free(*p);
         *p = NULL;
         return 0;
     }
     return pg_cwalk_set_str(cx, v, p, s);
+}
+
+static const struct pg_conf_key access_log_keys[] = {
+    { "path", CORE(K_LOG_PATH), 0, offsetof(struct pg_conf, access_log), NULL, NULL },
+    { "format", PG_CONF_ENUM, 0, offsetof(struct pg_conf, access_log_format), "text|json", NULL },
+    { 0 },
+};
+
+/* access_log: a path alone (format text), or {path, format}; base is struct pg_conf. */
+static int set_access_log(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
+                          void *base)
+{
+    if (v->type == YAML_MAPPING_NODE)
+        return pg_cwalk_keys(cx, v, access_log_keys, base, NULL, NULL);
+    if (v->type == YAML_SEQUENCE_NODE)
+        return pg_cwalk_fail(cx, v,
+                             "expected stdout, a file path, off or {path, format}, got a "
+                             "list");
+    return set_log_path(cx, k, v, base);
 }
 
 static int set_http_url(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
@@ -536,6 +558,7 @@ static pg_cwalk_set_fn *const core_setters[K_NTYPES - PG_CWALK_EXT] = {
     [K_PORT - PG_CWALK_EXT] = set_port,
     [K_WORKERS - PG_CWALK_EXT] = set_workers,
     [K_ACCESS_LOG - PG_CWALK_EXT] = set_access_log,
+    [K_LOG_PATH - PG_CWALK_EXT] = set_log_path,
     [K_HTTP_URL - PG_CWALK_EXT] = set_http_url,
     [K_FILE - PG_CWALK_EXT] = set_file,
     [K_UPSTREAM_NAME - PG_CWALK_EXT] = set_name,

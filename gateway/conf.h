@@ -90,6 +90,9 @@ struct pg_upstream {
 
 enum pg_store_type { PG_STORE_LOCAL = 0, PG_STORE_REDIS = 1 };
 
+/* access_log format: the text line, or one JSON object per line (SPEC 7; alog.h). */
+enum pg_alog_format { PG_ALOG_TEXT = 0, PG_ALOG_JSON = 1 };
+
 struct pg_conf {
     int refs;
     char *file; /* path it was loaded from */
@@ -105,8 +108,9 @@ struct pg_conf {
     uint64_t client_timeout_ms; /* default 30 s */
     uint64_t max_connections;   /* default 10000 */
 
-    char *access_log; /* "stdout", a path, or NULL for off; default stdout */
-    char **resolvers; /* resolver: "IP[:port]" DNS servers; none: /etc/resolv.conf */
+    char *access_log;      /* "stdout", a path, or NULL for off; default stdout */
+    int access_log_format; /* enum pg_alog_format (an enum key writes an int); default text */
+    char **resolvers;      /* resolver: "IP[:port]" DNS servers; none: /etc/resolv.conf */
     size_t nresolvers;
     bool metrics_public;
     uint64_t drain_timeout_ms; /* default 10 s */

@@ -202,6 +202,7 @@ static void good_defaults(void **state)
     assert_int_equal(c->client_timeout_ms, 30000);
     assert_int_equal(c->max_connections, 10000);
     assert_string_equal(c->access_log, "stdout");
+    assert_int_equal(c->access_log_format, PG_ALOG_TEXT);
     assert_false(c->metrics_public);
     assert_int_equal(c->drain_timeout_ms, 10000);
     assert_int_equal(c->store, PG_STORE_LOCAL);
@@ -255,6 +256,43 @@ static void good_small_values(void **state)
     assert_int_equal(b->routes[1].rl.burst, 1);
     assert_int_equal(b->routes[2].rl.burst, 2); /* 1.5 a second, rounded up */
     pg_conf_unref(c);
+}
+
+/* access_log: the plain form (a path, stdout or off: format text) and {path, format}. */
+static void good_access_log_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        const char *path; /* NULL: off */
+        int format;
+    } cases[] = {
+        { "access_log: /var/log/pg.log\n", "/var/log/pg.log", PG_ALOG_TEXT },
+        { "access_log: stdout\n", "stdout", PG_ALOG_TEXT },
+        { "access_log: off\n", NULL, PG_ALOG_TEXT },
+        { "access_log: {path: /var/log/pg.json, format: json}\n", "/var/log/pg.json",
+          PG_ALOG_JSON },
+        { "access_log: {path: stdout, format: text}\n", "stdout", PG_ALOG_TEXT },
+        { "access_log: {format: json}\n", "stdout", PG_ALOG_JSON },
+        { "access_log: {path: /a.log}\n", "/a.log", PG_ALOG_TEXT },
+        { "access_log: {path: off, format: json}\n", NULL, PG_ALOG_JSON },
+        { "access_log:\n  path: \"${PG_TEST_ALOG}\"\n  format: json\n", "/env/a.log",
+          PG_ALOG_JSON },
+        { "access_log: {}\n", "stdout", PG_ALOG_TEXT },
+    };
+    setenv("PG_TEST_ALOG", "/env/a.log", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, "%s%s", cases[i].yaml, UP);
+        struct pg_conf *c = load_ok(yaml);
+        if (cases[i].path)
+            assert_string_equal(c->access_log, cases[i].path);
+        else
+            assert_null(c->access_log);
+        assert_int_equal(c->access_log_format, cases[i].format);
+        pg_conf_unref(c);
+    }
+    unsetenv("PG_TEST_ALOG");
 }
 
 static void good_env_and_file_secrets(void **state)
@@ -393,6 +431,31 @@ static void bad_wrong_type(void **state)
     expect_err("workers: [1]\n" UP, "t.yaml:1:10: workers: ", "expected a value, got a list");
     expect_err("public_url:\n" UP, "t.yaml:1:12: public_url: ", "got nothing");
     expect_err("metrics: {public: yes}\n" UP, "t.yaml:1:19: metrics.public: ", "true or false");
+}
+
+static void bad_access_log(void **state)
+{
+    (void)state;
+    expect_err("access_log: {path: /a.log, format: yaml}\n" UP,
+               "t.yaml:1:36: access_log.format: ", "bad value 'yaml' (one of: text, json)");
+    expect_err("access_log: {path: /a.log, fmt: json}\n" UP,
+               "t.yaml:1:28: access_log: ", "unknown key 'fmt'");
+    expect_err("access_log: {path: [/a.log]}\n" UP,
+               "t.yaml:1:20: access_log.path: ", "expected a value, got a list");
+    expect_err("access_log: {path: {file: /a.log}}\n" UP,
+               "t.yaml:1:20: access_log.path: ", "expected a value, got a mapping");
+    expect_err("access_log: {format: [json]}\n" UP,
+               "t.yaml:1:22: access_log.format: ", "expected a value, got a list");
+    expect_err("access_log: {format: json, format: text}\n" UP,
+               "t.yaml:1:28: access_log: ", "duplicate key 'format'");
+    expect_err("access_log: [stdout]\n" UP, "t.yaml:1:13: access_log: ", "got a list");
+    expect_err("access_log:\n" UP, "t.yaml:1:12: access_log: ", "expected a value, got nothing");
+    expect_err("access_log: ''\n" UP, "t.yaml:1:13: access_log: ", "empty path");
+    expect_err("access_log: {path: ''}\n" UP, "t.yaml:1:20: access_log.path: ", "empty path");
+    expect_err("access_log: {path: \"${PG_TEST_UNSET_VAR}\"}\n" UP,
+               "t.yaml:1:20: access_log.path: ", "'PG_TEST_UNSET_VAR' is not set");
+    expect_err("access_log:\n  path: /a.log\n  format: JSON\n" UP,
+               "t.yaml:3:11: access_log.format: ", "one of: text, json");
 }
 
 static void bad_missing_required(void **state)
@@ -869,6 +932,7 @@ int main(void)
         cmocka_unit_test(good_full_example),
         cmocka_unit_test(good_defaults),
         cmocka_unit_test(good_small_values),
+        cmocka_unit_test(good_access_log_forms),
         cmocka_unit_test(good_env_and_file_secrets),
         cmocka_unit_test(good_static_basic),
         cmocka_unit_test(good_refcount_and_file),
@@ -879,6 +943,7 @@ int main(void)
         cmocka_unit_test(bad_unknown_key_nested),
         cmocka_unit_test(bad_unknown_key_in_auth),
         cmocka_unit_test(bad_wrong_type),
+        cmocka_unit_test(bad_access_log),
         cmocka_unit_test(bad_missing_required),
         cmocka_unit_test(bad_durations),
         cmocka_unit_test(bad_sizes),

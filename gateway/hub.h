@@ -1,7 +1,8 @@
 /* hub.h -- what the workers of one process share, and the one way a thread hands work to another.
  *
  * The hub owns the process-wide lock, the rate limiter (buckets, cool-downs and queues of every
- * worker) and the list of workers (for sums: metrics, connections). Every list a request can
+ * worker) and the list of workers (for sums: metrics, connections), and lends the workers the
+ * access log (alog.h). Every list a request can
  * wait in that another thread may touch -- a login's waiters, a bucket's queue, a worker's inbox
  * -- is guarded by hub.mu, and nothing else is: one lock, so a waiter moving from a queue to an
  * inbox is never half in both.
@@ -23,6 +24,7 @@
 #include "conf.h"
 #include "util.h"
 
+struct pg_alog;
 struct pg_limit;
 struct pg_worker;
 struct pg_inbox;
@@ -49,6 +51,8 @@ struct pg_inbox {
 struct pg_hub {
     pthread_mutex_t mu;
     struct pg_limit *limit; /* shared by every worker; its queues are under mu */
+    struct pg_alog *alog;   /* the access log every worker writes to (its own lock); NULL: off.
+                             * main.c owns it; set before the workers are made */
     struct pg_worker *workers[PG_WORKERS_MAX];
     size_t nworkers;    /* set before the worker threads start; fixed after */
     uint64_t started_s; /* wall clock when the process started (status) */

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "gateway/alog.h"
 #include "gateway/conf.h"
 #include "gateway/dispatch.h"
 #include "gateway/fwd.h"
@@ -34,6 +35,7 @@ struct app {
     const char *file;
     struct pg_conf *started; /* what a reload is compared with for keys it cannot apply */
     struct pg_hub *hub;
+    struct pg_alog *alog; /* the access log; the workers borrow it through the hub */
     unsigned n;
     struct wthread w[PG_WORKERS_MAX];
 };
@@ -250,6 +252,11 @@ static int run(const char *file)
         fprintf(stderr, "panelgate: out of memory\n");
         goto out_curl;
     }
+    if (!(a.alog = pg_alog_new(conf, err, sizeof err))) {
+        fprintf(stderr, "panelgate: %s\n", err);
+        goto out_workers;
+    }
+    a.hub->alog = a.alog;
     if (make_workers(&a, conf, err, sizeof err)) {
         fprintf(stderr, "panelgate: %s\n", err);
         goto out_workers;
@@ -276,6 +283,7 @@ static int run(const char *file)
     }
 out_workers: /* a second call finds nothing left */
     stop_workers(&a);
+    pg_alog_free(a.alog); /* the workers' last lines were written as they stopped */
     pg_hub_free(a.hub);
     pg_conf_unref(a.started);
 out_curl:

@@ -3,19 +3,17 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 
+#include "alog.h"
 #include "auth.h"
 #include "curlev.h"
 #include "fwd.h"
@@ -53,27 +51,68 @@ void pg_worker_rid(struct pg_worker *w, char *out)
 
 /* ---- per-answer accounting: metrics and the access log ---- */
 
-/* Whole lines only, at most PIPE_BUF bytes a write: every worker writes to the same file or pipe
- * (stdout under systemd), and only such writes are never interleaved with another's. */
+/* The buffered lines to the log (alog.c writes whole lines, at most PIPE_BUF bytes a write). A
+ * failed write keeps them for the next try; it is said once, and once more when writes work
+ * again. */
 static void log_flush(struct pg_worker *w)
 {
-    while (w->log && evbuffer_get_length(w->log) > 0) {
-        size_t n = evbuffer_get_length(w->log);
-        if (n > PIPE_BUF)
-            n = PIPE_BUF;
-        const char *p = (const char *)evbuffer_pullup(w->log, (ssize_t)n);
-        const char *nl = p ? memrchr(p, '\n', n) : NULL;
-        if (nl) /* no line is longer than PIPE_BUF: the path in it is cut at 256 bytes */
-            n = (size_t)(nl - p) + 1;
-        if (evbuffer_write_atmost(w->log, w->log_fd, (ssize_t)n) <= 0)
-            break;
-    }
+    if (!w->log || evbuffer_get_length(w->log) == 0)
+        return;
+    bool ok = pg_alog_write(w->alog, w->log) == 0;
+    if (ok != w->log_failing)
+        return;
+    w->log_failing = !ok;
+    if (!ok)
+        pg_log(PG_LOG_ERR,
+               "access log: a write failed (%s); lines wait (up to 1 MiB a worker) and are tried "
+               "again every second",
+               strerror(errno));
+    else
+        pg_log(PG_LOG_INFO, "access log: writing again");
+}
+
+/* The request's access log line into the worker's buffer, whole or not at all. */
+static void log_line(struct pg_worker *w, const struct pg_req *r, int status, uint64_t ms)
+{
+    /* a log that cannot keep up loses lines rather than memory */
+    if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct pg_alog_rec rec = {
+        .time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+        .peer = r->peer,
+        .request_id = r->rid,
+        .consumer = r->consumer ? r->consumer->name : NULL,
+        .method = r->method,
+        .target = r->url_len ? r->hbuf + r->url : NULL, /* alog cuts the query off */
+        .target_len = r->url_len,
+        .status = status,
+        .upstream = r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
+        .upstream_status = r->upstream_status,
+        .bytes = r->resp_bytes,
+        .duration_ms = ms,
+        .err = r->err,
+        .limited = r->limited,
+        .login = r->login,
+        .replayed = r->replayed,
+    };
+    char line[PG_ALOG_LINE_MAX];
+    size_t n;
+    /* every field is bounded, so a line always fits; one that did not would be dropped whole,
+     * as one the buffer has no memory for */
+    if (pg_alog_line(pg_alog_format(w->alog), &rec, line, sizeof line, &n) ||
+        evbuffer_add(w->log, line, n))
+        return;
+    if (evbuffer_get_length(w->log) >= 16384)
+        log_flush(w);
 }
 
 void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    uint64_t ms = r->start_ms ? pg_now_ms() - r->start_ms : 0;
     struct pg_metrics_rec rec = {
         .upstream = r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
         .consumer = r->consumer ? r->consumer->name : NULL,
@@ -82,34 +121,11 @@ void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
         .err = r->err,
         /* a local limit or cool-down, or the panel's own 429 passed on as rate_limited */
         .limited = r->limited >= 0 || r->err == PG_E_RATE_LIMITED,
-        .ms = r->start_ms ? pg_now_ms() - r->start_ms : 0,
+        .ms = ms,
         .now_s = (uint64_t)now.tv_sec,
     };
     pg_metrics_request(w->metrics, &rec);
-    /* a log that cannot keep up loses lines rather than memory */
-    if (!w->log || evbuffer_get_length(w->log) > 1024 * 1024)
-        return;
-    /* the path only: query strings may carry panel credentials */
-    const char *u = r->url_len ? r->hbuf + r->url : "-";
-    size_t un = r->url_len ? r->url_len : 1;
-    const char *q = memchr(u, '?', un);
-    if (q)
-        un = (size_t)(q - u);
-    if (un > 256)
-        un = 256;
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    evbuffer_add_printf(
-        w->log, "%04d-%02d-%02dT%02d:%02d:%02dZ %s %s %s %s %.*s %d %llu %llums %s\n",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r->peer,
-        r->rid[0] ? r->rid : "-", r->consumer ? r->consumer->name : "-",
-        r->method ? r->method : "-", (int)un, u, status, (unsigned long long)r->resp_bytes,
-        (unsigned long long)(pg_now_ms() - r->start_ms),
-        r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : "-");
-    if (evbuffer_get_length(w->log) >= 16384)
-        log_flush(w);
+    log_line(w, r, status, ms);
 }
 
 static void on_log_timer(evutil_socket_t fd, short what, void *arg)
@@ -119,21 +135,13 @@ static void on_log_timer(evutil_socket_t fd, short what, void *arg)
     log_flush(arg);
 }
 
-static int open_log(struct pg_worker *w, char *err, size_t cap)
+/* The worker's side of the access log (the hub's, opened by main): a line buffer and the
+ * once-a-second flush. Nothing when the log is off. */
+static int open_log(struct pg_worker *w)
 {
-    const char *al = w->conf->access_log;
-    w->log_fd = -1;
-    if (!al)
+    if (!pg_alog_on(w->hub->alog))
         return 0;
-    if (strcmp(al, "stdout") == 0) {
-        w->log_fd = STDOUT_FILENO;
-    } else {
-        w->log_fd = open(al, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (w->log_fd < 0) {
-            snprintf(err, cap, "access_log %s: %s", al, strerror(errno));
-            return -1;
-        }
-    }
+    w->alog = w->hub->alog;
     w->log = evbuffer_new();
     if (!w->log)
         return -1;
@@ -180,7 +188,6 @@ int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct 
     w->hub = hub;
     w->base = base;
     w->conf = conf;
-    w->log_fd = -1;
     pg_conf_ref(conf);
     w->tls = conf->tls_cert != NULL;
     if (RAND_bytes(w->rid_rand, sizeof w->rid_rand) != 1)
@@ -201,15 +208,14 @@ int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct 
             goto fail_msg;
         pg_limit_port_set_redis(w->lport, w->redis);
     }
-    if (open_log(w, err, cap))
-        goto fail;
+    if (open_log(w))
+        goto fail_msg;
     hub->workers[id] = w;
     if (hub->nworkers <= id)
         hub->nworkers = id + 1;
     return 0;
 fail_msg:
     snprintf(err, cap, "out of memory");
-fail:
     pg_worker_deinit(w);
     return -1;
 }
@@ -222,8 +228,6 @@ void pg_worker_deinit(struct pg_worker *w)
         log_flush(w);
         evbuffer_free(w->log);
     }
-    if (w->log_fd > STDERR_FILENO)
-        close(w->log_fd);
     /* pending answers are dropped unrun: no request is left to take them */
     pg_redis_free(w->redis);
     pg_metrics_free(w->metrics);
@@ -239,5 +243,4 @@ void pg_worker_deinit(struct pg_worker *w)
     pg_curlev_free(w->curl);
     pg_inbox_deinit(&w->inbox);
     memset(w, 0, sizeof *w);
-    w->log_fd = -1;
 }

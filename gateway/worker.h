@@ -15,6 +15,7 @@ struct event;
 struct event_base;
 struct evdns_base;
 struct evbuffer;
+struct pg_alog;
 struct pg_conf;
 struct pg_curlev;
 struct pg_h1;
@@ -47,9 +48,10 @@ struct pg_worker {
     bool draining;
     uint64_t nconns;         /* other threads read it (status): written with pg_worker_nconns_add */
     uint8_t rid_rand[10];    /* request ids: timestamp + this, incremented per id */
+    struct pg_alog *alog;    /* the process's access log (the hub's); NULL: off */
     struct evbuffer *log;    /* access log lines waiting to be written; NULL: off */
     struct event *log_timer; /* flushes log once a second */
-    int log_fd;
+    bool log_failing;        /* the last write failed (said once per episode) */
 };
 
 /* Assemble worker id of hub on base with a reference to conf (its inbox, upstream clients,
@@ -79,8 +81,8 @@ uint64_t pg_worker_nconns_all(const struct pg_worker *w);
  * ms time then 80 bits counted up from a random start, so unique within the worker. */
 void pg_worker_rid(struct pg_worker *w, char *out);
 
-/* An answer is done: count it (metrics) and write its access log line (the path without its
- * query, which may carry panel credentials). status 499: the caller left first. */
+/* An answer is done: count it (metrics) and buffer its access log line (alog.h: the path
+ * without its query, which may carry panel credentials). status 499: the caller left first. */
 void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status);
 
 #endif

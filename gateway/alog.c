@@ -1,0 +1,290 @@
+/* alog.c -- the access log: its lines (text, json) built whole in a caller's buffer, the one
+ * destination every worker writes to. */
+#include "alog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "envelope.h"
+#include "metrics.h"
+#include "util.h"
+
+_Static_assert(PG_ALOG_LINE_MAX <= PIPE_BUF, "a line must go out in one atomic write");
+
+/* ---- lines ---- */
+
+/* A line being built in a fixed buffer; once something does not fit, the rest is skipped and
+ * the line refused whole. */
+struct line {
+    char *p;
+    size_t len, cap;
+    bool over;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    if (l->over || n > l->cap - l->len) {
+        l->over = true;
+        return;
+    }
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+static void put_s(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void putf(struct line *l, const char *fmt, ...)
+{
+    if (l->over)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->p + l->len, l->cap - l->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= l->cap - l->len) {
+        l->over = true;
+        return;
+    }
+    l->len += (size_t)n;
+}
+
+/* (s, n) as a JSON string; null for NULL. */
+static void put_jstr(struct line *l, const char *s, size_t n)
+{
+    if (!s) {
+        put_s(l, "null");
+        return;
+    }
+    put(l, "\"", 1);
+    size_t k;
+    if (!l->over && pg_json_escape_mem(l->p + l->len, l->cap - l->len, &k, s, n))
+        l->over = true;
+    else if (!l->over)
+        l->len += k;
+    put(l, "\"", 1);
+}
+
+static void put_jcstr(struct line *l, const char *s)
+{
+    put_jstr(l, s, s ? strlen(s) : 0);
+}
+
+/* "2024-05-01T12:34:56Z", or with milliseconds "2024-05-01T12:34:56.789Z" (RFC 3339, UTC). */
+static void put_time(struct line *l, uint64_t ms, bool frac)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm)) {
+        l->over = true;
+        return;
+    }
+    putf(l, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+         tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (frac)
+        putf(l, ".%03u", (unsigned)(ms % 1000));
+    put(l, "Z", 1);
+}
+
+/* The path: the target up to its query, at most PG_ALOG_PATH_MAX bytes; NULL when none. */
+static const char *path_of(const struct pg_alog_rec *r, size_t *n)
+{
+    if (!r->target || !r->target_len) {
+        *n = 0;
+        return NULL;
+    }
+    const char *q = memchr(r->target, '?', r->target_len);
+    *n = q ? (size_t)(q - r->target) : r->target_len;
+    if (*n > PG_ALOG_PATH_MAX)
+        *n = PG_ALOG_PATH_MAX;
+    return r->target;
+}
+
+/* The scope names of enum pg_metric_scope, as metrics.c labels them. */
+static const char *scope_name(int s)
+{
+    static const char *const names[] = { "upstream", "route", "consumer", "cooldown" };
+    _Static_assert(sizeof names / sizeof names[0] == PG_MS__N, "one name per scope");
+    return s >= 0 && s < PG_MS__N ? names[s] : NULL;
+}
+
+static const char *or_dash(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+/* The text line, as it always was: fields split by spaces, "-" for none. */
+static void text_line(struct line *l, const struct pg_alog_rec *r)
+{
+    size_t pn;
+    const char *path = path_of(r, &pn);
+    put_time(l, r->time_ms, false);
+    putf(l, " %s %s %s %s %.*s %d %llu %llums %s\n", or_dash(r->peer), or_dash(r->request_id),
+         or_dash(r->consumer), or_dash(r->method), path ? (int)pn : 1, path ? path : "-", r->status,
+         (unsigned long long)r->bytes, (unsigned long long)r->duration_ms, or_dash(r->upstream));
+}
+
+/* One JSON object: SPEC 7's fields in its order, then peer and code. */
+static void json_line(struct line *l, const struct pg_alog_rec *r)
+{
+    size_t pn;
+    const char *path = path_of(r, &pn);
+    put_s(l, "{\"time\":\"");
+    put_time(l, r->time_ms, true);
+    put_s(l, "\",\"request_id\":");
+    put_jcstr(l, r->request_id && *r->request_id ? r->request_id : NULL);
+    put_s(l, ",\"consumer\":");
+    put_jcstr(l, r->consumer);
+    put_s(l, ",\"method\":");
+    put_jcstr(l, r->method);
+    put_s(l, ",\"path\":");
+    put_jstr(l, path, pn);
+    putf(l, ",\"status\":%d,\"upstream\":", r->status);
+    put_jcstr(l, r->upstream);
+    if (r->upstream_status > 0)
+        putf(l, ",\"upstream_status\":%d", r->upstream_status);
+    else
+        put_s(l, ",\"upstream_status\":null");
+    putf(l, ",\"bytes\":%llu,\"duration_ms\":%llu,\"limited\":", (unsigned long long)r->bytes,
+         (unsigned long long)r->duration_ms);
+    put_jcstr(l, scope_name(r->limited));
+    putf(l, ",\"login\":%s,\"replayed\":%s,\"peer\":", r->login ? "true" : "false",
+         r->replayed ? "true" : "false");
+    put_jcstr(l, r->peer);
+    put_s(l, ",\"code\":");
+    put_jcstr(l, r->err >= 0 ? pg_err_name((enum pg_err_code)r->err) : NULL);
+    put_s(l, "}\n");
+}
+
+int pg_alog_line(enum pg_alog_format f, const struct pg_alog_rec *rec, char *out, size_t cap,
+                 size_t *len)
+{
+    struct line l = { out, 0, cap, false };
+    if (f == PG_ALOG_JSON)
+        json_line(&l, rec);
+    else
+        text_line(&l, rec);
+    if (l.over)
+        return -1;
+    *len = l.len;
+    return 0;
+}
+
+/* ---- the destination ---- */
+
+/* One destination for the process, opened once by the main thread (each worker used to open
+ * the file itself). The lock orders the workers' flushes: one flush's writes are never
+ * interleaved with another's, even after a short write. It is taken once per flush (once a
+ * second, or per 16 KiB of lines, per worker), never per request. */
+struct pg_alog {
+    pthread_mutex_t mu;
+    int fd;     /* -1: off; STDOUT_FILENO; or the file */
+    char *path; /* the configured file; NULL for stdout and off */
+    enum pg_alog_format format;
+};
+
+static int open_file(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+struct pg_alog *pg_alog_new(const struct pg_conf *c, char *err, size_t cap)
+{
+    struct pg_alog *a = calloc(1, sizeof *a);
+    if (!a || pthread_mutex_init(&a->mu, NULL)) {
+        free(a);
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    a->fd = -1;
+    a->format = c->access_log_format == PG_ALOG_JSON ? PG_ALOG_JSON : PG_ALOG_TEXT;
+    if (!c->access_log)
+        return a;
+    if (!strcmp(c->access_log, "stdout")) {
+        a->fd = STDOUT_FILENO;
+        return a;
+    }
+    if (!(a->path = strdup(c->access_log))) {
+        snprintf(err, cap, "out of memory");
+        pg_alog_free(a);
+        return NULL;
+    }
+    if ((a->fd = open_file(a->path)) < 0) {
+        snprintf(err, cap, "access_log %s: %s", a->path, strerror(errno));
+        pg_alog_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void pg_alog_free(struct pg_alog *a)
+{
+    if (!a)
+        return;
+    if (a->fd > STDERR_FILENO)
+        close(a->fd);
+    pthread_mutex_destroy(&a->mu);
+    free(a->path);
+    free(a);
+}
+
+bool pg_alog_on(const struct pg_alog *a)
+{
+    return a && a->fd >= 0;
+}
+
+enum pg_alog_format pg_alog_format(const struct pg_alog *a)
+{
+    return a ? a->format : PG_ALOG_TEXT;
+}
+
+int pg_alog_write(struct pg_alog *a, struct evbuffer *buf)
+{
+    int rc = 0, e = 0;
+    pthread_mutex_lock(&a->mu);
+    while (evbuffer_get_length(buf) > 0) {
+        size_t n = evbuffer_get_length(buf);
+        if (n > PIPE_BUF)
+            n = PIPE_BUF;
+        const char *p = (const char *)evbuffer_pullup(buf, (ssize_t)n);
+        const char *nl = p ? memrchr(p, '\n', n) : NULL;
+        if (nl) /* no line is longer than PG_ALOG_LINE_MAX <= PIPE_BUF */
+            n = (size_t)(nl - p) + 1;
+        if (evbuffer_write_atmost(buf, a->fd, (ssize_t)n) <= 0) {
+            rc = -1;
+            e = errno;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    errno = e;
+    return rc;
+}
+
+static const char *format_name(int f)
+{
+    return f == PG_ALOG_JSON ? "json" : "text";
+}
+
+void pg_alog_restart_warning(const struct pg_conf *started, const struct pg_conf *c)
+{
+    const char *was = started->access_log ? started->access_log : "off";
+    const char *now = c->access_log ? c->access_log : "off";
+    if (!strcmp(was, now) && started->access_log_format == c->access_log_format)
+        return;
+    pg_log(PG_LOG_WARN,
+           "reload: access_log changed to %.200s (%s); it takes a restart (still %.200s, %s)", now,
+           format_name(c->access_log_format), was, format_name(started->access_log_format));
+}

@@ -1,5 +1,5 @@
 /* alog.c -- the access log: its lines (text, json) built whole in a caller's buffer, the one
- * destination every worker writes to. */
+ * destination every worker writes to, and its reopen on SIGUSR1. */
 #include "alog.h"
 
 #include <errno.h>
@@ -184,13 +184,18 @@ int pg_alog_line(enum pg_alog_format f, const struct pg_alog_rec *rec, char *out
 
 /* ---- the destination ---- */
 
-/* One destination for the process, opened once by the main thread (each worker used to open
- * the file itself). The lock orders the workers' flushes: one flush's writes are never
- * interleaved with another's, even after a short write. It is taken once per flush (once a
- * second, or per 16 KiB of lines, per worker), never per request. */
+/* Reopen (logrotate's postrotate `kill -USR1`) keeps one descriptor number for the whole
+ * process and puts the new file behind it with dup3 (main thread): the workers go on writing to
+ * the same number and need not be told, nor can one hold a stale descriptor; the old file
+ * closes with the swap. Posting a reopen to every worker's inbox instead would open the file
+ * once per worker, on the loops, and leave no one place to report a failure. The kernel keeps
+ * each write() whole and on one file across a dup3; the lock does the same for a whole flush:
+ * its writes all reach one file, and never interleave with another worker's flush, even after
+ * a short write. It is taken once per flush (once a second, or per 16 KiB of lines, per
+ * worker), never per request. */
 struct pg_alog {
     pthread_mutex_t mu;
-    int fd;     /* -1: off; STDOUT_FILENO; or the file */
+    int fd;     /* -1: off; STDOUT_FILENO; or the file (the same number after a reopen) */
     char *path; /* the configured file; NULL for stdout and off */
     enum pg_alog_format format;
 };
@@ -271,6 +276,35 @@ int pg_alog_write(struct pg_alog *a, struct evbuffer *buf)
     pthread_mutex_unlock(&a->mu);
     errno = e;
     return rc;
+}
+
+int pg_alog_reopen(struct pg_alog *a)
+{
+    if (!a || !a->path) {
+        pg_log(PG_LOG_INFO, "SIGUSR1: the access log is %s: nothing to reopen",
+               pg_alog_on(a) ? "stdout" : "off");
+        return 1;
+    }
+    int fd = open_file(a->path);
+    if (fd < 0) {
+        pg_log(PG_LOG_ERR,
+               "SIGUSR1: cannot reopen access_log %s: %s; still writing to the old file", a->path,
+               strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    int rc = dup3(fd, a->fd, O_CLOEXEC);
+    int e = errno;
+    pthread_mutex_unlock(&a->mu);
+    close(fd);
+    if (rc < 0) {
+        pg_log(PG_LOG_ERR,
+               "SIGUSR1: cannot reopen access_log %s: %s; still writing to the old file", a->path,
+               strerror(e));
+        return -1;
+    }
+    pg_log(PG_LOG_INFO, "SIGUSR1: reopened access_log %s", a->path);
+    return 0;
 }
 
 static const char *format_name(int f)

@@ -1,7 +1,7 @@
 /* alog.h -- the access log (SPEC 7): one destination for the whole process (a file, stdout, or
- * off) and the two line formats (text, json). Each worker builds its lines and buffers them
- * (worker.c); they reach the destination through pg_alog_write. Only the main thread opens and
- * frees it. */
+ * off), the two line formats (text, json), and the reopen SIGUSR1 asks for (logrotate). Each
+ * worker builds its lines and buffers them (worker.c); they reach the destination through
+ * pg_alog_write. Only the main thread opens, reopens and frees it. */
 #ifndef PG_ALOG_H
 #define PG_ALOG_H
 
@@ -65,6 +65,11 @@ enum pg_alog_format pg_alog_format(const struct pg_alog *a);
  * written. A failed or short write leaves the rest in buf (whole lines but the one cut). 0 all
  * written, -1 not. */
 int pg_alog_write(struct pg_alog *a, struct evbuffer *buf);
+
+/* SIGUSR1, main thread: open the configured path afresh and put it in the old file's place for
+ * every later write. Logs what it did. 0 reopened; 1 nothing to reopen (stdout, off); -1 the
+ * file could not be opened: the old one stays in use. */
+int pg_alog_reopen(struct pg_alog *a);
 
 /* A reload: warn when c's access_log (path or format) differs from started's. It takes a
  * restart: the process keeps the destination and format it started with. */

@@ -1,6 +1,7 @@
 /* main.c -- command line (SPEC section 8), the worker threads (SPEC section 4.1), signals. The
  * main thread owns no event loop: it starts the workers, then waits for signals and passes
- * them on through each worker's inbox. The only place that exits. */
+ * them on through each worker's inbox (SIGUSR1's access log reopen it does itself). The only
+ * place that exits. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,7 +176,8 @@ static int make_workers(struct app *a, struct pg_conf *conf, char *err, size_t c
     return 0;
 }
 
-/* Wait for signals until one says stop: SIGHUP reloads, SIGTERM and SIGINT drain. */
+/* Wait for signals until one says stop: SIGHUP reloads, SIGUSR1 reopens the access log
+ * (logrotate), SIGTERM and SIGINT drain. */
 static void wait_signals(struct app *a, const sigset_t *set)
 {
     for (;;) {
@@ -184,6 +186,10 @@ static void wait_signals(struct app *a, const sigset_t *set)
             continue;
         if (sig == SIGHUP) {
             reload(a);
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            pg_alog_reopen(a->alog); /* it logs the outcome; a failure keeps the old file */
             continue;
         }
         pg_log(PG_LOG_INFO, "signal %d: draining", sig);
@@ -246,6 +252,7 @@ static int run(const char *file)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1); /* unhandled, its default action would end the process */
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         goto out_curl;
     if (!(a.hub = pg_hub_new())) {

@@ -1,6 +1,6 @@
 /* test_alog.c -- access log lines (every JSON line parses, with SPEC 7's fields and types, no
  * query, hostile bytes escaped, the longest line fits; the text layout byte for byte) and the
- * destination (whole lines written, off and stdout). */
+ * destination (whole lines written, reopen after a rename, a failed reopen keeps the file). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -338,26 +338,51 @@ static struct pg_alog *alog_at(const char *path, struct pg_conf *c)
     return a;
 }
 
-static void file_write(void **state)
+static void file_write_reopen(void **state)
 {
     (void)state;
-    char path[] = "/tmp/pg_test_alog_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char dir[] = "/tmp/pg_test_alog_XXXXXX", path[300], moved[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/access.log", dir);
+    snprintf(moved, sizeof moved, "%s/access.log.1", dir);
     struct pg_conf c;
     struct pg_alog *a = alog_at(path, &c);
     assert_true(pg_alog_on(a));
     assert_int_equal(pg_alog_format(a), PG_ALOG_JSON);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0137, 0); /* at most 0640 */
     struct evbuffer *b = evbuffer_new();
     assert_non_null(b);
     add_lines(b, 0, 40); /* ~12 KiB: several writes, each of whole lines */
     assert_int_equal(pg_alog_write(a, b), 0);
     assert_int_equal(evbuffer_get_length(b), 0);
     assert_int_equal(count_lines(path), 40);
+    /* logrotate: rename, then SIGUSR1 */
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(pg_alog_reopen(a), 0);
+    add_lines(b, 40, 25);
+    assert_int_equal(pg_alog_write(a, b), 0);
+    assert_int_equal(count_lines(moved), 40);
+    assert_int_equal(count_lines(path), 25);
+    size_t n;
+    const char *p = slurp(path, &n);
+    assert_memory_equal(p, "line 000040 ", 12);
+    /* the path cannot be opened (its directory is gone): the old file stays in use */
+    char gone[64];
+    snprintf(gone, sizeof gone, "%s.gone", dir);
+    assert_int_equal(rename(dir, gone), 0);
+    assert_int_equal(pg_alog_reopen(a), -1);
+    add_lines(b, 65, 3);
+    assert_int_equal(pg_alog_write(a, b), 0);
+    snprintf(path, sizeof path, "%s/access.log", gone);
+    assert_int_equal(count_lines(path), 28);
     evbuffer_free(b);
     pg_alog_free(a);
     unlink(path);
+    snprintf(moved, sizeof moved, "%s/access.log.1", gone);
+    unlink(moved);
+    rmdir(gone);
 }
 
 static void stdout_and_off(void **state)
@@ -369,14 +394,17 @@ static void stdout_and_off(void **state)
     assert_non_null(a);
     assert_false(pg_alog_on(a));
     assert_int_equal(pg_alog_format(a), PG_ALOG_TEXT);
+    assert_int_equal(pg_alog_reopen(a), 1);
     pg_alog_free(a);
     c.access_log = (char *)"stdout";
     a = pg_alog_new(&c, err, sizeof err);
     assert_non_null(a);
     assert_true(pg_alog_on(a));
+    assert_int_equal(pg_alog_reopen(a), 1);
     pg_alog_free(a); /* stdout stays open */
     assert_true(fcntl(STDOUT_FILENO, F_GETFD) >= 0);
     assert_false(pg_alog_on(NULL));
+    assert_int_equal(pg_alog_reopen(NULL), 1);
     pg_alog_free(NULL);
     c.access_log = (char *)"/nonexistent-dir-pg/access.log";
     assert_null(pg_alog_new(&c, err, sizeof err));
@@ -395,7 +423,7 @@ int main(void)
         cmocka_unit_test(longest_line_fits),
         cmocka_unit_test(json_random_always_parses),
         cmocka_unit_test(text_layout),
-        cmocka_unit_test(file_write),
+        cmocka_unit_test(file_write_reopen),
         cmocka_unit_test(stdout_and_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

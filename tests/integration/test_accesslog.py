@@ -154,9 +154,9 @@ class JsonLog(pgtest.EnvCase):
         log = os.path.join(self.env.tmp, "access.log")
         rotated = log + ".1"
         # a login: the first request to a cold upstream (the replay after expiry below may only
-        # log in again RELOGIN_MIN after it)
-        t_login = time.monotonic()
+        # log in again RELOGIN_MIN after it started, which was before this answer came)
         self.send("nvx-login", "/navixy/tracker/list?limit=5")
+        t_login = time.monotonic()
         hashes = [session_hash()]
         self.send("proxied", "/echo/some/path" + QUERY)
         self.send("nokey", "/echo/some/path" + QUERY, key=None, want=401)
@@ -216,7 +216,7 @@ class JsonLog(pgtest.EnvCase):
         parallel(n, lambda i: self.send("after-%d" % i, "/echo/after/%d%s" % (i, QUERY)))
         # the panel ends the session; once RELOGIN_MIN has passed since the login, the refused
         # request logs in again and is replayed
-        left = t_login + RELOGIN_MIN + 0.3 - time.monotonic()
+        left = t_login + RELOGIN_MIN + 0.2 - time.monotonic()
         if left > 0:
             time.sleep(left)  # the gateway's own clock must pass: nothing to wait on
         fake("navixy", "POST", "/_fake/expire")

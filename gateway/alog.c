@@ -112,14 +112,6 @@ static const char *path_of(const struct pg_alog_rec *r, size_t *n)
     return r->target;
 }
 
-/* The scope names of enum pg_metric_scope, as metrics.c labels them. */
-static const char *scope_name(int s)
-{
-    static const char *const names[] = { "upstream", "route", "consumer", "cooldown" };
-    _Static_assert(sizeof names / sizeof names[0] == PG_MS__N, "one name per scope");
-    return s >= 0 && s < PG_MS__N ? names[s] : NULL;
-}
-
 static const char *or_dash(const char *s)
 {
     return s && *s ? s : "-";
@@ -159,7 +151,7 @@ static void json_line(struct line *l, const struct pg_alog_rec *r)
         put_s(l, ",\"upstream_status\":null");
     putf(l, ",\"bytes\":%llu,\"duration_ms\":%llu,\"limited\":", (unsigned long long)r->bytes,
          (unsigned long long)r->duration_ms);
-    put_jcstr(l, scope_name(r->limited));
+    put_jcstr(l, pg_metrics_scope_name(r->limited));
     putf(l, ",\"login\":%s,\"replayed\":%s,\"peer\":", r->login ? "true" : "false",
          r->replayed ? "true" : "false");
     put_jcstr(l, r->peer);

@@ -73,6 +73,11 @@ struct pg_metrics {
     uint64_t store_errors;
 };
 
+const char *pg_metrics_scope_name(int scope)
+{
+    return scope >= 0 && scope < PG_MS__N ? scopes[scope] : NULL;
+}
+
 struct pg_metrics *pg_metrics_new(void)
 {
     struct pg_metrics *m = calloc(1, sizeof *m);

@@ -19,6 +19,9 @@ struct pg_metrics;
 enum pg_metric_scope { PG_MS_UPSTREAM, PG_MS_ROUTE, PG_MS_CONSUMER, PG_MS_COOLDOWN, PG_MS__N };
 enum pg_metric_err { PG_ME_TIMEOUT, PG_ME_UNAVAILABLE, PG_ME_MALFORMED, PG_ME_AUTH, PG_ME__N };
 
+/* The label of a scope ("upstream", "route", "consumer", "cooldown"); NULL out of range. */
+const char *pg_metrics_scope_name(int scope);
+
 struct pg_metrics *pg_metrics_new(void);
 void pg_metrics_free(struct pg_metrics *m); /* accepts NULL */
 

@@ -241,6 +241,27 @@ class RateLimits(unittest.TestCase):
     def test_panel_429_cooldown(self):
         self.cooldown("/navirec/vehicles/", NAVIREC, "ratelimit=1&retry_after=2")
 
+    def test_unrecognised_429_cooldown(self):
+        # a 429 whose body has no known shape is answered upstream_error with the status kept
+        # (SPEC section 5), and still cools the upstream down (SPEC section 4)
+        r = self.env.get("/free/status?code=429&body=slow%20down&header=Retry-After:2")
+        t0 = time.monotonic()
+        self.assertEqual(r.status, 429, r)
+        e = r.json()["error"]
+        self.assertEqual((e["code"], e["upstream_status"], e["upstream_message"]),
+                         ("upstream_error", 429, "slow down"))
+        self.assertEqual(r.header("retry-after"), "2")
+        hits0 = self.env.fake_stats()["hits"]
+        r = self.env.get("/free/x")
+        self.assertEqual(r.status, 429, r)
+        self.assertNotIn("upstream", r.json()["error"])  # answered locally
+        self.assertEqual(self.env.fake_stats()["hits"], hits0)
+        end = t0 + 4
+        while self.env.get("/free/x").status != 200:
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.05)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
+
     def test_navixy_code_15_cooldown(self):
         self.env.get("/navixy/tracker/list")
         self.cooldown("/navixy/tracker/list", NAVIXY, "ratelimit=1&retry_after=2")

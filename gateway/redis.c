@@ -42,7 +42,9 @@ struct pg_redis {
     bool closing;          /* pg_redis_free is running: callbacks only free */
     struct event retry;
     uint64_t backoff_ms;
-    unsigned late; /* deadlines passed since the last answer */
+    unsigned late;       /* deadlines passed since the last answer */
+    char setup_err[128]; /* the AUTH/SELECT refusal logged last; "" after a good setup */
+    bool setup_failed;   /* this connection's setup was refused: the rest of it is moot */
     /* commands appended during a loop turn go out in one write at its end, not a turn later
      * through the write event */
     struct event flush;
@@ -119,15 +121,38 @@ static void schedule_retry(struct pg_redis *rd)
         rd->backoff_ms * 2 > PG_REDIS_BACKOFF_MAX_MS ? PG_REDIS_BACKOFF_MAX_MS : rd->backoff_ms * 2;
 }
 
+/* The connection is usable: AUTH and SELECT (when the url asks for them) were accepted. Only
+ * now is the store reachable and the backoff reset: a server that takes connections but
+ * refuses the password is down, retried with the backoff, and logged once, not per attempt. */
+static void ready(struct pg_redis *rd)
+{
+    rd->late = 0;
+    rd->backoff_ms = PG_REDIS_BACKOFF_FIRST_MS;
+    rd->setup_err[0] = '\0';
+    note_state(rd, true);
+}
+
+/* priv is set (rd) on the last setup command only. */
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     const redisReply *r = reply;
-    (void)priv;
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        /* the message names the command (AUTH, SELECT), never the password */
-        pg_log(PG_LOG_ERR, "rate_limit_store redis: %.200s", r->str);
-        redisAsyncDisconnect(ac);
+    struct pg_redis *rd = ac->data;
+    if (!r) /* the connection went: on_disconnect retries */
+        return;
+    if (r->type != REDIS_REPLY_ERROR) {
+        if (priv)
+            ready(rd);
+        return;
     }
+    if (rd->setup_failed) /* SELECT's NOAUTH after a refused AUTH says nothing new */
+        return;
+    rd->setup_failed = true;
+    /* the message names the command (AUTH, SELECT), never the password */
+    if (strncmp(rd->setup_err, r->str, sizeof rd->setup_err - 1) != 0) {
+        pg_log(PG_LOG_ERR, "rate_limit_store redis %s:%d: %.200s", rd->host, rd->port, r->str);
+        snprintf(rd->setup_err, sizeof rd->setup_err, "%s", r->str);
+    }
+    redisAsyncDisconnect(ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -137,10 +162,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_retry(rd);
         return;
     }
-    rd->up = true;
-    rd->late = 0;
-    rd->backoff_ms = PG_REDIS_BACKOFF_FIRST_MS;
-    note_state(rd, true);
+    rd->up = true; /* commands queue behind AUTH and SELECT */
+    if (!rd->password && !rd->db)
+        ready(rd);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -154,13 +178,13 @@ static void setup(struct pg_redis *rd)
 {
     if (rd->password) {
         const char *argv[2] = { "AUTH", rd->password };
-        redisAsyncCommandArgv(rd->ac, on_setup_reply, NULL, 2, argv, NULL);
+        redisAsyncCommandArgv(rd->ac, on_setup_reply, rd->db ? NULL : rd, 2, argv, NULL);
     }
     if (rd->db) {
         char db[16];
         snprintf(db, sizeof db, "%u", rd->db);
         const char *argv[2] = { "SELECT", db };
-        redisAsyncCommandArgv(rd->ac, on_setup_reply, NULL, 2, argv, NULL);
+        redisAsyncCommandArgv(rd->ac, on_setup_reply, rd, 2, argv, NULL);
     }
 }
 
@@ -184,6 +208,7 @@ static void connect_now(struct pg_redis *rd)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rd->ac = ac;
+    rd->setup_failed = false;
     setup(rd);
 }
 

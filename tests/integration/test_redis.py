@@ -471,6 +471,38 @@ class AuthAndDb(unittest.TestCase):
                 redis.cleanup()
 
 
+    def test_wrong_password_logged_once(self):
+        """A server that takes connections but refuses the password is down (on_error decides),
+        retried with the backoff, and said once per worker in the log -- not three lines every
+        100 ms (connected, refused, unreachable)."""
+        redis = Redis().start(password="fake-redis-password-42")
+        os.environ["PG_TEST_REDIS_PASSWORD"] = "not-the-fake-password"
+        env = None
+        try:
+            def cfg(e):
+                return config(e.port, e.echo_port, redis.port).replace(
+                    '"redis://127.0.0.1:%d/0"' % redis.port,
+                    '"redis://:${PG_TEST_REDIS_PASSWORD}@127.0.0.1:%d/3"' % redis.port)
+            env = pgtest.Env(cfg).start()
+            for _ in range(4):  # b5's burst is 5: on_error allow, the local mirror counts
+                self.assertEqual(env.get("/b5/x").status, 200)
+                time.sleep(0.6)
+            self.assertEqual(env.get("/_gateway/status").json()["store"]["state"], "down")
+            out = env.gateway_output().decode("utf-8", "replace")
+            workers = 2  # config()'s
+            refused = [ln for ln in out.splitlines() if "WRONGPASS" in ln or "invalid" in ln]
+            self.assertTrue(1 <= len(refused) <= workers, out[-3000:])
+            self.assertEqual(out.count("reachable again"), 0, out[-3000:])
+            self.assertLessEqual(out.count("unreachable"), 1, out[-3000:])
+            self.assertNotIn("not-the-fake-password", out)
+        finally:
+            try:
+                if env:
+                    env.stop()
+            finally:
+                redis.cleanup()
+
+
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
 class RedisGoesAway(unittest.TestCase):
     def test_kill_and_restart(self):

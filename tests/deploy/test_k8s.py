@@ -173,7 +173,9 @@ class K8s(unittest.TestCase):
         rdep = self.objs[("Deployment", m.group(1))]["spec"]
         self.assertEqual(rsvc["selector"], rdep["selector"]["matchLabels"])
         rc = rdep["template"]["spec"]["containers"][0]
-        self.assertIn("$(REDIS_PASSWORD)", rc["args"])
+        self.assertIn('--requirepass "$REDIS_PASSWORD"', " ".join(rc["args"]))
+        self.assertEqual(rc["env"][0]["valueFrom"]["secretKeyRef"],
+                         {"name": "panelgate-secrets", "key": "redis_password"})
         self.assertTrue(rdep["template"]["spec"]["securityContext"]["runAsNonRoot"])
 
     def test_kustomization_lists_every_manifest(self):

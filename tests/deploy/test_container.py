@@ -177,6 +177,15 @@ class Container(unittest.TestCase):
                                text=True, timeout=30)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_image_tags_are_the_version(self):
+        """compose's and the Deployment's image tags are the project's version."""
+        version = re.search(r"project\(panelgate VERSION (\S+)", dt.read("CMakeLists.txt")).group(1)
+        svcs = self.compose["services"]
+        for n in ("panelgate-1", "panelgate-2", "fakepanels"):
+            self.assertTrue(svcs[n]["image"].endswith(":" + version), svcs[n]["image"])
+        dep = dt.read("deploy", "k8s", "deployment.yaml")
+        self.assertRegex(dep, r"image: \S+/panelgate:%s\n" % re.escape(version))
+
     def test_dockerignore(self):
         text = dt.read(".dockerignore")
         for pat in (".git", "build*"):

@@ -183,8 +183,8 @@ upstreams:
                     self.assertEqual(r.status, 200, (path, r))
 
             hit()
-            gw = int(subprocess.run(["pgrep", "-P", str(st.pid)], capture_output=True,
-                                    text=True).stdout.split()[0])
+            with open("/proc/%d/task/%d/children" % (st.pid, st.pid)) as f:
+                gw = int(f.read().split()[0])  # strace's child: the gateway
             os.kill(gw, signal.SIGHUP)
             pgtest.wait_port(port, st)
             hit()

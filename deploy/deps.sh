@@ -12,7 +12,20 @@ PG_DEPS_DEFAULT=(
     redis-server nginx wrk valgrind
     clang clang-format libclang-rt-14-dev
     chromium  # tests/integration/test_page.py drives the status page in it, headless
+    # deploy/ checks (tests/deploy/): systemd-analyze (systemd), promtool (prometheus; on a host
+    # running systemd apt also starts its service: `systemctl disable --now prometheus`), strace
+    # (the unit's system-call filter), node for the Kubernetes schema check (npm: below)
+    systemd prometheus strace nodejs
 )
+
+# npm comes with nodejs where nodejs is NodeSource's build; Debian's nodejs needs Debian's npm.
+pg_deps_default()
+{
+    printf '%s\n' "${PG_DEPS_DEFAULT[@]}"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo npm
+    fi
+}
 
 # Print the packages among "$@" that are not fully installed (one dpkg-query call: fast).
 pg_deps_missing()
@@ -27,12 +40,12 @@ pg_deps_missing()
     done
 }
 
-# Install whatever of "$@" (default: PG_DEPS_DEFAULT) is missing. Returns non-zero on failure.
+# Install whatever of "$@" (default: pg_deps_default) is missing. Returns non-zero on failure.
 pg_deps_ensure()
 {
     local pkgs=("$@") missing=() sudo=()
     if [ ${#pkgs[@]} -eq 0 ]; then
-        pkgs=("${PG_DEPS_DEFAULT[@]}")
+        mapfile -t pkgs < <(pg_deps_default)
     fi
     if ! command -v dpkg-query >/dev/null 2>&1; then
         echo "deps: dpkg-query not found; this script targets Debian 12. Install by hand:" >&2

@@ -16,7 +16,7 @@ import signal
 import time
 
 import pgtest
-from pgtest import KEY_ALICE, KEY_BOB, Conn, free_port, parallel, sha
+from pgtest import KEY_ALICE, KEY_BOB, free_port, parallel, sha
 
 PORTS = {p: free_port() for p in ("navixy", "panelica", "raw")}
 FAKE_ARGS = []
@@ -71,13 +71,7 @@ upstreams:
 
 
 def fake(panel, method, path):
-    c = Conn(PORTS[panel])
-    try:
-        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
-        assert r.status == 200, (panel, path, r)
-        return r.json()
-    finally:
-        c.close()
+    return pgtest.fake_call(PORTS[panel], method, path)
 
 
 def read_lines(path):

@@ -14,7 +14,7 @@ import os
 import time
 
 import pgtest
-from pgtest import KEY_ALICE, Conn, auth, free_port, parallel, sha
+from pgtest import KEY_ALICE, auth, free_port, parallel, sha
 
 HOST = os.environ.get("PG_UPSTREAM_HOST") or "127.0.0.1"
 PORTS = {p: free_port() for p in ("raw", "navixy", "openpanel")}
@@ -77,13 +77,7 @@ upstreams:
 
 
 def fake(panel, method, path):
-    c = Conn(PORTS[panel])
-    try:
-        r = c.request(method, path, {"Connection": "close"}, b"" if method == "POST" else None)
-        assert r.status == 200, (panel, path, r)
-        return r.json()
-    finally:
-        c.close()
+    return pgtest.fake_call(PORTS[panel], method, path)
 
 
 def stats(panel):

@@ -445,19 +445,28 @@ class SharedSessions(unittest.TestCase):
 
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
 class AuthAndDb(unittest.TestCase):
+    def start(self, server_pw, gateway_pw):
+        """A redis-server wanting server_pw, and a gateway whose url is
+        redis://:${PG_TEST_REDIS_PASSWORD}@host:port/3 with that variable gateway_pw."""
+        redis = Redis().start(password=server_pw)
+        os.environ["PG_TEST_REDIS_PASSWORD"] = gateway_pw
+
+        def cfg(e):
+            return config(e.port, e.echo_port, redis.port).replace(
+                '"redis://127.0.0.1:%d/0"' % redis.port,
+                '"redis://:${PG_TEST_REDIS_PASSWORD}@127.0.0.1:%d/3"' % redis.port)
+        try:
+            return redis, pgtest.Env(cfg).start()
+        except Exception:
+            redis.cleanup()
+            raise
+
     def test_password_and_db_from_the_url(self):
         """redis://:password@host:port/3 (the password from the environment): the gateway
         authenticates, its keys land in db 3, and the password appears nowhere in its log."""
         pw = "fake-redis-password-42"
-        redis = Redis().start(password=pw)
-        os.environ["PG_TEST_REDIS_PASSWORD"] = pw
-        env = None
+        redis, env = self.start(pw, pw)
         try:
-            def cfg(e):
-                return config(e.port, e.echo_port, redis.port).replace(
-                    '"redis://127.0.0.1:%d/0"' % redis.port,
-                    '"redis://:${PG_TEST_REDIS_PASSWORD}@127.0.0.1:%d/3"' % redis.port)
-            env = pgtest.Env(cfg).start()
             self.assertEqual(env.get("/b5/x").status, 200)
             self.assertEqual(redis.cmd("KEYS", "*", db=3), ["pgtest:b:u:b5"])
             self.assertEqual(redis.cmd("KEYS", "*"), [])
@@ -465,8 +474,7 @@ class AuthAndDb(unittest.TestCase):
             self.assertNotIn(pw.encode(), env.gateway_output())
         finally:
             try:
-                if env:
-                    env.stop()
+                env.stop()
             finally:
                 redis.cleanup()
 
@@ -475,15 +483,8 @@ class AuthAndDb(unittest.TestCase):
         """A server that takes connections but refuses the password is down (on_error decides),
         retried with the backoff, and said once per worker in the log -- not three lines every
         100 ms (connected, refused, unreachable)."""
-        redis = Redis().start(password="fake-redis-password-42")
-        os.environ["PG_TEST_REDIS_PASSWORD"] = "not-the-fake-password"
-        env = None
+        redis, env = self.start("fake-redis-password-42", "not-the-fake-password")
         try:
-            def cfg(e):
-                return config(e.port, e.echo_port, redis.port).replace(
-                    '"redis://127.0.0.1:%d/0"' % redis.port,
-                    '"redis://:${PG_TEST_REDIS_PASSWORD}@127.0.0.1:%d/3"' % redis.port)
-            env = pgtest.Env(cfg).start()
             for _ in range(4):  # b5's burst is 5: on_error allow, the local mirror counts
                 self.assertEqual(env.get("/b5/x").status, 200)
                 time.sleep(0.6)
@@ -497,8 +498,7 @@ class AuthAndDb(unittest.TestCase):
             self.assertNotIn("not-the-fake-password", out)
         finally:
             try:
-                if env:
-                    env.stop()
+                env.stop()
             finally:
                 redis.cleanup()
 

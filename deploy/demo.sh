@@ -120,10 +120,16 @@ panelgate is running on $BASE (config: ${CONF#"$ROOT"/}), in front of the echo f
 
     $KEY
 
+Status page: open $BASE/_gateway/ in a browser and give it the demo key (it is an admin
+key): sessions, cool-downs, buckets, requests/s, errors and p99 per panel, every 2 s.
+
 Try:
 
   # health (no key)
   curl -i $BASE/_gateway/health
+
+  # what the status page reads (admin key)
+  curl -s -H 'Authorization: Bearer $KEY' $BASE/_gateway/status
 
   # GET through the 'echo' upstream (static X-Api-Key added, your key removed)
   curl -i -H 'Authorization: Bearer $KEY' '$BASE/echo/hello?x=1'
@@ -167,6 +173,8 @@ check()
 AUTH=(-H "Authorization: Bearer $KEY")
 echo "smoke check:"
 check 200 "$BASE/_gateway/health"
+check 200 "$BASE/_gateway/"
+check 200 "${AUTH[@]}" "$BASE/_gateway/status"
 check 200 "${AUTH[@]}" "$BASE/echo/hello?x=1"
 check 200 "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"name":"demo","n":1}' \
     "$BASE/echo/items"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -19,6 +20,7 @@
 #include "gateway/fwd.h"
 #include "gateway/hub.h"
 #include "gateway/keys.h"
+#include "gateway/sdnotify.h"
 #include "gateway/server.h"
 #include "gateway/tlsfront.h"
 #include "gateway/util.h"
@@ -36,7 +38,8 @@ struct app {
     const char *file;
     struct pg_conf *started; /* what a reload is compared with for keys it cannot apply */
     struct pg_hub *hub;
-    struct pg_alog *alog; /* the access log; the workers borrow it through the hub */
+    struct pg_alog *alog;      /* the access log; the workers borrow it through the hub */
+    struct pg_sdnotify notify; /* systemd's Type=notify socket, if it gave one */
     unsigned n;
     struct wthread w[PG_WORKERS_MAX];
 };
@@ -99,13 +102,20 @@ static void log_upstreams(const struct pg_conf *c)
     }
 }
 
-/* SIGHUP: one new snapshot, and every worker switches to it on its own loop. */
+/* SIGHUP: one new snapshot, and every worker switches to it on its own loop. systemd hears
+ * RELOADING=1 first and READY=1 after, also when the file is refused (the old one serves). */
 static void reload(struct app *a)
 {
-    char err[512];
+    char err[512], msg[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    pg_sdnotify(&a->notify, msg);
     struct pg_conf *c = pg_conf_load(a->file, err, sizeof err);
     if (!c) {
         pg_log(PG_LOG_ERR, "reload failed, keeping the running config: %s", err);
+        pg_sdnotify(&a->notify, "READY=1\nSTATUS=reload refused; the running config serves");
         return;
     }
     pg_fwd_prepare(c);
@@ -115,6 +125,7 @@ static void reload(struct app *a)
     pg_log(PG_LOG_INFO, "reloaded %s", a->file);
     log_upstreams(c);
     pg_conf_unref(c);
+    pg_sdnotify(&a->notify, "READY=1\nSTATUS=serving (reloaded)");
 }
 
 /* SPEC 2: the soft open-file limit raised as far as max_connections needs: each connection
@@ -193,6 +204,7 @@ static void wait_signals(struct app *a, const sigset_t *set)
             continue;
         }
         pg_log(PG_LOG_INFO, "signal %d: draining", sig);
+        pg_sdnotify(&a->notify, "STOPPING=1\nSTATUS=draining");
         for (unsigned i = 0; i < a->n; i++)
             pg_server_post_drain(a->w[i].srv);
         return;
@@ -255,6 +267,7 @@ static int run(const char *file)
     sigaddset(&set, SIGUSR1); /* unhandled, its default action would end the process */
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         goto out_curl;
+    pg_sdnotify_open(&a.notify);
     if (!(a.hub = pg_hub_new())) {
         fprintf(stderr, "panelgate: out of memory\n");
         goto out_curl;
@@ -283,6 +296,8 @@ static int run(const char *file)
         }
         a.w[i].running = true;
     }
+    /* every listener was bound before the threads started: callers can connect now */
+    pg_sdnotify(&a.notify, "READY=1\nSTATUS=serving");
     wait_signals(&a, &set);
     if (stop_workers(&a) == 0) {
         pg_log(PG_LOG_INFO, "stopped");
@@ -292,6 +307,7 @@ out_workers: /* a second call finds nothing left */
     stop_workers(&a);
     pg_alog_free(a.alog); /* the workers' last lines were written as they stopped */
     pg_hub_free(a.hub);
+    pg_sdnotify_close(&a.notify);
     pg_conf_unref(a.started);
 out_curl:
     curl_global_cleanup();

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -89,7 +90,7 @@ class Unit(unittest.TestCase):
 
     def test_settings(self):
         s = self.s
-        want = {"Type": "simple", "DynamicUser": "yes", "NoNewPrivileges": "yes",
+        want = {"Type": "notify", "NotifyAccess": "main", "DynamicUser": "yes", "NoNewPrivileges": "yes",
                 "ProtectSystem": "strict", "PrivateTmp": "yes", "ProtectHome": "yes"}
         for k, v in want.items():
             self.assertEqual(s.get(k), [v], k)
@@ -97,7 +98,6 @@ class Unit(unittest.TestCase):
         self.assertIn("@system-service", s["SystemCallFilter"])
         self.assertEqual(s["ExecStart"], ["/usr/bin/panelgate -c /etc/panelgate/panelgate.yaml"])
         self.assertEqual(s["ConfigurationDirectory"], ["panelgate"])
-        self.assertNotIn("sd_notify", self.text)  # Type=simple: no libsystemd
 
     def test_stop_waits_longer_than_drain(self):
         conf = dt.active(dt.readf(CONF))
@@ -143,6 +143,7 @@ class SyscallFilter(unittest.TestCase):
 
         tmp = tempfile.mkdtemp(prefix="pgsyscall-")
         procs = []
+        notify = None
         try:
             rport, fp_echo, fp_navixy, port = (pgtest.free_port() for _ in range(4))
             procs.append(subprocess.Popen(
@@ -169,8 +170,12 @@ upstreams:
     auth: {type: navixy_session, login: fake-navixy-user, password: fake-navixy-pass}
 """ % (port, rport, "00" * 32, pgtest.sha(pgtest.KEY_ALICE), fp_echo, fp_echo, fp_navixy))
             trace = os.path.join(tmp, "trace")
+            # as under Type=notify: the readiness datagrams' calls are traced too
+            notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind(os.path.join(tmp, "notify"))
             st = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, pgtest.PANELGATE, "-c",
-                                   conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify")))
             procs.append(st)
             pgtest.wait_port(port, st)
             env = pgtest.Env.__new__(pgtest.Env)  # only its request helpers
@@ -190,6 +195,8 @@ upstreams:
             hit()
             os.kill(gw, signal.SIGTERM)
             self.assertEqual(st.wait(timeout=30), 0)
+            notify.settimeout(1)
+            self.assertIn(b"READY=1", notify.recv(4096))
             used = set()
             with open(trace) as f:
                 for line in f:
@@ -202,6 +209,8 @@ upstreams:
             self.assertEqual(used - allowed - {"execve"}, set(),
                              "calls the unit's SystemCallFilter= would refuse")
         finally:
+            if notify:
+                notify.close()
             for p in reversed(procs):
                 if p.poll() is None:
                     p.terminate()

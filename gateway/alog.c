@@ -23,67 +23,29 @@ _Static_assert(PG_ALOG_LINE_MAX <= PIPE_BUF, "a line must go out in one atomic w
 
 /* ---- lines ---- */
 
-/* A line being built in a fixed buffer; once something does not fit, the rest is skipped and
- * the line refused whole. */
-struct line {
-    char *p;
-    size_t len, cap;
-    bool over;
-};
-
-static void put(struct line *l, const char *s, size_t n)
-{
-    if (l->over || n > l->cap - l->len) {
-        l->over = true;
-        return;
-    }
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-}
-
-static void put_s(struct line *l, const char *s)
-{
-    put(l, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void putf(struct line *l, const char *fmt, ...)
-{
-    if (l->over)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(l->p + l->len, l->cap - l->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= l->cap - l->len) {
-        l->over = true;
-        return;
-    }
-    l->len += (size_t)n;
-}
-
 /* (s, n) as a JSON string; null for NULL. */
-static void put_jstr(struct line *l, const char *s, size_t n)
+static void put_jstr(struct pg_sb *l, const char *s, size_t n)
 {
     if (!s) {
-        put_s(l, "null");
+        pg_sb_str(l, "null");
         return;
     }
-    put(l, "\"", 1);
+    pg_sb_put(l, "\"", 1);
     size_t k;
-    if (!l->over && pg_json_escape_mem(l->p + l->len, l->cap - l->len, &k, s, n))
+    if (!l->over && pg_json_escape_mem(l->p + l->len, l->cap - l->len - 1, &k, s, n))
         l->over = true;
     else if (!l->over)
         l->len += k;
-    put(l, "\"", 1);
+    pg_sb_put(l, "\"", 1);
 }
 
-static void put_jcstr(struct line *l, const char *s)
+static void put_jcstr(struct pg_sb *l, const char *s)
 {
     put_jstr(l, s, s ? strlen(s) : 0);
 }
 
 /* "2024-05-01T12:34:56Z", or with milliseconds "2024-05-01T12:34:56.789Z" (RFC 3339, UTC). */
-static void put_time(struct line *l, uint64_t ms, bool frac)
+static void put_time(struct pg_sb *l, uint64_t ms, bool frac)
 {
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
@@ -91,11 +53,19 @@ static void put_time(struct line *l, uint64_t ms, bool frac)
         l->over = true;
         return;
     }
-    putf(l, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-         tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (frac)
-        putf(l, ".%03u", (unsigned)(ms % 1000));
-    put(l, "Z", 1);
+    const int part[6] = { tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour,        tm.tm_min,     tm.tm_sec };
+    static const char sep[6] = "--T::";
+    for (int i = 0; i < 6; i++) {
+        pg_sb_u64(l, part[i] < 0 ? 0 : (uint64_t)part[i], i ? 2 : 4);
+        if (i < 5)
+            pg_sb_put(l, &sep[i], 1);
+    }
+    if (frac) {
+        pg_sb_put(l, ".", 1);
+        pg_sb_u64(l, ms % 1000, 3);
+    }
+    pg_sb_put(l, "Z", 1);
 }
 
 /* The path: the target up to its query, at most PG_ALOG_PATH_MAX bytes; NULL when none. */
@@ -112,58 +82,89 @@ static const char *path_of(const struct pg_alog_rec *r, size_t *n)
     return r->target;
 }
 
+/* A status: never negative in practice; printed as it is if it were. */
+static void put_int(struct pg_sb *l, int v)
+{
+    if (v < 0) {
+        pg_sb_put(l, "-", 1);
+        pg_sb_u64(l, (uint64_t) - (int64_t)v, 0);
+    } else {
+        pg_sb_u64(l, (uint64_t)v, 0);
+    }
+}
+
 static const char *or_dash(const char *s)
 {
     return s && *s ? s : "-";
 }
 
 /* The text line, as it always was: fields split by spaces, "-" for none. */
-static void text_line(struct line *l, const struct pg_alog_rec *r)
+static void text_line(struct pg_sb *l, const struct pg_alog_rec *r)
 {
     size_t pn;
     const char *path = path_of(r, &pn);
+    const char *words[] = { or_dash(r->peer), or_dash(r->request_id), or_dash(r->consumer),
+                            or_dash(r->method) };
     put_time(l, r->time_ms, false);
-    putf(l, " %s %s %s %s %.*s %d %llu %llums %s\n", or_dash(r->peer), or_dash(r->request_id),
-         or_dash(r->consumer), or_dash(r->method), path ? (int)pn : 1, path ? path : "-", r->status,
-         (unsigned long long)r->bytes, (unsigned long long)r->duration_ms, or_dash(r->upstream));
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        pg_sb_put(l, " ", 1);
+        pg_sb_str(l, words[i]);
+    }
+    pg_sb_put(l, " ", 1);
+    pg_sb_put(l, path ? path : "-", path ? pn : 1);
+    pg_sb_put(l, " ", 1);
+    put_int(l, r->status);
+    pg_sb_put(l, " ", 1);
+    pg_sb_u64(l, r->bytes, 0);
+    pg_sb_put(l, " ", 1);
+    pg_sb_u64(l, r->duration_ms, 0);
+    pg_sb_put(l, "ms ", 3);
+    pg_sb_str(l, or_dash(r->upstream));
+    pg_sb_put(l, "\n", 1);
 }
 
 /* One JSON object: SPEC 7's fields in its order, then peer and code. */
-static void json_line(struct line *l, const struct pg_alog_rec *r)
+static void json_line(struct pg_sb *l, const struct pg_alog_rec *r)
 {
     size_t pn;
     const char *path = path_of(r, &pn);
-    put_s(l, "{\"time\":\"");
+    pg_sb_str(l, "{\"time\":\"");
     put_time(l, r->time_ms, true);
-    put_s(l, "\",\"request_id\":");
+    pg_sb_str(l, "\",\"request_id\":");
     put_jcstr(l, r->request_id && *r->request_id ? r->request_id : NULL);
-    put_s(l, ",\"consumer\":");
+    pg_sb_str(l, ",\"consumer\":");
     put_jcstr(l, r->consumer);
-    put_s(l, ",\"method\":");
+    pg_sb_str(l, ",\"method\":");
     put_jcstr(l, r->method);
-    put_s(l, ",\"path\":");
+    pg_sb_str(l, ",\"path\":");
     put_jstr(l, path, pn);
-    putf(l, ",\"status\":%d,\"upstream\":", r->status);
+    pg_sb_str(l, ",\"status\":");
+    put_int(l, r->status);
+    pg_sb_str(l, ",\"upstream\":");
     put_jcstr(l, r->upstream);
+    pg_sb_str(l, ",\"upstream_status\":");
     if (r->upstream_status > 0)
-        putf(l, ",\"upstream_status\":%d", r->upstream_status);
+        pg_sb_u64(l, (uint64_t)r->upstream_status, 0);
     else
-        put_s(l, ",\"upstream_status\":null");
-    putf(l, ",\"bytes\":%llu,\"duration_ms\":%llu,\"limited\":", (unsigned long long)r->bytes,
-         (unsigned long long)r->duration_ms);
+        pg_sb_str(l, "null");
+    pg_sb_str(l, ",\"bytes\":");
+    pg_sb_u64(l, r->bytes, 0);
+    pg_sb_str(l, ",\"duration_ms\":");
+    pg_sb_u64(l, r->duration_ms, 0);
+    pg_sb_str(l, ",\"limited\":");
     put_jcstr(l, pg_metrics_scope_name(r->limited));
-    putf(l, ",\"login\":%s,\"replayed\":%s,\"peer\":", r->login ? "true" : "false",
-         r->replayed ? "true" : "false");
+    pg_sb_str(l, r->login ? ",\"login\":true" : ",\"login\":false");
+    pg_sb_str(l, r->replayed ? ",\"replayed\":true,\"peer\":" : ",\"replayed\":false,\"peer\":");
     put_jcstr(l, r->peer);
-    put_s(l, ",\"code\":");
+    pg_sb_str(l, ",\"code\":");
     put_jcstr(l, r->err >= 0 ? pg_err_name((enum pg_err_code)r->err) : NULL);
-    put_s(l, "}\n");
+    pg_sb_str(l, "}\n");
 }
 
 int pg_alog_line(enum pg_alog_format f, const struct pg_alog_rec *rec, char *out, size_t cap,
                  size_t *len)
 {
-    struct line l = { out, 0, cap, false };
+    struct pg_sb l = pg_sb_of(out, cap);
     if (f == PG_ALOG_JSON)
         json_line(&l, rec);
     else

@@ -108,14 +108,20 @@ int pg_fwdreq_headers(struct pg_fwd *f, const struct pg_out_req *o)
             return -1;
     }
     char xv[512];
-    int k = xff ? snprintf(xv, sizeof xv, "%.*s, %s", (int)xffn, xff, r->peer)
-                : snprintf(xv, sizeof xv, "%s", r->peer);
-    if (k < 0 || (size_t)k >= sizeof xv)
-        k = snprintf(xv, sizeof xv, "%s", r->peer); /* an absurd caller chain is replaced */
-    if (k < 0 || (size_t)k >= sizeof xv)
-        return -1;
+    struct pg_sb x = pg_sb_of(xv, sizeof xv);
+    if (xff) {
+        pg_sb_put(&x, xff, xffn);
+        pg_sb_put(&x, ", ", 2);
+    }
+    pg_sb_str(&x, r->peer);
+    if (!pg_sb_end(&x)) { /* an absurd caller chain is replaced */
+        x = pg_sb_of(xv, sizeof xv);
+        pg_sb_str(&x, r->peer);
+        if (!pg_sb_end(&x))
+            return -1;
+    }
     const char *proto = r->w->tls ? "https" : "http";
-    if (add_hdr(f, &nn, "X-Forwarded-For", 15, xv, (size_t)k) ||
+    if (add_hdr(f, &nn, "X-Forwarded-For", 15, xv, x.len) ||
         add_hdr(f, &nn, "X-Forwarded-Proto", 17, proto, strlen(proto)) ||
         add_hdr(f, &nn, "X-Request-Id", 12, r->rid, strlen(r->rid)))
         return -1;
@@ -132,8 +138,11 @@ int pg_fwdreq_headers(struct pg_fwd *f, const struct pg_out_req *o)
         /* RFC 9112 6.3: a body has a length; POST, PUT and PATCH say 0 rather than nothing */
         if (bn || (r->method_bit & (PG_M_POST | PG_M_PUT | PG_M_PATCH))) {
             char cl[48];
-            int cn = snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", bn);
-            put_raw(f, cl, (size_t)cn);
+            struct pg_sb c = pg_sb_of(cl, sizeof cl);
+            pg_sb_str(&c, "Content-Length: ");
+            pg_sb_u64(&c, bn, 0);
+            pg_sb_put(&c, "\r\n", 2);
+            put_raw(f, cl, c.len);
         }
         put_raw(f, "\r\n", 2);
         return 0;

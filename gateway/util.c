@@ -97,3 +97,41 @@ void pg_trim(const char **p, size_t *n)
     while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
         (*n)--;
 }
+
+void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width)
+{
+    char d[20];
+    unsigned n = 0;
+    do {
+        d[sizeof d - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < sizeof d);
+    while (n < width && n < sizeof d)
+        d[sizeof d - 1 - n++] = '0';
+    pg_sb_put(b, d + sizeof d - n, n);
+}
+
+void pg_sb_printf(struct pg_sb *b, const char *fmt, ...)
+{
+    if (b->over)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len) {
+        b->over = true;
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+bool pg_sb_end(struct pg_sb *b)
+{
+    if (b->cap == 0)
+        return false;
+    if (b->over)
+        b->len = 0;
+    b->p[b->len] = '\0';
+    return !b->over;
+}

@@ -1,4 +1,5 @@
-/* util.h -- small shared helpers: monotonic clock, logging, byte-string compares, hex. */
+/* util.h -- small shared helpers: monotonic clock, logging, byte-string compares, hex, a string
+ * built in a fixed buffer. */
 #ifndef PG_UTIL_H
 #define PG_UTIL_H
 
@@ -97,6 +98,40 @@ static inline bool pg_iprefix(const char *p, size_t n, const char *prefix)
     size_t pn = strlen(prefix);
     return n >= pn && strncasecmp(p, prefix, pn) == 0;
 }
+
+/* A string built in a caller's fixed buffer, for lines and headers made on every request
+ * without printf's format parsing. Once a piece does not fit, the rest are skipped and `over`
+ * says the result is unusable; one byte is always kept for the NUL pg_sb_end writes. */
+struct pg_sb {
+    char *p;
+    size_t len, cap;
+    bool over;
+};
+
+static inline struct pg_sb pg_sb_of(char *p, size_t cap)
+{
+    return (struct pg_sb){ p, 0, cap, cap == 0 };
+}
+static inline void pg_sb_put(struct pg_sb *b, const char *s, size_t n)
+{
+    if (b->over || n >= b->cap - b->len) {
+        b->over = true;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+static inline void pg_sb_str(struct pg_sb *b, const char *s)
+{
+    pg_sb_put(b, s, strlen(s));
+}
+/* v in decimal, at least width digits (zero-padded). */
+void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width);
+/* printf into the buffer, for what is not on a hot path. */
+__attribute__((format(printf, 2, 3))) void pg_sb_printf(struct pg_sb *b, const char *fmt, ...);
+/* NUL-terminate; the length is b->len. False (and "" in the buffer) when something did not
+ * fit. */
+bool pg_sb_end(struct pg_sb *b);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
 void pg_hex(const uint8_t *in, size_t n, char *out);

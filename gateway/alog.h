@@ -42,11 +42,15 @@ struct pg_alog_rec {
 
 /* rec as one line of format f, '\n' included, into out (cap bytes, one of them kept free): 0
  * with *len its length, or -1 when it does not fit (out holds nothing usable). The path is the
- * target up to its '?' (a query may carry panel credentials), at most PG_ALOG_PATH_MAX bytes. text:
- * "TIME PEER RID CONSUMER METHOD PATH STATUS BYTES DURATIONms UPSTREAM", "-" for none. json:
- * {"time","request_id","consumer","method","path","status","upstream","upstream_status",
- * "bytes","duration_ms","limited","login","replayed","peer","code"}; time is RFC 3339 UTC with
- * milliseconds, null for none, every string escaped with pg_json_escape's rules. */
+ * target up to its '?' (a query may carry panel credentials), at most PG_ALOG_PATH_MAX bytes.
+ *
+ * Format text: "TIME PEER RID CONSUMER METHOD PATH STATUS BYTES DURATIONms UPSTREAM", a "-" for
+ * each field missing.
+ *
+ * Format json: {"time", "request_id", "consumer", "method", "path", "status", "upstream",
+ * "upstream_status", "bytes", "duration_ms", "limited", "login", "replayed", "peer", "code"};
+ * time is RFC 3339 UTC with milliseconds, null for none, every string escaped with
+ * pg_json_escape's rules. */
 int pg_alog_line(enum pg_alog_format f, const struct pg_alog_rec *rec, char *out, size_t cap,
                  size_t *len);
 

@@ -2,13 +2,16 @@
  * per-command deadlines, EVALSHA with a NOSCRIPT fallback. */
 #include "redis.h"
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <openssl/crypto.h>
@@ -35,6 +38,10 @@ struct pg_redis {
     struct pg_metrics *m;
     char *host, *password;
     int port;
+    struct evdns_base *dns;
+    bool literal;   /* host is an IP address: no look-up */
+    bool resolving; /* a look-up of host is under way (lookup, once evdns returned it) */
+    struct evdns_getaddrinfo_request *lookup;
     unsigned db;
     uint64_t timeout_ms;
     redisAsyncContext *ac; /* NULL while disconnected */
@@ -132,6 +139,16 @@ static void ready(struct pg_redis *rd)
     note_state(rd, true);
 }
 
+/* Log a failure to reach the store, unless it is the one logged last: a server that keeps
+ * refusing (a wrong password, a name that does not resolve) is said once, not per retry. */
+static void note_err(struct pg_redis *rd, const char *what)
+{
+    if (strncmp(rd->setup_err, what, sizeof rd->setup_err - 1) == 0)
+        return;
+    pg_log(PG_LOG_ERR, "rate_limit_store redis %s:%d: %.200s", rd->host, rd->port, what);
+    snprintf(rd->setup_err, sizeof rd->setup_err, "%s", what);
+}
+
 /* priv is set (rd) on the last setup command only. */
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -147,11 +164,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (rd->setup_failed) /* SELECT's NOAUTH after a refused AUTH says nothing new */
         return;
     rd->setup_failed = true;
-    /* the message names the command (AUTH, SELECT), never the password */
-    if (strncmp(rd->setup_err, r->str, sizeof rd->setup_err - 1) != 0) {
-        pg_log(PG_LOG_ERR, "rate_limit_store redis %s:%d: %.200s", rd->host, rd->port, r->str);
-        snprintf(rd->setup_err, sizeof rd->setup_err, "%s", r->str);
-    }
+    note_err(rd, r->str); /* the message names the command (AUTH, SELECT), never the password */
     redisAsyncDisconnect(ac);
 }
 
@@ -188,11 +201,10 @@ static void setup(struct pg_redis *rd)
     }
 }
 
-static void connect_now(struct pg_redis *rd)
+/* Connect to addr (an IP address as text). */
+static void connect_to(struct pg_redis *rd, const char *addr)
 {
-    /* the url names an address or a host; a host name is resolved here, blocking the loop
-     * once per (re)connect (hiredis resolves synchronously) */
-    redisAsyncContext *ac = redisAsyncConnect(rd->host, rd->port);
+    redisAsyncContext *ac = redisAsyncConnect(addr, rd->port);
     if (!ac || ac->err) {
         if (ac)
             redisAsyncFree(ac);
@@ -212,16 +224,71 @@ static void connect_now(struct pg_redis *rd)
     setup(rd);
 }
 
+/* The look-up of host ended (maybe inside evdns_getaddrinfo: a numeric name or /etc/hosts):
+ * connect to its first IPv4 address, else its first IPv6 one. */
+static void on_lookup(int err, struct evutil_addrinfo *res, void *arg)
+{
+    struct pg_redis *rd = arg;
+    rd->resolving = false;
+    rd->lookup = NULL;
+    const struct evutil_addrinfo *pick = NULL;
+    for (const struct evutil_addrinfo *ai = res; !err && ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            pick = ai;
+            break;
+        }
+        if (ai->ai_family == AF_INET6 && !pick)
+            pick = ai;
+    }
+    char ip[64] = "";
+    if (pick && pick->ai_family == AF_INET)
+        evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)pick->ai_addr)->sin_addr, ip,
+                         sizeof ip);
+    else if (pick)
+        evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr, ip,
+                         sizeof ip);
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (err == EVUTIL_EAI_CANCEL || rd->closing)
+        return;
+    if (!ip[0]) {
+        char why[160];
+        snprintf(why, sizeof why, "%s does not resolve (%s)", rd->host,
+                 err ? evutil_gai_strerror(err) : "no address");
+        note_err(rd, why);
+        schedule_retry(rd);
+        return;
+    }
+    connect_to(rd, ip);
+}
+
+/* hiredis resolves a host name itself, blocking the loop (seconds, with a slow resolver):
+ * a name is looked up here on the loop first, and hiredis gets the address. */
+static void connect_now(struct pg_redis *rd)
+{
+    if (rd->literal || !rd->dns) {
+        connect_to(rd, rd->host);
+        return;
+    }
+    struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    rd->resolving = true;
+    struct evdns_getaddrinfo_request *q =
+        evdns_getaddrinfo(rd->dns, rd->host, NULL, &hints, on_lookup, rd);
+    if (rd->resolving) /* not answered inside the call */
+        rd->lookup = q;
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 
-struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *conf,
-                              struct pg_hub *hub, struct pg_metrics *m)
+struct pg_redis *pg_redis_new(struct event_base *base, struct evdns_base *dns,
+                              const struct pg_conf *conf, struct pg_hub *hub, struct pg_metrics *m)
 {
     struct pg_redis *rd = calloc(1, sizeof *rd);
     if (!rd)
         return NULL;
     rd->base = base;
+    rd->dns = dns;
     rd->hub = hub;
     rd->m = m;
     rd->port = conf->redis_port;
@@ -230,6 +297,9 @@ struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *con
     rd->backoff_ms = PG_REDIS_BACKOFF_FIRST_MS;
     rd->host = strdup(conf->redis_host);
     rd->password = conf->redis_password ? strdup(conf->redis_password) : NULL;
+    unsigned char a[16];
+    rd->literal = rd->host && (evutil_inet_pton(AF_INET, rd->host, a) == 1 ||
+                               evutil_inet_pton(AF_INET6, rd->host, a) == 1);
     if (!rd->host || (conf->redis_password && !rd->password) ||
         event_assign(&rd->retry, base, -1, 0, on_retry, rd) ||
         event_assign(&rd->flush, base, -1, 0, on_flush, rd) ||
@@ -246,6 +316,8 @@ void pg_redis_free(struct pg_redis *rd)
     if (!rd)
         return;
     rd->closing = true;
+    if (rd->lookup) /* its callback runs now, with EVUTIL_EAI_CANCEL */
+        evdns_getaddrinfo_cancel(rd->lookup);
     if (event_initialized(&rd->retry))
         event_del(&rd->retry);
     if (event_initialized(&rd->flush))

@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 struct event_base;
+struct evdns_base;
 struct pg_conf;
 struct pg_hub;
 struct pg_metrics;
@@ -32,10 +33,11 @@ struct pg_redis_script {
 void pg_redis_script_init(struct pg_redis_script *s);
 
 /* A connection for conf's store on base, connecting now (the first commands fail until it is
- * up). Failures count in m (panelgate_store_errors_total); hub says once per change of state
- * whether the store is reachable. NULL out of memory. */
-struct pg_redis *pg_redis_new(struct event_base *base, const struct pg_conf *conf,
-                              struct pg_hub *hub, struct pg_metrics *m);
+ * up). A host name in the url is resolved through dns on the loop before each (re)connect
+ * (hiredis would block the loop on it). Failures count in m (panelgate_store_errors_total);
+ * hub says once per change of state whether the store is reachable. NULL out of memory. */
+struct pg_redis *pg_redis_new(struct event_base *base, struct evdns_base *dns,
+                              const struct pg_conf *conf, struct pg_hub *hub, struct pg_metrics *m);
 void pg_redis_free(struct pg_redis *rd); /* accepts NULL; pending callbacks are not run */
 
 /* Is the connection up (a command can be sent)? */

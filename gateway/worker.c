@@ -204,7 +204,7 @@ int pg_worker_init(struct pg_worker *w, struct pg_hub *hub, unsigned id, struct 
     if (!w->curl || !w->dns || !w->h1 || !w->fwds || !w->lport || !w->metrics)
         goto fail_msg;
     if (conf->store == PG_STORE_REDIS) {
-        if (!(w->redis = pg_redis_new(base, conf, hub, w->metrics)))
+        if (!(w->redis = pg_redis_new(base, w->dns, conf, hub, w->metrics)))
             goto fail_msg;
         pg_limit_port_set_redis(w->lport, w->redis);
     }

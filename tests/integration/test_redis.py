@@ -504,6 +504,49 @@ class AuthAndDb(unittest.TestCase):
 
 
 @unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
+class NamedRedis(unittest.TestCase):
+    def test_host_name_resolved_on_the_loop(self):
+        """redis://NAME:port: the name goes through the worker's resolver (`resolver:`), on the
+        loop -- a DNS server slow to answer (0.8 s) holds up no request meanwhile (hiredis would
+        resolve it itself, blocking the loop, and through /etc/resolv.conf) -- and once it
+        answers the store is reachable and the buckets live in redis."""
+        redis = Redis().start()
+        dns = pgtest.FakeDns()
+        dns.names["redis.pgtest.invalid"] = "127.0.0.1"
+        dns.delay = 0.8
+        env = None
+        try:
+            def cfg(e):
+                return ('resolver: ["127.0.0.1:%d"]\n' % dns.port) + config(
+                    e.port, e.echo_port, redis.port).replace(
+                    '"redis://127.0.0.1:%d/0"' % redis.port,
+                    '"redis://redis.pgtest.invalid:%d/0"' % redis.port)
+            env = pgtest.Env(cfg).start()
+            slowest = 0.0
+            for i in range(6):  # while the answer is on its way: on_error allow serves
+                t0 = time.monotonic()
+                self.assertEqual(env.get("/free/x?i=%d" % i).status, 200)
+                slowest = max(slowest, time.monotonic() - t0)
+            self.assertLess(slowest, 0.4)
+            self.assertEqual(redis.cmd("KEYS", "*"), [])  # not connected yet
+            end = time.monotonic() + 5
+            while len(redis.cmd("CLIENT", "LIST").splitlines()) < 3:  # 2 workers + this one
+                self.assertLess(time.monotonic(), end)
+                time.sleep(0.05)
+            self.assertEqual(env.get("/b5/x").status, 200)
+            self.assertEqual(env.get("/_gateway/status").json()["store"]["state"], "ok")
+            self.assertEqual(redis.cmd("KEYS", "pgtest:b:*"), ["pgtest:b:u:b5"])
+            self.assertGreaterEqual(dns.queries, 1)
+        finally:
+            try:
+                if env:
+                    env.stop()
+            finally:
+                dns.stop()
+                redis.cleanup()
+
+
+@unittest.skipUnless(REDIS_BIN, "redis-server is not installed (deploy/deps.sh installs it)")
 class RedisGoesAway(unittest.TestCase):
     def test_kill_and_restart(self):
         """redis-server killed mid-traffic: on_error allow fails no request, deny answers 503

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import tempfile
 import threading
@@ -241,53 +240,6 @@ upstreams:
         self.assertGreaterEqual(p.resumed - before[1], 1, (p.connections, p.resumed))
 
 
-class FakeDns:
-    """A DNS server on 127.0.0.1 (UDP): `names` maps a name to the IPv4 address it answers
-    with TTL 1; any other name is NXDOMAIN. Counts the queries."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.names = {}
-        self.queries = 0
-        self.running = True
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        self.sock.settimeout(0.2)
-        while self.running:
-            try:
-                q, peer = self.sock.recvfrom(512)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.queries += 1
-            qid, qd = q[:2], q[12:]
-            labels, i = [], 0
-            while qd[i]:
-                labels.append(qd[i + 1:i + 1 + qd[i]].decode())
-                i += 1 + qd[i]
-            question = qd[:i + 5]  # name, its end, type and class
-            qtype = struct.unpack("!H", qd[i + 1:i + 3])[0]
-            ip = self.names.get(".".join(labels).lower())
-            ips = ip if isinstance(ip, list) else [ip] if ip else []
-            if ips and qtype == 1:
-                ans = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) +
-                               socket.inet_aton(x) for x in ips)
-                head = qid + struct.pack("!HHHHH", 0x8180, 1, len(ips), 0, 0)
-            else:
-                ans = b""
-                head = qid + struct.pack("!HHHHH", 0x8183 if not ip else 0x8180, 1, 0, 0, 0)
-            self.sock.sendto(head + question + ans, peer)
-
-    def stop(self):
-        self.running = False
-        self.sock.close()
-
-
 @unittest.skipUnless(OPENSSL, "the openssl command is not installed")
 class DnsFollow(unittest.TestCase):
     """An https upstream by name, resolved on the loop through `resolver:` (SPEC 7): the
@@ -301,7 +253,7 @@ class DnsFollow(unittest.TestCase):
             make_certs(d)
             a = Panel(d, "panel", "127.0.0.1")
             b = Panel(d, "panel", "127.0.0.2", a.port)
-            dns = FakeDns()
+            dns = pgtest.FakeDns()
             dns.names["panel.test"] = "127.0.0.1"
 
             def config(e):

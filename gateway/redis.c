@@ -229,6 +229,11 @@ static void connect_to(struct pg_redis *rd, const char *addr)
 static void on_lookup(int err, struct evutil_addrinfo *res, void *arg)
 {
     struct pg_redis *rd = arg;
+    if (err == EVUTIL_EAI_CANCEL) { /* pg_redis_free: rd is going, or gone */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
     rd->resolving = false;
     rd->lookup = NULL;
     const struct evutil_addrinfo *pick = NULL;
@@ -249,7 +254,7 @@ static void on_lookup(int err, struct evutil_addrinfo *res, void *arg)
                          sizeof ip);
     if (res)
         evutil_freeaddrinfo(res);
-    if (err == EVUTIL_EAI_CANCEL || rd->closing)
+    if (rd->closing)
         return;
     if (!ip[0]) {
         char why[160];
@@ -316,7 +321,7 @@ void pg_redis_free(struct pg_redis *rd)
     if (!rd)
         return;
     rd->closing = true;
-    if (rd->lookup) /* its callback runs now, with EVUTIL_EAI_CANCEL */
+    if (rd->lookup) /* its callback, if it ever runs, sees the cancel and touches nothing */
         evdns_getaddrinfo_cancel(rd->lookup);
     if (event_initialized(&rd->retry))
         event_del(&rd->retry);

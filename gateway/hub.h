@@ -56,8 +56,8 @@ struct pg_hub {
     struct pg_worker *workers[PG_WORKERS_MAX];
     size_t nworkers;    /* set before the worker threads start; fixed after */
     uint64_t started_s; /* wall clock when the process started (status) */
-    int store_down;     /* atomic: the redis store was last seen unreachable (status, one log line
-                         * per change) */
+    int store_down;     /* atomic: the redis store was last seen unreachable or not reached yet
+                         * (status, one log line per change) */
 };
 
 /* A hub with a local bucket store. NULL out of memory. */

@@ -277,6 +277,8 @@ static int run(const char *file)
         goto out_workers;
     }
     a.hub->alog = a.alog;
+    /* a redis store is down until a worker has connected and authenticated (status) */
+    a.hub->store_down = conf->store == PG_STORE_REDIS;
     if (make_workers(&a, conf, err, sizeof err)) {
         fprintf(stderr, "panelgate: %s\n", err);
         goto out_workers;

@@ -98,7 +98,7 @@ static void note_state(struct pg_redis *rd, bool ok)
     int want = ok ? 1 : 0, old = __atomic_exchange_n(&rd->hub->store_down, !want, __ATOMIC_RELAXED);
     if (old == want) /* store_down was the opposite of ok: a change */
         pg_log(ok ? PG_LOG_INFO : PG_LOG_WARN, "rate_limit_store redis %s:%d: %s", rd->host,
-               rd->port, ok ? "reachable again" : "unreachable; on_error decides meanwhile");
+               rd->port, ok ? "reachable" : "unreachable; on_error decides meanwhile");
 }
 
 void pg_redis_failed(struct pg_redis *rd)

@@ -188,9 +188,16 @@ int pg_alog_line(enum pg_alog_format f, const struct pg_alog_rec *rec, char *out
  * worker), never per request. */
 struct pg_alog {
     pthread_mutex_t mu;
-    int fd;     /* -1: off; STDOUT_FILENO; or the file (the same number after a reopen) */
-    char *path; /* the configured file; NULL for stdout and off */
-    enum pg_alog_format format;
+    int fd;     /* -1: off; STDOUT_FILENO; or the file (the same number after a reopen); a
+                 * reload may change it, under mu */
+    int old_fd; /* the destination of the generation before (its late lines go there) */
+    char *path; /* the configured file; NULL for stdout and off (main thread only) */
+    /* atomic: generation << 1 | format. A reload that changes the format or the destination
+     * starts a generation; a worker's buffer holds lines of one generation only (worker.c),
+     * and a flush sends them where their generation's lines go, so a json file never gets a
+     * text line made before the reload. */
+    unsigned state;
+    bool started_off; /* no worker buffers lines: turning the log on takes a restart */
 };
 
 static int open_file(const char *path)
@@ -206,12 +213,13 @@ struct pg_alog *pg_alog_new(const struct pg_conf *c, char *err, size_t cap)
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    a->fd = -1;
-    a->format = c->access_log_format == PG_ALOG_JSON ? PG_ALOG_JSON : PG_ALOG_TEXT;
+    a->fd = a->old_fd = -1;
+    a->state = c->access_log_format == PG_ALOG_JSON ? PG_ALOG_JSON : PG_ALOG_TEXT;
+    a->started_off = !c->access_log;
     if (!c->access_log)
         return a;
     if (!strcmp(c->access_log, "stdout")) {
-        a->fd = STDOUT_FILENO;
+        a->fd = a->old_fd = STDOUT_FILENO;
         return a;
     }
     if (!(a->path = strdup(c->access_log))) {
@@ -219,7 +227,7 @@ struct pg_alog *pg_alog_new(const struct pg_conf *c, char *err, size_t cap)
         pg_alog_free(a);
         return NULL;
     }
-    if ((a->fd = open_file(a->path)) < 0) {
+    if ((a->fd = a->old_fd = open_file(a->path)) < 0) {
         snprintf(err, cap, "access_log %s: %s", a->path, strerror(errno));
         pg_alog_free(a);
         return NULL;
@@ -231,6 +239,8 @@ void pg_alog_free(struct pg_alog *a)
 {
     if (!a)
         return;
+    if (a->old_fd > STDERR_FILENO && a->old_fd != a->fd)
+        close(a->old_fd);
     if (a->fd > STDERR_FILENO)
         close(a->fd);
     pthread_mutex_destroy(&a->mu);
@@ -243,15 +253,18 @@ bool pg_alog_on(const struct pg_alog *a)
     return a && a->fd >= 0;
 }
 
-enum pg_alog_format pg_alog_format(const struct pg_alog *a)
+unsigned pg_alog_state(const struct pg_alog *a)
 {
-    return a ? a->format : PG_ALOG_TEXT;
+    return a ? __atomic_load_n(&a->state, __ATOMIC_RELAXED) : PG_ALOG_TEXT;
 }
 
-int pg_alog_write(struct pg_alog *a, struct evbuffer *buf)
+int pg_alog_write(struct pg_alog *a, struct evbuffer *buf, unsigned gen)
 {
     int rc = 0, e = 0;
     pthread_mutex_lock(&a->mu);
+    int fd = gen == pg_alog_state(a) >> 1 ? a->fd : a->old_fd;
+    if (fd < 0) /* a reload turned it off: the lines go nowhere */
+        evbuffer_drain(buf, evbuffer_get_length(buf));
     while (evbuffer_get_length(buf) > 0) {
         size_t n = evbuffer_get_length(buf);
         if (n > PIPE_BUF)
@@ -260,7 +273,7 @@ int pg_alog_write(struct pg_alog *a, struct evbuffer *buf)
         const char *nl = p ? memrchr(p, '\n', n) : NULL;
         if (nl) /* no line is longer than PG_ALOG_LINE_MAX <= PIPE_BUF */
             n = (size_t)(nl - p) + 1;
-        if (evbuffer_write_atmost(buf, a->fd, (ssize_t)n) <= 0) {
+        if (evbuffer_write_atmost(buf, fd, (ssize_t)n) <= 0) {
             rc = -1;
             e = errno;
             break;
@@ -300,18 +313,49 @@ int pg_alog_reopen(struct pg_alog *a)
     return 0;
 }
 
-static const char *format_name(int f)
+/* The destination c names, as pg_alog keeps it: off (-1), stdout, or a file path. */
+static bool same_place(const struct pg_alog *a, const char *want)
 {
-    return f == PG_ALOG_JSON ? "json" : "text";
+    if (!want)
+        return a->fd < 0;
+    if (!strcmp(want, "stdout"))
+        return a->fd == STDOUT_FILENO && !a->path;
+    return a->path && !strcmp(a->path, want);
 }
 
-void pg_alog_restart_warning(const struct pg_conf *started, const struct pg_conf *c)
+int pg_alog_apply(struct pg_alog *a, const struct pg_conf *c)
 {
-    const char *was = started->access_log ? started->access_log : "off";
-    const char *now = c->access_log ? c->access_log : "off";
-    if (!strcmp(was, now) && started->access_log_format == c->access_log_format)
-        return;
-    pg_log(PG_LOG_WARN,
-           "reload: access_log changed to %.200s (%s); it takes a restart (still %.200s, %s)", now,
-           format_name(c->access_log_format), was, format_name(started->access_log_format));
+    const char *want = c->access_log;
+    unsigned fmt = c->access_log_format == PG_ALOG_JSON ? PG_ALOG_JSON : PG_ALOG_TEXT;
+    bool move = !same_place(a, want);
+    if (move && a->started_off) {
+        pg_log(PG_LOG_WARN, "reload: turning the access log on takes a restart (it started off)");
+        return -1;
+    }
+    if (!move && fmt == (pg_alog_state(a) & 1))
+        return 0;
+    bool file = move && want && strcmp(want, "stdout") != 0;
+    char *path = file ? strdup(want) : NULL;
+    int fd = !move ? a->fd : !want ? -1 : file ? (path ? open_file(path) : -1) : STDOUT_FILENO;
+    if (file && fd < 0) {
+        pg_log(PG_LOG_ERR, "reload: access_log %.200s: %s; the log stays where it was", want,
+               path ? strerror(errno) : "out of memory");
+        free(path);
+        return -1;
+    }
+    /* under mu: no flush is half done, and the next one sees the new generation */
+    pthread_mutex_lock(&a->mu);
+    int gone = a->old_fd != a->fd ? a->old_fd : -1;
+    a->old_fd = a->fd;
+    a->fd = fd;
+    __atomic_store_n(&a->state, ((pg_alog_state(a) >> 1) + 1) << 1 | fmt, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&a->mu);
+    if (gone > STDERR_FILENO)
+        close(gone);
+    if (move) {
+        free(a->path);
+        a->path = path;
+        pg_log(PG_LOG_INFO, "reload: access_log now %.200s", want ? want : "off");
+    }
+    return 0;
 }

@@ -63,20 +63,25 @@ void pg_alog_free(struct pg_alog *a);
 
 /* Lines go somewhere (not off); NULL is off. */
 bool pg_alog_on(const struct pg_alog *a);
-enum pg_alog_format pg_alog_format(const struct pg_alog *a);
+/* The log's generation << 1 | format (enum pg_alog_format): a line is made in this format and
+ * belongs to this generation (pg_alog_write). NULL: text. */
+unsigned pg_alog_state(const struct pg_alog *a);
 
-/* Any worker: write buf's whole lines, at most PIPE_BUF bytes a write, and drain what was
- * written. A failed or short write leaves the rest in buf (whole lines but the one cut). 0 all
- * written, -1 not. */
-int pg_alog_write(struct pg_alog *a, struct evbuffer *buf);
+/* Any worker: write buf's whole lines -- all made in generation gen -- at most PIPE_BUF bytes a
+ * write, to that generation's destination (the current one, or for lines made before the last
+ * reload the one before), and drain what was written. A failed or short write leaves the rest
+ * in buf (whole lines but the one cut). 0 all written, -1 not. */
+int pg_alog_write(struct pg_alog *a, struct evbuffer *buf, unsigned gen);
 
 /* SIGUSR1, main thread: open the configured path afresh and put it in the old file's place for
  * every later write. Logs what it did. 0 reopened; 1 nothing to reopen (stdout, off); -1 the
  * file could not be opened: the old one stays in use. */
 int pg_alog_reopen(struct pg_alog *a);
 
-/* A reload: warn when c's access_log (path or format) differs from started's. It takes a
- * restart: the process keeps the destination and format it started with. */
-void pg_alog_restart_warning(const struct pg_conf *started, const struct pg_conf *c);
+/* A reload, main thread: c's access_log takes effect -- its format for lines made from now on,
+ * its destination (stdout, another file, or off) for every write from now on. A log that
+ * started off stays off (no worker buffers lines: a restart turns it on), and a file that cannot
+ * be opened leaves the log where it was; both are logged, and -1 returned. */
+int pg_alog_apply(struct pg_alog *a, const struct pg_conf *c);
 
 #endif

@@ -120,6 +120,7 @@ static void reload(struct app *a)
     }
     pg_fwd_prepare(c);
     pg_server_restart_warnings(a->started, c);
+    pg_alog_apply(a->alog, c); /* it says what it could not do */
     for (unsigned i = 0; i < a->n; i++)
         pg_server_post_reload(a->w[i].srv, c);
     pg_log(PG_LOG_INFO, "reloaded %s", a->file);

@@ -22,7 +22,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "alog.h"
 #include "req.h"
 #include "tlsfront.h"
 #include "conn.h"
@@ -742,7 +741,6 @@ void pg_server_restart_warnings(const struct pg_conf *started, const struct pg_c
         (conf->store == PG_STORE_REDIS && strcmp(conf->redis_url, started->redis_url) != 0))
         pg_log(PG_LOG_WARN, "reload: rate_limit_store type or url changed; it takes a restart "
                             "(the running store stays)");
-    pg_alog_restart_warning(started, conf);
 }
 
 void pg_server_reload(struct pg_server *s, struct pg_conf *conf)

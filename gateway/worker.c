@@ -58,7 +58,7 @@ static void log_flush(struct pg_worker *w)
 {
     if (!w->log || evbuffer_get_length(w->log) == 0)
         return;
-    bool ok = pg_alog_write(w->alog, w->log) == 0;
+    bool ok = pg_alog_write(w->alog, w->log, w->log_gen) == 0;
     if (ok != w->log_failing)
         return;
     w->log_failing = !ok;
@@ -99,9 +99,15 @@ static void log_line(struct pg_worker *w, const struct pg_req *r, int status, ui
     };
     char line[PG_ALOG_LINE_MAX];
     size_t n;
+    unsigned st = pg_alog_state(w->alog);
+    if (st >> 1 != w->log_gen) { /* a reload changed the log: the buffer goes where it belongs */
+        log_flush(w);
+        evbuffer_drain(w->log, evbuffer_get_length(w->log)); /* unwritable: never mixed */
+        w->log_gen = st >> 1;
+    }
     /* every field is bounded, so a line always fits; one that did not would be dropped whole,
      * as one the buffer has no memory for */
-    if (pg_alog_line(pg_alog_format(w->alog), &rec, line, sizeof line, &n) ||
+    if (pg_alog_line((enum pg_alog_format)(st & 1), &rec, line, sizeof line, &n) ||
         evbuffer_add(w->log, line, n))
         return;
     if (evbuffer_get_length(w->log) >= 16384)

@@ -52,6 +52,7 @@ struct pg_worker {
     struct evbuffer *log;    /* access log lines waiting to be written; NULL: off */
     struct event *log_timer; /* flushes log once a second */
     bool log_failing;        /* the last write failed (said once per episode) */
+    unsigned log_gen;        /* the access log's generation the buffered lines belong to */
 };
 
 /* Assemble worker id of hub on base with a reference to conf (its inbox, upstream clients,

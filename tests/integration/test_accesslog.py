@@ -7,7 +7,8 @@ upstream bucket, a login, replays after a refused signature and after session ex
 and a hung upstream, the gateway's own answer). Then logrotate's way: rename the file, SIGUSR1,
 and the later lines are in a new file at the configured path, the earlier ones stayed in the
 renamed one, none lost or split. With `access_log: stdout`, SIGUSR1 is harmless, and a reload
-that changes access_log warns that it takes a restart and changes nothing."""
+moves the log to a JSON file (later lines there, none before) and back; a file that cannot be
+opened leaves the log where it was."""
 
 import json
 import os
@@ -264,7 +265,7 @@ class StdoutLog(pgtest.EnvCase):
             self.assertIsNone(self.env.gw.poll(), "panelgate exited")
             time.sleep(0.05)
 
-    def test_usr1_harmless_and_reload_warns(self):
+    def test_usr1_harmless_and_reload_moves_the_log(self):
         env = self.env
         self.assertEqual(env.get("/echo/before" + QUERY).status, 200)
         # before this change SIGUSR1's default action ended the process
@@ -272,7 +273,7 @@ class StdoutLog(pgtest.EnvCase):
         self.wait_output(b"SIGUSR1: the access log is stdout: nothing to reopen")
         self.assertIsNone(env.gw.poll())
         self.assertEqual(env.get("/echo/after-usr1").status, 200)
-        # a reload cannot move the log: it says so and the log stays as it started
+        # a reload moves the log (nginx's way): later lines go to the new file, in json
         other = os.path.join(env.tmp, "other.log")
         with open(env.config) as f:
             text = f.read()
@@ -280,17 +281,37 @@ class StdoutLog(pgtest.EnvCase):
             f.write(text.replace("access_log: stdout",
                                  "access_log: {path: %s, format: json}" % other))
         env.gw.send_signal(signal.SIGHUP)
-        self.wait_output(b"reload: access_log changed to " + other.encode())
+        self.wait_output(b"reload: access_log now " + other.encode())
         self.wait_output(b"reloaded ")
-        self.assertEqual(env.get("/echo/after-reload").status, 200)
-        self.wait_output(b" alice GET /echo/after-reload 200 ")
+        self.assertEqual(env.get("/echo/after-reload" + QUERY).status, 200)
+        end = time.monotonic() + FLUSH_WAIT
+        while not read_lines(other):
+            self.assertLess(time.monotonic(), end, "nothing in the new file")
+            time.sleep(0.05)
+        lines = [json.loads(x) for x in read_lines(other)]
+        self.assertEqual([(x["path"], x["status"]) for x in lines], [("/echo/after-reload", 200)])
         out = env.gateway_output()
         self.assertIn(b" alice GET /echo/before 200 ", out)  # text lines, no query
         self.assertIn(b" alice GET /echo/after-usr1 200 ", out)
         self.assertNotIn(b'{"time"', out)
-        self.assertFalse(os.path.exists(other))
+        self.assertNotIn(b"after-reload 200", out)  # that line went to the new file only
+        # back to stdout, text; a file that cannot be opened leaves the log where it was
+        with open(env.config, "w") as f:
+            f.write(text.replace("access_log: stdout",
+                                 "access_log: {path: /nonexistent-dir/x.log, format: json}"))
+        env.gw.send_signal(signal.SIGHUP)
+        self.wait_output(b"reload: access_log /nonexistent-dir/x.log: ")
+        with open(env.config, "w") as f:
+            f.write(text)
+        env.gw.send_signal(signal.SIGHUP)
+        self.wait_output(b"reload: access_log now stdout")
+        time.sleep(0.2)
+        self.assertEqual(env.get("/echo/back-on-stdout").status, 200)
+        self.wait_output(b" alice GET /echo/back-on-stdout 200 ")
+        self.assertEqual(len(read_lines(other)), 1)
         for s in SECRETS:
-            self.assertNotIn(s.encode(), out, s)
+            self.assertNotIn(s.encode(), env.gateway_output(), s)
+            self.assertNotIn(s.encode(), b"".join(read_lines(other)), s)
 
 
 if __name__ == "__main__":

@@ -349,21 +349,21 @@ static void file_write_reopen(void **state)
     struct pg_conf c;
     struct pg_alog *a = alog_at(path, &c);
     assert_true(pg_alog_on(a));
-    assert_int_equal(pg_alog_format(a), PG_ALOG_JSON);
+    assert_int_equal((enum pg_alog_format)(pg_alog_state(a) & 1), PG_ALOG_JSON);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0137, 0); /* at most 0640 */
     struct evbuffer *b = evbuffer_new();
     assert_non_null(b);
     add_lines(b, 0, 40); /* ~12 KiB: several writes, each of whole lines */
-    assert_int_equal(pg_alog_write(a, b), 0);
+    assert_int_equal(pg_alog_write(a, b, 0), 0);
     assert_int_equal(evbuffer_get_length(b), 0);
     assert_int_equal(count_lines(path), 40);
     /* logrotate: rename, then SIGUSR1 */
     assert_int_equal(rename(path, moved), 0);
     assert_int_equal(pg_alog_reopen(a), 0);
     add_lines(b, 40, 25);
-    assert_int_equal(pg_alog_write(a, b), 0);
+    assert_int_equal(pg_alog_write(a, b, 0), 0);
     assert_int_equal(count_lines(moved), 40);
     assert_int_equal(count_lines(path), 25);
     size_t n;
@@ -375,7 +375,7 @@ static void file_write_reopen(void **state)
     assert_int_equal(rename(dir, gone), 0);
     assert_int_equal(pg_alog_reopen(a), -1);
     add_lines(b, 65, 3);
-    assert_int_equal(pg_alog_write(a, b), 0);
+    assert_int_equal(pg_alog_write(a, b, 0), 0);
     snprintf(path, sizeof path, "%s/access.log", gone);
     assert_int_equal(count_lines(path), 28);
     evbuffer_free(b);
@@ -386,6 +386,68 @@ static void file_write_reopen(void **state)
     rmdir(gone);
 }
 
+/* A reload moves the log and changes its format: each change is a generation; lines made
+ * before it (generation 0) still reach the old file, later ones the new; off drops them; a log
+ * that started off stays off; a file that cannot be opened leaves everything as it was. */
+static void reload_apply(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pg_test_alog_XXXXXX", p1[300], p2[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p1, sizeof p1, "%s/one.log", dir);
+    snprintf(p2, sizeof p2, "%s/two.log", dir);
+    struct pg_conf c;
+    struct pg_alog *a = alog_at(p1, &c);              /* json */
+    assert_int_equal(pg_alog_state(a), PG_ALOG_JSON); /* generation 0 */
+    assert_int_equal(pg_alog_apply(a, &c), 0);        /* nothing changed: same generation */
+    assert_int_equal(pg_alog_state(a), PG_ALOG_JSON);
+    struct pg_conf n = c;
+    n.access_log = p2;
+    n.access_log_format = PG_ALOG_TEXT;
+    assert_int_equal(pg_alog_apply(a, &n), 0);
+    assert_int_equal(pg_alog_state(a), 1u << 1 | PG_ALOG_TEXT);
+    struct evbuffer *b = evbuffer_new();
+    add_lines(b, 0, 3);
+    assert_int_equal(pg_alog_write(a, b, 0), 0); /* made before the reload: the old file */
+    add_lines(b, 3, 2);
+    assert_int_equal(pg_alog_write(a, b, 1), 0);
+    assert_int_equal(count_lines(p1), 3);
+    assert_int_equal(count_lines(p2), 2);
+    /* the format alone: a generation, the same file for both */
+    n.access_log_format = PG_ALOG_JSON;
+    assert_int_equal(pg_alog_apply(a, &n), 0);
+    assert_int_equal(pg_alog_state(a), 2u << 1 | PG_ALOG_JSON);
+    add_lines(b, 5, 1);
+    assert_int_equal(pg_alog_write(a, b, 1), 0);
+    add_lines(b, 6, 1);
+    assert_int_equal(pg_alog_write(a, b, 2), 0);
+    assert_int_equal(count_lines(p2), 4);
+    /* a path that cannot be opened: as it was */
+    n.access_log = (char *)"/nonexistent-dir-pg/x.log";
+    assert_int_equal(pg_alog_apply(a, &n), -1);
+    assert_int_equal(pg_alog_state(a), 2u << 1 | PG_ALOG_JSON);
+    /* off: later lines go nowhere, and are drained */
+    n.access_log = NULL;
+    assert_int_equal(pg_alog_apply(a, &n), 0);
+    assert_false(pg_alog_on(a));
+    add_lines(b, 7, 2);
+    assert_int_equal(pg_alog_write(a, b, 3), 0);
+    assert_int_equal(evbuffer_get_length(b), 0);
+    assert_int_equal(count_lines(p2), 4);
+    pg_alog_free(a);
+    /* started off: turning it on takes a restart */
+    struct pg_conf off = { 0 };
+    char err[256];
+    a = pg_alog_new(&off, err, sizeof err);
+    assert_int_equal(pg_alog_apply(a, &c), -1);
+    assert_false(pg_alog_on(a));
+    pg_alog_free(a);
+    evbuffer_free(b);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
 static void stdout_and_off(void **state)
 {
     (void)state;
@@ -394,7 +456,7 @@ static void stdout_and_off(void **state)
     struct pg_alog *a = pg_alog_new(&c, err, sizeof err); /* off */
     assert_non_null(a);
     assert_false(pg_alog_on(a));
-    assert_int_equal(pg_alog_format(a), PG_ALOG_TEXT);
+    assert_int_equal((enum pg_alog_format)(pg_alog_state(a) & 1), PG_ALOG_TEXT);
     assert_int_equal(pg_alog_reopen(a), 1);
     pg_alog_free(a);
     c.access_log = (char *)"stdout";
@@ -426,6 +488,7 @@ int main(void)
         cmocka_unit_test(text_layout),
         cmocka_unit_test(file_write_reopen),
         cmocka_unit_test(stdout_and_off),
+        cmocka_unit_test(reload_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,8 +296,13 @@ class Env:
                 getattr(self, f).close()
         keep = os.environ.get("PG_KEEP_TMP")
         if bad:
-            with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
-                err = f.read()[-4000:].decode("latin-1")
+            err = ""
+            for name in ("fake.err", "gw.err"):  # the gateway's may not exist: the fake failed
+                try:
+                    with open(os.path.join(self.tmp, name), "rb") as f:
+                        err += "--- %s\n%s" % (name, f.read()[-4000:].decode("latin-1"))
+                except OSError:
+                    pass
             if not keep:
                 shutil.rmtree(self.tmp, ignore_errors=True)
             raise AssertionError(bad + "\n" + err)

@@ -386,6 +386,19 @@ static const struct pg_conf_key route_keys[] = {
     { 0 },
 };
 
+/* Route i: its path's length, and a path no earlier route has. */
+static int check_route(struct pg_cwalk *cx, yaml_node_t *item, size_t i, void *arg)
+{
+    struct pg_upstream *u = arg;
+    struct pg_route_conf *r = &u->routes[i];
+    r->path_len = strlen(r->path);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(u->routes[j].path, r->path))
+            return pg_cwalk_fail(cx, pg_cwalk_map_get(cx, item, "path"),
+                                 "duplicate route path '%s'", r->path);
+    return 0;
+}
+
 static int set_routes(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v, void *base)
 {
     struct pg_upstream *u = base;
@@ -397,22 +410,7 @@ static int set_routes(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_nod
     if (!u->routes)
         return pg_cwalk_fail(cx, v, "out of memory");
     u->nroutes = n;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = pg_cwalk_list_item(cx, v, i);
-        struct pg_route_conf *r = &u->routes[i];
-        size_t old = pg_cwalk_path_index(cx, i);
-        int rc = pg_cwalk_keys(cx, it, route_keys, r, NULL, NULL);
-        if (!rc)
-            r->path_len = strlen(r->path);
-        for (size_t j = 0; !rc && j < i; j++)
-            if (!strcmp(u->routes[j].path, r->path))
-                rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, it, "path"),
-                                   "duplicate route path '%s'", r->path);
-        pg_cwalk_path_pop(cx, old);
-        if (rc)
-            return -1;
-    }
-    return 0;
+    return pg_cwalk_maps(cx, v, route_keys, u->routes, sizeof *u->routes, check_route, u);
 }
 
 /* auth: {type: ..., plugin keys}: the plugin's own table, then its init. */
@@ -475,6 +473,20 @@ static const struct pg_conf_key upstream_keys[] = {
     { 0 },
 };
 
+/* Upstream i: its lengths, and a name no earlier upstream has. */
+static int check_upstream(struct pg_cwalk *cx, yaml_node_t *item, size_t i, void *arg)
+{
+    struct pg_conf *c = arg;
+    struct pg_upstream *u = &c->upstreams[i];
+    u->name_len = strlen(u->name);
+    u->url_len = strlen(u->url);
+    int j = pg_conf_upstream(c, u->name, u->name_len);
+    if (j >= 0 && (size_t)j < i)
+        return pg_cwalk_fail(cx, pg_cwalk_map_get(cx, item, "name"), "duplicate upstream name '%s'",
+                             u->name);
+    return 0;
+}
+
 static int set_upstreams(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
                          void *base)
 {
@@ -489,26 +501,12 @@ static int set_upstreams(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_
     if (!c->upstreams)
         return pg_cwalk_fail(cx, v, "out of memory");
     c->nupstreams = n;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = pg_cwalk_list_item(cx, v, i);
-        struct pg_upstream *u = &c->upstreams[i];
-        u->timeout_ms = 10000;
-        u->tls_verify = true;
-        size_t old = pg_cwalk_path_index(cx, i);
-        int rc = pg_cwalk_keys(cx, it, upstream_keys, u, NULL, NULL);
-        if (!rc) {
-            u->name_len = strlen(u->name);
-            u->url_len = strlen(u->url);
-            int j = pg_conf_upstream(c, u->name, u->name_len);
-            if (j >= 0 && (size_t)j < i)
-                rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, it, "name"),
-                                   "duplicate upstream name '%s'", u->name);
-        }
-        pg_cwalk_path_pop(cx, old);
-        if (rc)
-            return -1;
+    for (size_t i = 0; i < n; i++) { /* the defaults, before the keys */
+        c->upstreams[i].timeout_ms = 10000;
+        c->upstreams[i].tls_verify = true;
     }
-    return 0;
+    return pg_cwalk_maps(cx, v, upstream_keys, c->upstreams, sizeof *c->upstreams, check_upstream,
+                         c);
 }
 
 static const struct pg_conf_key consumer_keys[] = {
@@ -520,6 +518,22 @@ static const struct pg_conf_key consumer_keys[] = {
     { "rate_limit", CORE(K_RATE_LIMIT), 0, offsetof(struct pg_consumer, rl), NULL, NULL },
     { 0 },
 };
+
+/* Consumer i: a name and a key no earlier consumer has. */
+static int check_consumer(struct pg_cwalk *cx, yaml_node_t *item, size_t i, void *arg)
+{
+    struct pg_conf *c = arg;
+    const struct pg_consumer *cs = &c->consumers[i];
+    for (size_t j = 0; j < i; j++) {
+        if (!strcmp(c->consumers[j].name, cs->name))
+            return pg_cwalk_fail(cx, pg_cwalk_map_get(cx, item, "name"),
+                                 "duplicate consumer name '%s'", cs->name);
+        if (!CRYPTO_memcmp(c->consumers[j].key_sha256, cs->key_sha256, 32))
+            return pg_cwalk_fail(cx, pg_cwalk_map_get(cx, item, "key"), "same key as consumer '%s'",
+                                 c->consumers[j].name);
+    }
+    return 0;
+}
 
 static int set_consumers(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_node_t *v,
                          void *base)
@@ -533,24 +547,8 @@ static int set_consumers(struct pg_cwalk *cx, const struct pg_conf_key *k, yaml_
     if (!c->consumers)
         return pg_cwalk_fail(cx, v, "out of memory");
     c->nconsumers = n;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = pg_cwalk_list_item(cx, v, i);
-        struct pg_consumer *cs = &c->consumers[i];
-        size_t old = pg_cwalk_path_index(cx, i);
-        int rc = pg_cwalk_keys(cx, it, consumer_keys, cs, NULL, NULL);
-        for (size_t j = 0; !rc && j < i; j++) {
-            if (!strcmp(c->consumers[j].name, cs->name))
-                rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, it, "name"),
-                                   "duplicate consumer name '%s'", cs->name);
-            else if (!CRYPTO_memcmp(c->consumers[j].key_sha256, cs->key_sha256, 32))
-                rc = pg_cwalk_fail(cx, pg_cwalk_map_get(cx, it, "key"), "same key as consumer '%s'",
-                                   c->consumers[j].name);
-        }
-        pg_cwalk_path_pop(cx, old);
-        if (rc)
-            return -1;
-    }
-    return 0;
+    return pg_cwalk_maps(cx, v, consumer_keys, c->consumers, sizeof *c->consumers, check_consumer,
+                         c);
 }
 
 /* The walker's setters for the core types (pg_cwalk.ext). */

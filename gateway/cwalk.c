@@ -707,3 +707,19 @@ void pg_cwalk_close(struct pg_cwalk *cx)
     yaml_document_delete(cx->doc);
     cx->doc = NULL;
 }
+
+int pg_cwalk_maps(struct pg_cwalk *cx, yaml_node_t *v, const struct pg_conf_key *keys, void *arr,
+                  size_t sz, pg_cwalk_elem_fn *check, void *arg)
+{
+    for (size_t i = 0; i < pg_cwalk_list_len(v); i++) {
+        yaml_node_t *it = pg_cwalk_list_item(cx, v, i);
+        size_t old = pg_cwalk_path_index(cx, i);
+        int rc = pg_cwalk_keys(cx, it, keys, (char *)arr + i * sz, NULL, NULL);
+        if (!rc && check)
+            rc = check(cx, it, i, arg);
+        pg_cwalk_path_pop(cx, old);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}

@@ -56,6 +56,16 @@ int pg_cwalk_keys(struct pg_cwalk *cx, yaml_node_t *m, const struct pg_conf_key 
 __attribute__((format(printf, 3, 4))) int pg_cwalk_fail(struct pg_cwalk *cx, const yaml_node_t *n,
                                                         const char *fmt, ...);
 
+/* After element i of a list of mappings was parsed: its own checks (a name not used by an
+ * earlier element...), with item the element's node for messages. 0, or -1 with the error. */
+typedef int pg_cwalk_elem_fn(struct pg_cwalk *cx, yaml_node_t *item, size_t i, void *arg);
+
+/* Parse list v's n mappings with keys into the elements of sz bytes at arr (allocated and
+ * prepared by the caller: it owns them whatever happens), each under its "[i]" in the path,
+ * then check (may be NULL) each one. 0, or -1 with the error set. */
+int pg_cwalk_maps(struct pg_cwalk *cx, yaml_node_t *v, const struct pg_conf_key *keys, void *arr,
+                  size_t sz, pg_cwalk_elem_fn *check, void *arg);
+
 /* Append ".name" (or "name" at the top) or "[i]" to the path; they return the length that
  * pg_cwalk_path_pop restores. */
 size_t pg_cwalk_path_key(struct pg_cwalk *cx, const char *name);

@@ -212,15 +212,7 @@ upstreams:
             if notify:
                 notify.close()
             for p in reversed(procs):
-                if p.poll() is None:
-                    p.terminate()
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
-                if p.stdout:
-                    p.stdout.close()
+                pgtest.stop_proc(p)
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -239,6 +239,21 @@ def auth(key):
     return {"Authorization": "Bearer " + key}
 
 
+def stop_proc(p, timeout=10):
+    """SIGTERM p if it runs, SIGKILL it after timeout seconds, close its stdout pipe; its exit
+    status."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if p.stdout:
+        p.stdout.close()
+    return p.returncode
+
+
 class Env:
     """Fake panels + panelgate. Use as a context manager or via setUpClass/tearDownClass."""
 
@@ -279,16 +294,7 @@ class Env:
         """Stop everything; raise if panelgate did not exit 0 (a sanitizer report, a crash)."""
         bad = None
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            if p.stdout:
-                p.stdout.close()
-            if p.returncode != 0:
+            if stop_proc(p) != 0:
                 bad = "%s exited with %d" % (p.args[0], p.returncode)
         self.procs = []
         for f in ("gw_out", "gw_err"):

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -175,16 +174,7 @@ class Gateway:
             return f.read()
 
     def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            rc = self.proc.returncode
+        rc = pgtest.stop_proc(self.proc)
         self.err.close()
         with open(os.path.join(self.tmp, "gw.err"), "rb") as f:
             out = f.read()

@@ -77,10 +77,24 @@ static const struct pg_conf_key store_keys[] = {
     { 0 },
 };
 
-/* *url with its ${NAME}s expanded, and it must be a redis:// one. 0 ok, -1 with the message. */
+/* *url from the url's node v as written, its ${NAME}s expanded once, and it must be a redis://
+ * one. The node's raw text, not the string the key reader made: that one has a whole-value
+ * ${NAME} expanded already, and expanding it again would take a password holding "${" for a
+ * variable and name part of it in the error. 0 ok, -1 with the message. */
 static int expand_url(struct pg_cwalk *cx, const yaml_node_t *v, char **url)
 {
-    char *u = expand_env(cx, v, *url);
+    const char *s;
+    size_t n;
+    if (pg_cwalk_scalar(cx, v, &s, &n))
+        return -1;
+    char *raw = strndup(s, n);
+    char *u = raw ? expand_env(cx, v, raw) : NULL;
+    if (raw) {
+        OPENSSL_cleanse(raw, n);
+        free(raw);
+    } else {
+        pg_cwalk_fail(cx, v, "out of memory");
+    }
     if (!u)
         return -1;
     OPENSSL_cleanse(*url, strlen(*url));

@@ -577,6 +577,14 @@ static void good_redis_store(void **state)
     assert_int_equal(c->redis_timeout_ms, 50);
     assert_false(c->has_session_key);
     pg_conf_unref(c);
+    /* the whole url from the environment, its password holding "${": expanded once, taken as
+     * it is (a second expansion would fail and name part of the password) */
+    setenv("PG_TEST_REDIS_URL", "redis://:se${cret}pw@10.0.0.5", 1);
+    c = load_ok("rate_limit_store: {type: redis, url: '${PG_TEST_REDIS_URL}'}\n" UP);
+    assert_string_equal(c->redis_password, "se${cret}pw");
+    assert_string_equal(c->redis_host, "10.0.0.5");
+    pg_conf_unref(c);
+    unsetenv("PG_TEST_REDIS_URL");
     c = load_ok("rate_limit_store: {type: redis, url: 'redis://r', prefix: pg1, timeout: 20ms,\n"
                 "  session_key: \"" HEX_A "\"}\n" UP);
     assert_string_equal(c->redis_host, "r");

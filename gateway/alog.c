@@ -262,8 +262,11 @@ int pg_alog_write(struct pg_alog *a, struct evbuffer *buf, unsigned gen)
 {
     int rc = 0, e = 0;
     pthread_mutex_lock(&a->mu);
-    int fd = gen == pg_alog_state(a) >> 1 ? a->fd : a->old_fd;
-    if (fd < 0) /* a reload turned it off: the lines go nowhere */
+    /* lines of an older generation still (two reloads within a flush) have no open
+     * destination left: they are dropped with the off ones below */
+    unsigned cur = pg_alog_state(a) >> 1;
+    int fd = gen == cur ? a->fd : gen + 1 == cur ? a->old_fd : -1;
+    if (fd < 0) /* off, or too old */
         evbuffer_drain(buf, evbuffer_get_length(buf));
     while (evbuffer_get_length(buf) > 0) {
         size_t n = evbuffer_get_length(buf);

@@ -164,7 +164,13 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (rd->setup_failed) /* SELECT's NOAUTH after a refused AUTH says nothing new */
         return;
     rd->setup_failed = true;
-    note_err(rd, r->str); /* the message names the command (AUTH, SELECT), never the password */
+    /* the error's first word only (WRONGPASS, NOAUTH, ERR): a proxy that does not know AUTH
+     * could echo the command, password and all */
+    char word[96];
+    size_t wn = strcspn(r->str, " ");
+    snprintf(word, sizeof word, "%.*s: the server refused AUTH or SELECT", (int)(wn < 32 ? wn : 32),
+             r->str);
+    note_err(rd, word);
     redisAsyncDisconnect(ac);
 }
 

@@ -19,25 +19,6 @@ const char *pg_req_header(const struct pg_req *r, const char *name, size_t *vn)
     return NULL;
 }
 
-/* Append to a stack buffer whose size the caller has bounded. */
-static void put(char *buf, size_t *len, const char *p, size_t n)
-{
-    memcpy(buf + *len, p, n);
-    *len += n;
-}
-
-static void put_u64(char *buf, size_t *len, uint64_t v)
-{
-    char d[20];
-    size_t n = 0;
-    do {
-        d[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        buf[(*len)++] = d[--n];
-}
-
 static bool status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
@@ -60,30 +41,34 @@ int pg_resp_head(struct pg_req *r, int status, const char *extra, size_t extra_l
     }
     if (r->close_delimited)
         r->keep_alive = false;
-    /* formatted by hand into two stack buffers: this runs for every answer */
+    /* formatted by hand into two stack buffers (pg_sb): this runs for every answer; every
+     * piece is bounded, so neither can overflow */
     char line[64], tail[PG_RID_MAX + 128];
-    size_t ln = 0, tn = 0;
+    struct pg_sb l = pg_sb_of(line, sizeof line), t = pg_sb_of(tail, sizeof tail);
     const char *reason = pg_http_reason(status);
-    put(line, &ln, "HTTP/1.1 ", 9);
-    put_u64(line, &ln, (uint64_t)(status % 1000));
-    line[ln++] = ' ';
-    put(line, &ln, reason, strlen(reason) > 40 ? 40 : strlen(reason));
-    put(line, &ln, "\r\n", 2);
-    put(tail, &tn, "X-Request-Id: ", 14);
-    put(tail, &tn, r->rid, strlen(r->rid));
-    put(tail, &tn, "\r\n", 2);
+    pg_sb_put(&l, "HTTP/1.1 ", 9);
+    pg_sb_u64(&l, (uint64_t)(status % 1000), 0);
+    pg_sb_put(&l, " ", 1);
+    pg_sb_put(&l, reason, strlen(reason) > 40 ? 40 : strlen(reason));
+    pg_sb_put(&l, "\r\n", 2);
+    pg_sb_put(&t, "X-Request-Id: ", 14);
+    pg_sb_str(&t, r->rid);
+    pg_sb_put(&t, "\r\n", 2);
     if (body && content_length >= 0) {
-        put(tail, &tn, "Content-Length: ", 16);
-        put_u64(tail, &tn, (uint64_t)content_length);
-        put(tail, &tn, "\r\n", 2);
+        pg_sb_put(&t, "Content-Length: ", 16);
+        pg_sb_u64(&t, (uint64_t)content_length, 0);
+        pg_sb_put(&t, "\r\n", 2);
     }
     if (r->chunked)
-        put(tail, &tn, "Transfer-Encoding: chunked\r\n", 28);
+        pg_sb_put(&t, "Transfer-Encoding: chunked\r\n", 28);
     if (!r->keep_alive)
-        put(tail, &tn, "Connection: close\r\n", 19);
+        pg_sb_put(&t, "Connection: close\r\n", 19);
     else if (r->http_minor == 0)
-        put(tail, &tn, "Connection: keep-alive\r\n", 24);
-    put(tail, &tn, "\r\n", 2);
+        pg_sb_put(&t, "Connection: keep-alive\r\n", 24);
+    pg_sb_put(&t, "\r\n", 2);
+    if (l.over || t.over)
+        return -1;
+    size_t ln = l.len, tn = t.len;
     if (evbuffer_add(out, line, ln) || (extra_len && evbuffer_add(out, extra, extra_len)) ||
         (r->rl_hdrs_len && evbuffer_add(out, r->rl_hdrs, r->rl_hdrs_len)) ||
         evbuffer_add(out, tail, tn))

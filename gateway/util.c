@@ -111,21 +111,6 @@ void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width)
     pg_sb_put(b, d + sizeof d - n, n);
 }
 
-void pg_sb_printf(struct pg_sb *b, const char *fmt, ...)
-{
-    if (b->over)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= b->cap - b->len) {
-        b->over = true;
-        return;
-    }
-    b->len += (size_t)n;
-}
-
 bool pg_sb_end(struct pg_sb *b)
 {
     if (b->cap == 0)

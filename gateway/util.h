@@ -127,8 +127,6 @@ static inline void pg_sb_str(struct pg_sb *b, const char *s)
 }
 /* v in decimal, at least width digits (zero-padded). */
 void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width);
-/* printf into the buffer, for what is not on a hot path. */
-__attribute__((format(printf, 2, 3))) void pg_sb_printf(struct pg_sb *b, const char *fmt, ...);
 /* NUL-terminate; the length is b->len. False (and "" in the buffer) when something did not
  * fit. */
 bool pg_sb_end(struct pg_sb *b);

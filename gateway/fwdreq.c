@@ -114,11 +114,10 @@ int pg_fwdreq_headers(struct pg_fwd *f, const struct pg_out_req *o)
         pg_sb_put(&x, ", ", 2);
     }
     pg_sb_str(&x, r->peer);
-    if (!pg_sb_end(&x)) { /* an absurd caller chain is replaced */
+    if (!pg_sb_end(&x)) { /* an absurd caller chain is replaced; an address alone fits */
         x = pg_sb_of(xv, sizeof xv);
         pg_sb_str(&x, r->peer);
-        if (!pg_sb_end(&x))
-            return -1;
+        pg_sb_end(&x);
     }
     const char *proto = r->w->tls ? "https" : "http";
     if (add_hdr(f, &nn, "X-Forwarded-For", 15, xv, x.len) ||

@@ -25,6 +25,7 @@ struct pg_h1_name {
     struct evdns_request *req; /* a query under way */
     struct pg_dlist waiters;   /* transfers waiting for it */
     bool probing;              /* inside the /etc/hosts look-up (answered synchronously) */
+    bool not_in_hosts;         /* the hosts file (read once, with the resolver) does not name it */
 };
 
 #define H1_HOSTS_MS 60000 /* a name from /etc/hosts is looked up again after this */

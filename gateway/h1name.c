@@ -108,6 +108,9 @@ static bool from_hosts(struct pg_h1 *h, struct pg_h1_name *nm)
     nm->probing = false;
     if (q) /* not in the hosts file: DNS would be asked; the TTL-aware query does it */
         evdns_getaddrinfo_cancel(q);
+    /* evdns read the hosts file once: a name it lacks is never probed again (each probe of one
+     * sends a DNS query only to cancel it) */
+    nm->not_in_hosts = nm->n == 0;
     return nm->n > 0;
 }
 
@@ -119,7 +122,8 @@ int pg_h1_start(struct pg_h1 *h, struct pg_h1_xfer *x)
     struct pg_h1_name *nm = name_get(h, x->name);
     if (!nm)
         return -1;
-    if ((nm->n && pg_now_ms() < nm->expires_ms) || (!nm->req && h->dns && from_hosts(h, nm))) {
+    if ((nm->n && pg_now_ms() < nm->expires_ms) ||
+        (!nm->req && h->dns && !nm->not_in_hosts && from_hosts(h, nm))) {
         name_pick(nm, x);
         return pg_h1_start_at(h, x);
     }

@@ -286,7 +286,8 @@ void pg_fwd_start(struct pg_req *r, const char *rest, size_t rest_len, const cha
     }
     f->req = r;
     f->up = up;
-    /* the one place the client is chosen: the own one for http:// at an IP address */
+    /* the one place the client is chosen: the own one for http:// at an IP address and
+     * https:// at a name */
     f->client = pg_fwd_own_client(up) ? &pg_fwd_h1 : &pg_fwd_curl;
     pg_metrics_inflight(r->w->metrics, up->name, 1);
     f->rest = rest;

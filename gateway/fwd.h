@@ -14,9 +14,9 @@ struct pg_fwd_pool *pg_fwd_pool_new(void);
 void pg_fwd_pool_free(struct pg_fwd_pool *p); /* accepts NULL; no request may be running */
 
 /* Which client serves each upstream of c -- the own HTTP/1.1 client for http:// at an IP
- * address (its address and the authority sent as Host are worked out here), libcurl for the
- * rest. Run when a snapshot is activated (start, reload), before a request uses it; parsing
- * the YAML does not choose clients. */
+ * address (its address and the authority sent as Host are worked out here) and for https://
+ * at a host name (its TLS context is made here), libcurl for the rest. Run when a snapshot is
+ * activated (start, reload), before a request uses it; parsing the YAML does not choose clients. */
 void pg_fwd_prepare(struct pg_conf *c);
 
 /* Whether pg_fwd_prepare gave up to the own client (else libcurl serves it). */

@@ -47,7 +47,7 @@ struct pg_fwd_client {
     void (*upload)(const struct pg_fwd *f, struct pg_fwd_upload *u);
 };
 
-/* fwd_h1.c: http:// at an IP address; fwd_curl.c: the rest. */
+/* fwd_h1.c: http:// at an IP address, https:// at a name; fwd_curl.c: the rest. */
 extern const struct pg_fwd_client pg_fwd_h1, pg_fwd_curl;
 
 /* fwd_curl.c: f's easy handle with the options that never change between requests. 0, -1. */
@@ -111,8 +111,8 @@ struct pg_fwd {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Does this exchange go through h1.c (http:// at an IP address) rather than curl? For
- * fwdreq.c, which builds the request in the form its client takes. */
+/* Does this exchange go through h1.c (http:// at an IP address, https:// at a name) rather than
+ * curl? For fwdreq.c, which builds the request in the form its client takes. */
 static inline bool pg_fwd_via_h1(const struct pg_fwd *f)
 {
     return f->client == &pg_fwd_h1;

@@ -62,7 +62,9 @@ port_busy()
 }
 
 echo "==> dependencies"
-"$ROOT/deploy/deps.sh"
+# shellcheck source=deploy/deps.sh
+. "$ROOT/deploy/deps.sh"
+pg_deps_ensure "${PG_DEPS_BUILD[@]}" || die "installing dependencies"
 
 echo "==> build (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -4,11 +4,18 @@
 # Without arguments it ensures the default list below. It only touches apt when a package is
 # missing, so on a prepared machine it returns at once. It never starts services itself.
 
-PG_DEPS_DEFAULT=(
+# What building panelgate and the fake panels takes (deploy/demo.sh installs only these; the
+# build configures the tests too, hence cmocka and python3).
+PG_DEPS_BUILD=(
     build-essential cmake pkg-config
     libevent-dev libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libhiredis-dev
     libcmocka-dev libhttp-parser-dev libjemalloc-dev
-    python3 curl ca-certificates openssl
+    python3 curl ca-certificates
+)
+
+# Everything deploy/test.sh runs: the build's, then the test peers and tools.
+PG_DEPS_DEFAULT=(
+    "${PG_DEPS_BUILD[@]}" openssl
     redis-server nginx wrk valgrind
     clang clang-format libclang-rt-14-dev
     chromium  # tests/integration/test_page.py drives the status page in it, headless

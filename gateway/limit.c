@@ -497,7 +497,7 @@ static void on_take_reply(void *arg, const redisReply *rep)
     r->on_abort = NULL;
     pg_lim_collect(r, &w);
     uint64_t now = pg_lim_now(l);
-    if (!rep || pg_rstore_parse_take(rep, w.n, now, &t)) {
+    if (!rep || pg_rstore_parse_take(rep, w.n, lease_size(&w), now, &t)) {
         if (rep)
             pg_redis_failed(p->rd);
         store_failed(p, r, go);

@@ -174,7 +174,7 @@ static void on_ask_reply(void *arg, const redisReply *rep)
         bool qok;
         const char *block;
         pg_lim_collect(r, &w);
-        if (rep && pg_rstore_parse_take(rep, w.n, now, &t) == 0) {
+        if (rep && pg_rstore_parse_take(rep, w.n, 1, now, &t) == 0) { /* it asked for one */
             if (pg_lim_from_redis(l, r, &w, &t, now, &wait, &qok, &max_wait, &block) == TAKEN)
                 send_off(q, wt, PG_LV_GO, 0);
         } else {

@@ -116,11 +116,13 @@ static int int_at(const redisReply *r, size_t i, uint64_t *out)
     return 0;
 }
 
-int pg_rstore_parse_take(const redisReply *r, size_t n, uint64_t now_ms, struct pg_rtake *out)
+int pg_rstore_parse_take(const redisReply *r, size_t n, uint64_t want, uint64_t now_ms,
+                         struct pg_rtake *out)
 {
     uint64_t taken, cd;
     memset(out, 0, sizeof *out);
-    if (!r || r->type != REDIS_REPLY_ARRAY || int_at(r, 0, &taken) || int_at(r, 1, &cd))
+    if (!r || r->type != REDIS_REPLY_ARRAY || int_at(r, 0, &taken) || int_at(r, 1, &cd) ||
+        taken > (want ? want : 1))
         return -1;
     out->taken = taken;
     out->cooldown_ms = cd;

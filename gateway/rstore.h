@@ -37,9 +37,11 @@ struct pg_rop *pg_rstore_take(struct pg_redis *rd, const struct pg_rstore_script
                               const struct pg_rate_limit *const *rates, size_t n, uint64_t want,
                               pg_redis_reply_fn *fn, void *arg);
 
-/* The take script's reply for n buckets into out, its times on the caller's clock now_ms.
- * 0 ok, -1 not a reply the script makes. */
-int pg_rstore_parse_take(const redisReply *r, size_t n, uint64_t now_ms, struct pg_rtake *out);
+/* The take script's reply for n buckets asked for want tokens into out, its times on the
+ * caller's clock now_ms. 0 ok, -1 not a reply the script makes (more taken than asked for
+ * included: a lease that large would admit without a limit). */
+int pg_rstore_parse_take(const redisReply *r, size_t n, uint64_t want, uint64_t now_ms,
+                         struct pg_rtake *out);
 
 /* Hold upstream key cd_key for ms in redis (a longer hold already there stays). Fire and
  * forget: a failure is counted by the connection. */

@@ -58,9 +58,7 @@ void pg_limit_free(struct pg_limit *l)
     free(l);
 }
 
-/* "<prefix><a>" or "<prefix><a>:<b>" into out (PG_KEY_MAX). False when it does not fit: a
- * 200-byte name cannot come from a valid config. */
-static bool make_key(char *out, const char *prefix, const char *a, const char *b)
+bool pg_lim_key(char *out, const char *prefix, const char *a, const char *b)
 {
     struct pg_sb k = pg_sb_of(out, PG_KEY_MAX);
     pg_sb_str(&k, prefix);
@@ -75,7 +73,7 @@ static bool make_key(char *out, const char *prefix, const char *a, const char *b
 static void add_key(struct want *w, const char *scope, const struct pg_rate_limit *rl,
                     const char *prefix, const char *a, const char *b)
 {
-    if (!rl->set || w->n == PG_BUCKET_MAX_KEYS || !make_key(w->keys[w->n], prefix, a, b))
+    if (!rl->set || w->n == PG_BUCKET_MAX_KEYS || !pg_lim_key(w->keys[w->n], prefix, a, b))
         return;
     w->kp[w->n] = w->keys[w->n];
     w->rates[w->n] = rl;
@@ -87,7 +85,7 @@ void pg_lim_collect(const struct pg_req *r, struct want *w)
 {
     const struct pg_upstream *up = &r->conf->upstreams[r->upstream];
     w->n = 0;
-    make_key(w->cd_key, "u:", up->name, NULL);
+    pg_lim_key(w->cd_key, "u:", up->name, NULL);
     add_key(w, "upstream", &up->rl, "u:", up->name, NULL);
     const struct pg_route_conf *rt = pg_route_of(up, r->rest, r->rest_len);
     if (rt)
@@ -554,8 +552,7 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
 {
     struct pg_limit *l = p->l;
     char key[PG_KEY_MAX];
-    int k = snprintf(key, sizeof key, "u:%s", up->name);
-    if (k < 0 || (size_t)k >= sizeof key)
+    if (!pg_lim_key(key, "u:", up->name, NULL))
         return;
     pg_hub_lock(l->hub);
     uint64_t now = pg_lim_now(l);
@@ -577,8 +574,7 @@ void pg_limit_cooldown(struct pg_limit_port *p, const struct pg_conf *c,
 uint64_t pg_limit_cooldown_left(struct pg_limit *l, const struct pg_upstream *up)
 {
     char key[PG_KEY_MAX];
-    int k = snprintf(key, sizeof key, "u:%s", up->name);
-    if (k < 0 || (size_t)k >= sizeof key)
+    if (!pg_lim_key(key, "u:", up->name, NULL))
         return 0;
     return l->store->ops->cooldown_get(l->store, key, pg_lim_now(l));
 }
@@ -606,15 +602,13 @@ static int upstream_buckets(struct pg_limit *l, json_t *arr, const struct pg_ups
                             uint64_t now, const char *reset)
 {
     char key[PG_KEY_MAX];
-    snprintf(key, sizeof key, "u:%s", up->name);
-    if (bucket_json(l, arr, "upstream", key, &up->rl, now, reset))
+    if (pg_lim_key(key, "u:", up->name, NULL) &&
+        bucket_json(l, arr, "upstream", key, &up->rl, now, reset))
         return -1;
-    for (size_t j = 0; j < up->nroutes; j++) {
-        int n = snprintf(key, sizeof key, "r:%s:%s", up->name, up->routes[j].path);
-        if (n > 0 && (size_t)n < sizeof key &&
+    for (size_t j = 0; j < up->nroutes; j++)
+        if (pg_lim_key(key, "r:", up->name, up->routes[j].path) &&
             bucket_json(l, arr, "route", key, &up->routes[j].rl, now, reset))
             return -1;
-    }
     return 0;
 }
 
@@ -661,8 +655,8 @@ json_t *pg_limit_me(struct pg_limit *l, const struct pg_conf *c, const struct pg
                            ups, "buckets", bks);
     if (!me)
         return NULL;
-    snprintf(key, sizeof key, "c:%s", k->name);
-    if (bucket_json(l, bks, "consumer", key, &k->rl, now, "reset"))
+    if (pg_lim_key(key, "c:", k->name, NULL) &&
+        bucket_json(l, bks, "consumer", key, &k->rl, now, "reset"))
         goto fail;
     for (size_t i = 0; i < c->nupstreams; i++) {
         unsigned m = allowed_methods(k, (int)i);

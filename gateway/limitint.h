@@ -20,6 +20,11 @@
 
 #define PG_KEY_MAX 200
 
+/* The bucket key "<prefix><a>" or "<prefix><a>:<b>" ("u:name", "r:name:/path", "c:name") into
+ * out (PG_KEY_MAX). False (out "") when it does not fit: a 200-byte name cannot come from a
+ * valid config. */
+bool pg_lim_key(char *out, const char *prefix, const char *a, const char *b);
+
 /* One FIFO of requests waiting for tokens of one bucket key (by name: survives reloads), from
  * any worker. The worker that last served or armed it holds the timer that serves it next
  * (armer, at due_ms); a stale timer on another worker that fires earlier finds nothing due. */

@@ -347,7 +347,8 @@ size_t pg_limit_queued(struct pg_limit *l, const struct pg_upstream *up)
 {
     char key[PG_KEY_MAX];
     size_t n = 0;
-    snprintf(key, sizeof key, "u:%s", up->name);
+    if (!pg_lim_key(key, "u:", up->name, NULL))
+        return 0;
     pg_hub_lock(l->hub);
     for (const struct pg_limit_queue *q = l->queues; q; q = q->next)
         if (strcmp(q->name, key) == 0)

@@ -103,12 +103,21 @@ void pg_metrics_free(struct pg_metrics *m)
     free(m);
 }
 
+/* The index of series name in m, or -1. */
+static long series_index(const struct pg_metrics *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->s[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
 static struct series *series_of(struct pg_metrics *m, const char *upstream)
 {
     const char *name = upstream ? upstream : "_gateway";
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->s[i].name, name) == 0)
-            return &m->s[i];
+    long i = series_index(m, name);
+    if (i >= 0)
+        return &m->s[i];
     if (m->n == PG_MET_UPSTREAMS || strlen(name) >= sizeof m->s[0].name)
         return &m->s[m->n ? m->n - 1 : 0];
     struct series *s = &m->s[m->n++];
@@ -416,10 +425,8 @@ static int render(const struct pg_metrics *m, uint64_t connections, struct evbuf
 
 static const struct series *series_find(const struct pg_metrics *m, const char *name)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->s[i].name, name) == 0)
-            return &m->s[i];
-    return NULL;
+    long i = series_index(m, name);
+    return i >= 0 ? &m->s[i] : NULL;
 }
 
 /* The q-quantile (0..1] of lat's n counts, as its bucket's upper bound, or null. */

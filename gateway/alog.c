@@ -44,30 +44,6 @@ static void put_jcstr(struct pg_sb *l, const char *s)
     put_jstr(l, s, s ? strlen(s) : 0);
 }
 
-/* "2024-05-01T12:34:56Z", or with milliseconds "2024-05-01T12:34:56.789Z" (RFC 3339, UTC). */
-static void put_time(struct pg_sb *l, uint64_t ms, bool frac)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
-        l->over = true;
-        return;
-    }
-    const int part[6] = { tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                          tm.tm_hour,        tm.tm_min,     tm.tm_sec };
-    static const char sep[6] = "--T::";
-    for (int i = 0; i < 6; i++) {
-        pg_sb_u64(l, part[i] < 0 ? 0 : (uint64_t)part[i], i ? 2 : 4);
-        if (i < 5)
-            pg_sb_put(l, &sep[i], 1);
-    }
-    if (frac) {
-        pg_sb_put(l, ".", 1);
-        pg_sb_u64(l, ms % 1000, 3);
-    }
-    pg_sb_put(l, "Z", 1);
-}
-
 /* The path: the target up to its query, at most PG_ALOG_PATH_MAX bytes; NULL when none. */
 static const char *path_of(const struct pg_alog_rec *r, size_t *n)
 {
@@ -105,7 +81,7 @@ static void text_line(struct pg_sb *l, const struct pg_alog_rec *r)
     const char *path = path_of(r, &pn);
     const char *words[] = { or_dash(r->peer), or_dash(r->request_id), or_dash(r->consumer),
                             or_dash(r->method) };
-    put_time(l, r->time_ms, false);
+    pg_sb_time(l, r->time_ms, false);
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
         pg_sb_put(l, " ", 1);
         pg_sb_str(l, words[i]);
@@ -129,7 +105,7 @@ static void json_line(struct pg_sb *l, const struct pg_alog_rec *r)
     size_t pn;
     const char *path = path_of(r, &pn);
     pg_sb_str(l, "{\"time\":\"");
-    put_time(l, r->time_ms, true);
+    pg_sb_time(l, r->time_ms, true);
     pg_sb_str(l, "\",\"request_id\":");
     put_jcstr(l, r->request_id && *r->request_id ? r->request_id : NULL);
     pg_sb_str(l, ",\"consumer\":");

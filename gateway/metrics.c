@@ -5,11 +5,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 
 #include "envelope.h"
+#include "util.h"
 
 /* Bounds: upstream names come from the config, methods are the 7 proxied ones plus "other",
  * statuses are 100-599; past the caps new series are folded into the last slot. */
@@ -447,11 +447,9 @@ static json_t *quantile(const uint32_t *lat, uint64_t n, double q)
 static json_t *minute_time(uint64_t min)
 {
     char t[32];
-    time_t sec = (time_t)(min * 60);
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm) || !strftime(t, sizeof t, "%Y-%m-%dT%H:%M:00Z", &tm))
-        return NULL;
-    return json_string(t);
+    struct pg_sb b = pg_sb_of(t, sizeof t);
+    pg_sb_time(&b, min * 60000, false);
+    return pg_sb_end(&b) ? json_string(t) : NULL;
 }
 
 static int history_json(const struct series *s, uint64_t from_min, uint64_t now_min, json_t *o)

@@ -8,6 +8,7 @@
 #include "limit.h"
 #include "metrics.h"
 #include "req.h"
+#include "util.h"
 
 /* A ms figure as whole seconds, rounded up: "cool-down 0 s" only once it is over. */
 static json_int_t ceil_s(uint64_t ms)
@@ -18,11 +19,9 @@ static json_int_t ceil_s(uint64_t ms)
 static json_t *rfc3339(uint64_t s)
 {
     char t[32];
-    time_t sec = (time_t)s;
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm) || !strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        return NULL;
-    return json_string(t);
+    struct pg_sb b = pg_sb_of(t, sizeof t);
+    pg_sb_time(&b, s * 1000, false);
+    return pg_sb_end(&b) ? json_string(t) : NULL;
 }
 
 /* Upstream up's "session", or nothing for an adapter without one. -1 out of memory. */

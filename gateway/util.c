@@ -38,15 +38,14 @@ void pg_log(enum pg_log_level lvl, const char *fmt, ...)
 {
     static const char *const names[] = { "error", "warn", "info" };
     char line[1024];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, names[lvl]);
-    if (n < 0 || (size_t)n >= sizeof line)
+    struct pg_sb head = pg_sb_of(line, sizeof line);
+    pg_sb_time(&head, pg_wall_ms(), true);
+    pg_sb_put(&head, " ", 1);
+    pg_sb_str(&head, names[lvl]);
+    pg_sb_put(&head, " ", 1);
+    if (!pg_sb_end(&head))
         return;
+    int n = (int)head.len;
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -109,6 +108,30 @@ void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width)
     while (n < width && n < sizeof d)
         d[sizeof d - 1 - n++] = '0';
     pg_sb_put(b, d + sizeof d - n, n);
+}
+
+/* "2024-05-01T12:34:56Z", or with milliseconds "2024-05-01T12:34:56.789Z" (RFC 3339, UTC). */
+void pg_sb_time(struct pg_sb *l, uint64_t ms, bool frac)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm)) {
+        l->over = true;
+        return;
+    }
+    const int part[6] = { tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour,        tm.tm_min,     tm.tm_sec };
+    static const char sep[6] = "--T::";
+    for (int i = 0; i < 6; i++) {
+        pg_sb_u64(l, part[i] < 0 ? 0 : (uint64_t)part[i], i ? 2 : 4);
+        if (i < 5)
+            pg_sb_put(l, &sep[i], 1);
+    }
+    if (frac) {
+        pg_sb_put(l, ".", 1);
+        pg_sb_u64(l, ms % 1000, 3);
+    }
+    pg_sb_put(l, "Z", 1);
 }
 
 bool pg_sb_end(struct pg_sb *b)

@@ -127,6 +127,8 @@ static inline void pg_sb_str(struct pg_sb *b, const char *s)
 }
 /* v in decimal, at least width digits (zero-padded). */
 void pg_sb_u64(struct pg_sb *b, uint64_t v, unsigned width);
+/* ms since the epoch as RFC 3339 UTC: "2024-05-01T12:34:56Z", with frac "...56.789Z". */
+void pg_sb_time(struct pg_sb *b, uint64_t ms, bool frac);
 /* NUL-terminate; the length is b->len. False (and "" in the buffer) when something did not
  * fit. */
 bool pg_sb_end(struct pg_sb *b);

@@ -490,9 +490,8 @@ static void panel_error(struct pg_fwd *f)
         e.has_retry_after = true;
         e.retry_after_s = f->retry_after_s > 0 ? (uint64_t)f->retry_after_s : 1;
     }
-    /* the panel said slow down (429, whatever its body, or Navixy code 15): nothing reaches it
-     * until it has passed */
-    if (pe.code == PG_E_RATE_LIMITED || f->status == 429)
+    /* the panel said slow down: nothing reaches it until it has passed */
+    if (pe.slow_down)
         pg_limit_cooldown(r->w->lport, r->conf, up,
                           f->retry_after_s >= 0 ? (uint64_t)f->retry_after_s * 1000 : 1000);
     fwd_put(f);

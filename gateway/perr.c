@@ -388,6 +388,7 @@ int pg_perr_recognise(int status, const char *body, size_t n, bool complete, str
     }
     if (r == 0)
         raw(status, body, n, out);
+    out->slow_down = status == 429 || out->code == PG_E_RATE_LIMITED;
     return 0;
 }
 

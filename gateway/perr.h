@@ -21,7 +21,9 @@ struct pg_perr {
      * hold NULs, so use the length. */
     char upstream_message[PG_PERR_MESSAGE_MAX + 1];
     size_t upstream_message_len;
-    char *details; /* compact JSON text of the panel's structured details, NULL for null; owned */
+    char *details;  /* compact JSON text of the panel's structured details, NULL for null; owned */
+    bool slow_down; /* the panel asked to be left alone for a while: HTTP 429, whatever its body
+                     * (an unknown shape is upstream_error with 429 kept), or Navixy code 15 */
 };
 
 /* Recognise a panel's error answer: status is the panel's HTTP status, (body, n) the body bytes

@@ -472,6 +472,32 @@ static int kind_of_doc_status(int http)
 
 /* Every documented code answers with the doc's HTTP code (400 where it gives none), whatever the
  * panel's own status; only the session and login rows are upstream_auth_failed 502. */
+/* Which answers ask the gateway to slow down (cool-down): any 429, known shape or not, and
+ * Navixy's code 15 whatever the HTTP status; nothing else. */
+static void slow_down(void **state)
+{
+    (void)state;
+    static const struct {
+        int status;
+        const char *body;
+        bool want;
+    } slow[] = {
+        { 429, "slow down", true },
+        { 429, "{\"detail\": \"Request was throttled.\"}", true },
+        { 200, "{\"success\": false, \"status\": {\"code\": 15, \"description\": \"x\"}}", true },
+        { 503, "busy", false },
+        { 400, "{\"detail\": \"bad\"}", false },
+    };
+    for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++) {
+        struct pg_perr p;
+        assert_int_equal(
+            pg_perr_recognise(slow[i].status, slow[i].body, strlen(slow[i].body), true, &p), 0);
+        if (p.slow_down != slow[i].want)
+            fail_msg("case %zu: slow_down %d", i, p.slow_down);
+        pg_perr_free(&p);
+    }
+}
+
 static void navixy_table_matches_doc(void **state)
 {
     (void)state;
@@ -805,6 +831,7 @@ int main(void)
     free(t);
 
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(slow_down),
         cmocka_unit_test(navixy_table_matches_doc),
         cmocka_unit_test(navixy_unknown_codes),
         cmocka_unit_test(deep_nesting),

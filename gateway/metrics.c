@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "conf.h"
 #include "envelope.h"
 #include "util.h"
 
@@ -25,9 +26,12 @@ static const double bucket_s[PG_MET_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 
                                                  0.5,   1,    2.5,   5,    10 };
 static const uint64_t bucket_ms[PG_MET_BUCKETS] = { 5,   10,   25,   50,   100,  250,
                                                     500, 1000, 2500, 5000, 10000 };
+/* in PG_M_* bit order (conf.h), "other" last */
 static const char *const methods[] = { "GET",   "HEAD",   "POST",    "PUT",
                                        "PATCH", "DELETE", "OPTIONS", "other" };
 #define PG_MET_METHODS (sizeof methods / sizeof methods[0])
+_Static_assert(PG_M_GET == 1u && PG_M_OPTIONS == 1u << (PG_MET_METHODS - 2),
+               "methods[] follows the PG_M_* bits");
 static const char *const scopes[PG_MS__N] = { "upstream", "route", "consumer", "cooldown" };
 static const char *const errs[PG_ME__N] = { "timeout", "unavailable", "malformed", "auth" };
 
@@ -208,10 +212,10 @@ void pg_metrics_request(struct pg_metrics *m, const struct pg_metrics_rec *rec)
 {
     pthread_mutex_lock(&m->mu);
     struct series *s = series_of(m, rec->upstream);
-    uint8_t mi = (uint8_t)(PG_MET_METHODS - 1);
-    for (uint8_t i = 0; rec->method && (size_t)i + 1 < PG_MET_METHODS; i++)
-        if (strcmp(methods[i], rec->method) == 0)
-            mi = i;
+    uint8_t mi =
+        rec->method_bit ? (uint8_t)__builtin_ctz(rec->method_bit) : (uint8_t)(PG_MET_METHODS - 1);
+    if (mi >= PG_MET_METHODS)
+        mi = (uint8_t)(PG_MET_METHODS - 1);
     uint16_t st = rec->status >= 100 && rec->status <= 599 ? (uint16_t)rec->status : 0;
     code_of(s, st, mi)->n++;
     size_t b = 0;

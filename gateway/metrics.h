@@ -34,7 +34,7 @@ void pg_metrics_free(struct pg_metrics *m); /* accepts NULL */
 struct pg_metrics_rec {
     const char *upstream; /* NULL: the gateway's own answer */
     const char *consumer; /* NULL: no caller key was accepted */
-    const char *method;   /* NULL: unparsed */
+    unsigned method_bit;  /* PG_M_* (conf.h); 0: another method, or unparsed */
     int status;
     int err;        /* enum pg_err_code of an error envelope answer; -1: none */
     bool limited;   /* refused by a rate limit or a cool-down */

@@ -123,7 +123,7 @@ void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
     struct pg_metrics_rec rec = {
         .upstream = r->conf && r->upstream >= 0 ? r->conf->upstreams[r->upstream].name : NULL,
         .consumer = r->consumer ? r->consumer->name : NULL,
-        .method = r->method,
+        .method_bit = r->method_bit,
         .status = status,
         .err = r->err,
         /* a local limit or cool-down, or the panel's own 429 passed on as rate_limited */

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "gateway/conf.h"
 #include "gateway/envelope.h"
 #include "gateway/metrics.h"
 
@@ -23,7 +24,7 @@ static void rec(struct pg_metrics *m, const char *up, const char *consumer, uint
 {
     struct pg_metrics_rec r = { .upstream = up,
                                 .consumer = consumer,
-                                .method = "GET",
+                                .method_bit = PG_M_GET,
                                 .status = err >= 0 ? 502 : 200,
                                 .err = err,
                                 .limited = err == PG_E_RATE_LIMITED,

@@ -144,7 +144,7 @@ enum pg_metric_scope pg_lim_scope_of(const char *key, bool cooldown)
 
 void pg_lim_reject(struct pg_req *r, uint64_t wait_ms, const char *msg, enum pg_metric_scope sc)
 {
-    pg_metrics_limited(r->w->metrics, r->conf->upstreams[r->upstream].name, sc);
+    /* panelgate_rate_limited_total counts it with the answer (pg_worker_record) */
     r->limited = (int)sc;
     struct pg_envelope e = { .code = PG_E_RATE_LIMITED, .message = msg, .has_retry_after = true };
     e.retry_after_s = ceil_s(wait_ms);

@@ -225,6 +225,8 @@ void pg_metrics_request(struct pg_metrics *m, const struct pg_metrics_rec *rec)
         s->hist[b]++;
     s->count++;
     s->sum_ms += rec->ms;
+    if (rec->scope && rec->scope <= PG_MS__N)
+        s->limited[rec->scope - 1]++;
     bool err = rec->err >= 0 && rec->err < PG_E__COUNT;
     if (err)
         s->err_kinds[rec->err]++;
@@ -250,15 +252,6 @@ void pg_metrics_login(struct pg_metrics *m, const char *upstream, bool ok)
         s->logins_ok++;
     else
         s->logins_fail++;
-    pthread_mutex_unlock(&m->mu);
-}
-
-void pg_metrics_limited(struct pg_metrics *m, const char *upstream, enum pg_metric_scope scope)
-{
-    if ((unsigned)scope >= PG_MS__N)
-        return;
-    pthread_mutex_lock(&m->mu);
-    series_of(m, upstream)->limited[scope]++;
     pthread_mutex_unlock(&m->mu);
 }
 

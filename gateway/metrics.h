@@ -37,14 +37,14 @@ struct pg_metrics_rec {
     unsigned method_bit;  /* PG_M_* (conf.h); 0: another method, or unparsed */
     int status;
     int err;        /* enum pg_err_code of an error envelope answer; -1: none */
-    bool limited;   /* refused by a rate limit or a cool-down */
+    bool limited;   /* answered rate_limited: a bucket, a cool-down, or the panel's own 429 */
+    unsigned scope; /* 1 + enum pg_metric_scope of the local limit that refused it; 0: none */
     uint64_t ms;    /* request to answer */
     uint64_t now_s; /* wall clock: the minute it counts in */
 };
 
 void pg_metrics_request(struct pg_metrics *m, const struct pg_metrics_rec *rec);
 void pg_metrics_login(struct pg_metrics *m, const char *upstream, bool ok);
-void pg_metrics_limited(struct pg_metrics *m, const char *upstream, enum pg_metric_scope scope);
 void pg_metrics_upstream_error(struct pg_metrics *m, const char *upstream, enum pg_metric_err k);
 void pg_metrics_inflight(struct pg_metrics *m, const char *upstream, int delta);
 void pg_metrics_store_error(struct pg_metrics *m);

@@ -128,6 +128,7 @@ void pg_worker_record(struct pg_worker *w, const struct pg_req *r, int status)
         .err = r->err,
         /* a local limit or cool-down, or the panel's own 429 passed on as rate_limited */
         .limited = r->limited >= 0 || r->err == PG_E_RATE_LIMITED,
+        .scope = r->limited >= 0 ? (unsigned)r->limited + 1 : 0,
         .ms = ms,
         .now_s = (uint64_t)now.tv_sec,
     };
